@@ -45,10 +45,12 @@ def default_params(name: str) -> dict[str, Any]:
     """The model's own hyper-parameters and their published defaults."""
     sig = inspect.signature(_model_class(name).__init__)
     return {k: p.default for k, p in sig.parameters.items()
-            if p.kind is p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty}
+            if p.kind is p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+            and k != "train_labels"}
 
 
-def build(name: str, n_features: int, n_labels: int, **params: Any) -> MultiLabelModel:
+def build(name: str, n_features: int, n_labels: int, *, train_labels: Any = None,
+          **params: Any) -> MultiLabelModel:
     """Build model ``name`` for ``n_features`` inputs and ``n_labels`` labels.
 
     Parameters
@@ -57,12 +59,16 @@ def build(name: str, n_features: int, n_labels: int, **params: Any) -> MultiLabe
     n_features, n_labels : int
     **params
         The model's hyper-parameters (see :func:`default_params`). Models that
-        need the label co-occurrence graph (CLIF) require ``train_labels``,
-        the 0/1 label matrix of the training part of the fold.
+        need the label co-occurrence graph (CLIF) require ``train_labels``.
+    train_labels : array-like of shape (n_train, n_labels), optional
+        The 0/1 label matrix of the training part of the fold. Passed only to
+        models whose constructor takes it, so callers can always supply it.
     """
     cls = _model_class(name)
     known = set(inspect.signature(cls.__init__).parameters) - {"self", "n_features", "n_labels"}
     unknown = sorted(set(params) - known)
     if unknown:
         raise TypeError(f"model {name!r} has no parameter(s) {unknown}; it accepts {sorted(known)}")
+    if "train_labels" in known:
+        params["train_labels"] = train_labels
     return cls(n_features, n_labels, **params)
