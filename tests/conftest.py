@@ -1,0 +1,32 @@
+"""Shared fixtures. Data fixtures load the real shipped files (``data/``, tracked by DVC)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """The shipped data directory (``MLABS_DATA_DIR`` or the project's ``data/``)."""
+    from mlabs.data import data_dir as _data_dir
+
+    return _data_dir()
+
+
+@pytest.fixture(scope="session")
+def emotions_xy(data_dir):
+    """Real emotions data for model unit tests: ``(X, Y)``.
+
+    X float32 (593, 72), min-max scaled over *all* rows (fine for unit tests; the study itself scales
+    per fold on the training part). Y float32 (593, 6) 0/1, labels in XML order. Shared by the
+    whole session: do not modify in place (copy first).
+    """
+    from mlabs.data import load_dataset
+
+    data = load_dataset("emotions", data_dir=data_dir)
+    X = np.asarray(data.X, dtype=np.float64)
+    lo, span = X.min(axis=0), np.ptp(X, axis=0)
+    X = ((X - lo) / np.where(span == 0, 1.0, span)).astype(np.float32)
+    Y = data.Y.astype(np.float32)
+    return X, Y
