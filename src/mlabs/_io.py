@@ -56,8 +56,8 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[Path
     """
     target = Path(path)
     parent = target.parent
-    if not parent.is_dir():
-        raise FileNotFoundError(f"cannot write {target}: directory {parent} does not exist")
+    # output folders (artifacts/..., reports/...) are created on first write
+    parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)

@@ -1,0 +1,87 @@
+"""Read ``params.yaml`` into training settings and grid cells.
+
+``params.yaml`` is grouped by pipeline stage (``data``, ``train``,
+``selection``, ``models``, ``sensitivity``, ``grid``, ``report``); this
+module is the one place that knows its layout, so notebooks and the CLI stay
+thin.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+if TYPE_CHECKING:  # the prepare stage reads params without importing torch and the models
+    from .training import Cell, TrainConfig
+
+__all__ = ["load_params", "train_config", "train_cells", "sensitivity_cells", "methods"]
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    """Load ``params.yaml`` (a clear error if it is missing or malformed)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run from the project root or pass its path")
+    with open(path) as fh:
+        params = yaml.safe_load(fh)
+    if not isinstance(params, dict) or "train" not in params:
+        raise ValueError(f"{path} has no 'train' section; see the README for its layout")
+    return params
+
+
+def train_config(params: dict, **overrides: Any) -> "TrainConfig":
+    """The :class:`TrainConfig` described by ``params`` (keyword overrides win)."""
+    from .training import TrainConfig
+
+    t = params["train"]
+    kw = dict(epochs=t["epochs"], warmup_epochs=t["warmup_epochs"], lr=t["lr"],
+              weight_decay=t["weight_decay"], threshold=t.get("threshold", 0.5),
+              device=t.get("device", "cpu"), deterministic=t.get("deterministic", True),
+              model_params={k: dict(v or {}) for k, v in (params.get("models") or {}).items()},
+              selection=dict(params.get("selection") or {}))
+    kw.update(overrides)
+    return TrainConfig(**kw)
+
+
+def methods(params: dict) -> list[str]:
+    """The batch-selection methods the profile runs."""
+    return list(params["train"].get("methods", ["random", "adaptive", "chain"]))
+
+
+def train_cells(params: dict, dataset: str | None = None, model: str | None = None) -> "list[Cell]":
+    """The main grid: data sets x models x methods x folds x seeds (optionally one slice)."""
+    from .training import Cell
+
+    t = params["train"]
+    datasets = [dataset] if dataset else params["data"]["datasets"]
+    models = [model] if model else t["models"]
+    cells = []
+    for ds, m, method, fold, seed in itertools.product(datasets, models, methods(params),
+                                                       t["folds"], t["seeds"]):
+        cells.append(Cell(ds, m, method, int(fold), int(seed),
+                          float(t["selection_pressure"]), int(t["batch_size"])))
+    return cells
+
+
+def sensitivity_cells(params: dict) -> "list[Cell]":
+    """The sensitivity grid: s_e values and batch sizes on the profile's data sets.
+
+    Varying s_e uses the adaptive method at the default batch size; varying
+    the batch size runs random and adaptive at the default s_e (the warm-up is
+    re-trained for each batch size, since it depends on it).
+    """
+    from .training import Cell
+
+    t, s = params["train"], params["sensitivity"]
+    cells = []
+    for ds, m, fold, seed in itertools.product(s["datasets"], s["models"], s["folds"], t["seeds"]):
+        for se in s["selection_pressures"]:
+            cells.append(Cell(ds, m, "adaptive", int(fold), int(seed), float(se), int(t["batch_size"])))
+        for bs in s["batch_sizes"]:
+            for method in ("random", "adaptive"):
+                cells.append(Cell(ds, m, method, int(fold), int(seed),
+                                  float(t["selection_pressure"]), int(bs)))
+    return list(dict.fromkeys(cells))  # drop duplicates, keep order
