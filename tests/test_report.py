@@ -1,0 +1,397 @@
+"""Tests of :mod:`mlabs.report` on small synthetic result trees with a planted effect.
+
+Tree: 2 data sets x 2 models x 3 methods x 3 folds (seed 0), in the exact layout and file
+formats written by :mod:`mlabs.training`. Planted effect on every test metric:
+
+- adaptive is better than random on 3 of the 4 (dataset, model) blocks, worse on (ds_b, m2);
+- chain is worse than random on every block;
+- one extra failed cell (chain, fold 3).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from mlabs import report
+from mlabs.metrics import ALL_METRICS, HIGHER_IS_BETTER, REPORTED_METRICS
+
+DATASETS = ("ds_a", "ds_b")
+MODELS = ("m1", "m2")
+METHODS = ("random", "adaptive", "chain")
+FOLDS = (0, 1, 2)
+EPOCHS, WARMUP = 5, 2
+BLOCK_OFFSET = {("ds_a", "m1"): 0.00, ("ds_a", "m2"): 0.05, ("ds_b", "m1"): -0.04, ("ds_b", "m2"): 0.02}
+
+
+def effect(dataset: str, model: str, method: str, fold: int) -> float:
+    """Improvement over random (in the 'better' direction) planted for one run."""
+    if method == "adaptive":
+        return -0.005 if (dataset, model) == ("ds_b", "m2") else 0.02 + 0.003 * fold
+    if method == "chain":
+        return -0.01 - 0.002 * fold
+    return 0.0
+
+
+def value(metric: str, dataset: str, model: str, method: str, fold: int) -> float:
+    """Test value of ``metric``: a base level plus the planted effect in the metric's direction."""
+    base = (0.60 if HIGHER_IS_BETTER[metric] else 0.30) + BLOCK_OFFSET[(dataset, model)] + 0.01 * fold
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    return round(base + sign * effect(dataset, model, method, fold), 6)
+
+
+def write_cell(root: Path, dataset, model, method, fold, *, seed=0, se=2.0, batch=16, status="ok",
+               metric_value=value) -> Path:
+    name = method if method == "random" else f"{method}-se{se:g}"
+    out = root / dataset / model / f"{name}-b{batch}" / f"fold{fold}-seed{seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    cell = {"dataset": dataset, "model": model, "method": method, "fold": fold, "seed": seed,
+            "selection_pressure": se, "batch_size": batch}
+    if status != "ok":
+        (out / "result.json").write_text(json.dumps(
+            {"status": "failed", "cell": cell, "error": "NonFiniteLoss: the training loss became nan at epoch 3"}))
+        return out
+    test = {m: metric_value(m, dataset, model, method, fold) for m in ALL_METRICS}
+    val = {m: v + 0.001 for m, v in test.items()}
+    share_train = 0.25
+    share = share_train * (1.0 if method == "random" else 1.4 if method == "adaptive" else 1.2)
+    result = {"status": "ok", "cell": cell, "fingerprint": "0" * 16, "best_epoch": EPOCHS, "val": val,
+              "test": test, "train_seconds": 1.5, "epochs": EPOCHS, "warmup_epochs": WARMUP,
+              "minority_share": share, "minority_share_train": share_train}
+    (out / "result.json").write_text(json.dumps(result, indent=2))
+    cols = ["epoch", "train_loss", "epoch_seconds", "minority_share", "minority_share_train",
+            "loss_minority", "loss_rest"] + [f"val_{m}" for m in ALL_METRICS] + [f"test_{m}" for m in ALL_METRICS]
+    lines = ["\t".join(cols)]
+    for epoch in range(1, EPOCHS + 1):
+        selecting = epoch > WARMUP
+        row = {"epoch": epoch, "train_loss": 1.0 / epoch + 0.01 * fold, "epoch_seconds": 0.1,
+               "minority_share": share if selecting else share_train, "minority_share_train": share_train,
+               "loss_minority": 1.5 / epoch, "loss_rest": 1.0 / epoch}
+        row.update({f"val_{m}": v - 0.01 * (EPOCHS - epoch) for m, v in val.items()})
+        row.update({f"test_{m}": v - 0.01 * (EPOCHS - epoch) for m, v in test.items()})
+        lines.append("\t".join(f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c]) for c in cols))
+    (out / "curves.tsv").write_text("\n".join(lines) + "\n")
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    for ds in DATASETS:
+        for model in MODELS:
+            for method in METHODS:
+                for fold in FOLDS:
+                    write_cell(root, ds, model, method, fold)
+    write_cell(root, "ds_a", "m1", "chain", 3, status="failed")
+    return root
+
+
+@pytest.fixture(scope="module")
+def results(runs_root) -> pd.DataFrame:
+    return report.collect_results(runs_root)
+
+
+def block_mean(metric, ds, model, method) -> float:
+    return float(np.mean([value(metric, ds, model, method, f) for f in FOLDS]))
+
+
+# --- collecting --------------------------------------------------------------------------------
+
+def test_collect_results_reads_every_cell_including_failed(results):
+    assert len(results) == 2 * 2 * 3 * 3 + 1
+    assert (results["status"] == "ok").sum() == 36
+    failed = results[results["status"] == "failed"]
+    assert len(failed) == 1
+    row = failed.iloc[0]
+    assert (row["dataset"], row["model"], row["method"], row["fold"]) == ("ds_a", "m1", "chain", 3)
+    assert "NonFiniteLoss" in row["error"] and np.isnan(row["macro_auc"])
+    ok = results[(results["status"] == "ok") & (results["dataset"] == "ds_b") & (results["model"] == "m2")
+                 & (results["method"] == "adaptive") & (results["fold"] == 1)].iloc[0]
+    for metric in ALL_METRICS:
+        assert ok[metric] == pytest.approx(value(metric, "ds_b", "m2", "adaptive", 1))
+        assert ok[f"val_{metric}"] == pytest.approx(value(metric, "ds_b", "m2", "adaptive", 1) + 0.001)
+    assert ok["selection_pressure"] == 2.0 and ok["batch_size"] == 16 and ok["warmup_epochs"] == WARMUP
+
+
+def test_collect_results_missing_root_and_unreadable_json(tmp_path):
+    empty = report.collect_results(tmp_path / "nothing")
+    assert empty.empty and {"dataset", "status", "macro_auc"} <= set(empty.columns)
+    out = tmp_path / "r" / "ds" / "m" / "adaptive-se4-b32" / "fold1-seed7"
+    out.mkdir(parents=True)
+    (out / "result.json").write_text("{not json")
+    res = report.collect_results(tmp_path / "r")
+    row = res.iloc[0]
+    assert row["status"] == "failed" and "unreadable" in row["error"]
+    assert (row["method"], row["selection_pressure"], row["batch_size"], row["fold"], row["seed"]) == \
+        ("adaptive", 4.0, 32, 1, 7)
+
+
+def test_collect_curves_long_format(runs_root):
+    curves = report.collect_curves(runs_root)
+    assert len(curves) == 36 * EPOCHS  # the failed cell has no curves
+    assert set(report.CELL_COLUMNS) <= set(curves.columns)
+    assert {"loss_minority", "loss_rest", "val_macro_auc", "test_one_error", "warmup_epochs"} <= set(curves.columns)
+    one = curves[(curves["dataset"] == "ds_a") & (curves["model"] == "m2") & (curves["method"] == "chain")
+                 & (curves["fold"] == 2)]
+    assert list(one["epoch"]) == list(range(1, EPOCHS + 1))
+    assert one["train_loss"].iloc[0] == pytest.approx(1.02)
+
+
+def test_select_main_setting_drops_other_settings(results):
+    extra = results.iloc[[0]].copy()
+    extra["method"], extra["selection_pressure"], extra["status"] = "adaptive", 8.0, "ok"
+    kept, excluded = report.select_main_setting(pd.concat([results, extra], ignore_index=True))
+    assert len(kept) == len(results) and len(excluded) == 1
+    assert excluded.iloc[0]["selection_pressure"] == 8.0
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+def test_main_table_mean_std_and_bold(results):
+    table = report.main_table(results, "macro_auc")
+    assert list(table.columns) == ["random", "adaptive", "chain"]
+    vals = [value("macro_auc", "ds_a", "m2", "chain", f) for f in FOLDS]
+    expected = f"{np.mean(vals):.4f} ± {np.std(vals, ddof=0):.4f}"
+    assert table.loc[("ds_a", "m2"), "chain"] == expected
+    # the failed fold-3 chain cell does not enter the mean
+    vals = [value("macro_auc", "ds_a", "m1", "chain", f) for f in FOLDS]
+    assert table.loc[("ds_a", "m1"), "chain"] == f"{np.mean(vals):.4f} ± {np.std(vals):.4f}"
+
+    md = report.main_table_markdown(results, "hamming_loss")  # lower is better
+    rows = {tuple(line.split(" | ")[0:2]): line for line in md.splitlines() if line.startswith("| ds_")}
+    for (ds, model), line in rows.items():
+        ds = ds.lstrip("| ")
+        bold = [m for m, cell in zip(METHODS, line.strip(" |").split(" | ")[2:]) if cell.startswith("**")]
+        winner = "random" if (ds, model) == ("ds_b", "m2") else "adaptive"
+        assert bold == [winner], line
+
+
+def test_main_table_ties_bold_both(tmp_path):
+    for method in ("random", "adaptive"):
+        for fold in FOLDS:
+            write_cell(tmp_path, "ds", "m", method, fold, metric_value=lambda *a: 0.5)
+    md = report.main_table_markdown(report.collect_results(tmp_path), "macro_auc")
+    assert md.count("**0.5000 ± 0.0000**") == 2
+
+
+def test_main_table_respects_methods_argument(results):
+    table = report.main_table(results, "macro_auc", methods=["chain", "random", "not_run"])
+    assert list(table.columns) == ["chain", "random"]
+
+
+def test_wilcoxon_matches_scipy_and_counts(results):
+    table = report.wilcoxon_table(results, "macro_auc")
+    row = table[(table["model"] == "m2") & (table["method"] == "adaptive")].iloc[0]
+    x = [value("macro_auc", ds, "m2", "adaptive", f) for ds in DATASETS for f in FOLDS]
+    y = [value("macro_auc", ds, "m2", "random", f) for ds in DATASETS for f in FOLDS]
+    ref = stats.wilcoxon(x, y)
+    # report rounds the differences to 12 decimals (float noise); on these pairs that changes nothing
+    assert stats.wilcoxon(np.round(np.subtract(x, y), 12)).pvalue == pytest.approx(ref.pvalue)
+    assert row["n_pairs"] == 6
+    assert row["p_value"] == pytest.approx(ref.pvalue)
+    assert row["statistic"] == pytest.approx(ref.statistic)
+    assert (row["wins"], row["ties"], row["losses"]) == (1, 0, 1)  # ds_a win, ds_b loss
+    m1 = table[(table["model"] == "m1") & (table["method"] == "adaptive")].iloc[0]
+    assert (m1["wins"], m1["ties"], m1["losses"]) == (2, 0, 0)
+    chain = table[(table["model"] == "all (block means)") & (table["method"] == "chain")].iloc[0]
+    assert (chain["wins"], chain["ties"], chain["losses"]) == (0, 0, 4)
+    # lower-is-better metric: same win/tie/loss pattern because the effect was planted in that direction
+    low = report.wilcoxon_table(results, "one_error")
+    pooled = low[(low["model"] == "all (block means)") & (low["method"] == "adaptive")].iloc[0]
+    assert (pooled["wins"], pooled["ties"], pooled["losses"]) == (3, 0, 1)
+
+
+def test_wilcoxon_degenerate_inputs_give_nan_not_errors(tmp_path):
+    for method in ("random", "adaptive"):
+        for fold in FOLDS:
+            write_cell(tmp_path, "ds", "m", method, fold, metric_value=lambda *a: 0.5)
+    table = report.wilcoxon_table(report.collect_results(tmp_path), "macro_auc")
+    assert table["p_value"].isna().all()
+    per_model = table.iloc[0]
+    assert per_model["note"] == "all differences are zero"
+    assert [per_model["wins"], per_model["ties"], per_model["losses"]] == [0, 1, 0]
+    assert table.iloc[1]["note"] == "fewer than 2 pairs"  # one (dataset, model) block only
+    # a single pair
+    one = report.collect_results(tmp_path)
+    one = one[one["fold"] == 0]
+    row = report.wilcoxon_table(one, "macro_auc").iloc[0]
+    assert np.isnan(row["p_value"]) and "fewer than 2 pairs" in row["note"]
+    # no baseline at all
+    row = report.wilcoxon_table(one[one["method"] == "adaptive"], "macro_auc").iloc[0]
+    assert np.isnan(row["p_value"]) and "baseline" in row["note"]
+
+
+def test_friedman_matches_scipy(results):
+    fr = report.friedman_nemenyi(results, "macro_auc")
+    blocks = [(ds, m) for ds in DATASETS for m in MODELS]
+    cols = [[block_mean("macro_auc", ds, m, method) for ds, m in blocks] for method in METHODS]
+    ref = stats.friedmanchisquare(*cols)
+    assert fr.p_value == pytest.approx(ref.pvalue)
+    assert fr.statistic == pytest.approx(ref.statistic)
+    assert len(fr.blocks) == 4 and fr.methods == list(METHODS)
+    # ranks, 1 = best: adaptive first on 3 blocks and second on one, chain always last
+    assert fr.ranks["adaptive"] == pytest.approx(1.25)
+    assert fr.ranks["random"] == pytest.approx(1.75)
+    assert fr.ranks["chain"] == pytest.approx(3.0)
+    assert fr.nemenyi.shape == (3, 3) and list(fr.nemenyi.index) == list(METHODS)
+    assert np.allclose(np.diag(fr.nemenyi), 1.0) and np.isfinite(fr.cd)
+    fig = report.plot_critical_difference(fr)
+    assert fig.axes
+
+
+def test_friedman_too_few_methods(results):
+    fr = report.friedman_nemenyi(results, "macro_auc", methods=["random", "adaptive"])
+    assert np.isnan(fr.p_value) and "at least 3 methods" in fr.note and fr.nemenyi is None
+    fig = report.plot_critical_difference(fr)
+    assert "at least 3 methods" in " ".join(t.get_text() for t in fig.axes[0].texts)
+
+
+def test_headline_metrics(results):
+    h = report.headline_metrics(results)
+    assert h["cells"] == {"ok": 36, "failed": 1}
+    expected = np.mean([value("ranking_loss", ds, m, "adaptive", f) for ds in DATASETS for m in MODELS for f in FOLDS])
+    assert h["test_mean"]["adaptive"]["ranking_loss"] == pytest.approx(expected, abs=1e-6)
+    assert set(h["test_mean"]["chain"]) == set(REPORTED_METRICS)
+    assert h["friedman_macro_auc"]["avg_rank"]["chain"] == pytest.approx(3.0)
+    assert h["vs_random_macro_auc"] == {"adaptive": {"win": 3, "tie": 0, "loss": 1},
+                                        "chain": {"win": 0, "tie": 0, "loss": 4}}
+    json.dumps(h, allow_nan=False)  # valid JSON for DVC
+
+
+def test_plot_data(runs_root):
+    data = report.plot_data(report.collect_curves(runs_root))
+    assert set(data) == set(METHODS)
+    frame = data["random"]
+    assert list(frame.columns) == ["epoch", "val_macro_auc", "train_loss"]
+    assert list(frame["epoch"]) == list(range(1, EPOCHS + 1))
+    expected = np.mean([1.0 + 0.01 * f for f in FOLDS])  # epoch 1, averaged over data sets x models x folds
+    assert frame["train_loss"].iloc[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_findings_state_losses_plainly(results):
+    text = report.findings(results)
+    section = text.split("## macro_auc")[1].split("## ")[0]
+    assert "chain beats random on 0 of 4 (dataset, model) pairs, ties 0, loses 4" in section
+    assert "chain does not beat random on macro_auc" in section or "chain is worse than random" in section
+    assert "adaptive beats random on 3 of 4 (dataset, model) pairs, ties 0, loses 1" in section
+    # 4 block means cannot give a significant Wilcoxon test, so adaptive must not be called better
+    assert "adaptive does not beat random on macro_auc" in section
+    assert "Friedman test over 4 complete blocks" in section
+    for metric in REPORTED_METRICS:
+        assert f"## {metric}" in text
+
+
+# --- figures and the whole report ----------------------------------------------------------------
+
+def make_sensitivity(root: Path) -> None:
+    for ds in ("ds_a",):
+        for fold in (0, 1):
+            for se in (1.0, 2.0, 4.0):
+                write_cell(root, ds, "m1", "adaptive", fold, se=se, batch=16)
+            for batch in (8, 16, 32):
+                for method in ("random", "adaptive"):
+                    write_cell(root, ds, "m1", method, fold, se=2.0, batch=batch)
+
+
+def expected_files(out: Path, *, datasets: bool, sensitivity: bool) -> set[Path]:
+    files = {out / f"tables/main_{m}.{ext}" for m in REPORTED_METRICS for ext in ("md", "csv")}
+    files |= {out / "tables/wilcoxon.md", out / "tables/wilcoxon.csv", out / "tables/friedman.md",
+              out / "tables/failed.md", out / "figures/minority_share.png", out / "metrics.json",
+              out / "findings.md"}
+    files |= {out / f"figures/cd_{m}.png" for m in REPORTED_METRICS}
+    files |= {out / f"figures/{kind}_{ds}.png" for kind in ("convergence", "motivation") for ds in DATASETS}
+    files |= {out / f"plots/curves_{m}.csv" for m in METHODS}
+    if datasets:
+        files |= {out / "tables/datasets.md", out / "tables/datasets.csv"}
+    if sensitivity:
+        files |= {out / "figures/sensitivity_se.png", out / "figures/sensitivity_batch.png"}
+    return files
+
+
+def test_write_report_writes_exactly_what_it_declares(runs_root, tmp_path, monkeypatch):
+    sens = tmp_path / "sens"
+    make_sensitivity(sens)
+    dsdir = tmp_path / "datasets"
+    dsdir.mkdir()
+    (dsdir / "ds_b.json").write_text(json.dumps({"instances": 100, "labels": 5, "MeanIR": 3.2}))
+    (dsdir / "ds_a.json").write_text(json.dumps({"instances": 50, "labels": 4, "MeanIR": 1.5, "cardinality": 1.1}))
+    out = tmp_path / "reports"
+    written = report.write_report(runs_root, out, sensitivity_root=sens, datasets_dir=dsdir)
+    declared = {p for paths in written.values() for p in paths}
+    on_disk = {p for p in out.rglob("*") if p.is_file()}
+    assert declared == on_disk == expected_files(out, datasets=True, sensitivity=True)
+    assert "none" not in (out / "tables/failed.md").read_text()
+    assert "NonFiniteLoss" in (out / "tables/failed.md").read_text()
+    ds_table = pd.read_csv(out / "tables/datasets.csv")
+    assert list(ds_table["dataset"]) == ["ds_a", "ds_b"] and "cardinality" in ds_table
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["cells"] == {"ok": 36, "failed": 1}
+    main = pd.read_csv(out / "tables/main_macro_auc.csv")
+    assert list(main.columns[:5]) == ["dataset", "model", "random_mean", "random_std", "random_n"]
+
+    # same inputs, same bytes (figures are rendered only once here, to keep the test fast: their
+    # determinism is checked on one figure below); a stale data-dependent file is removed
+    before = {p: p.read_bytes() for p in on_disk if p.suffix != ".png"}
+    (out / "figures/convergence_old_dataset.png").write_bytes(b"stale")
+    recorded = fake_figures(monkeypatch)
+    again = report.write_report(runs_root, out, sensitivity_root=sens, datasets_dir=dsdir)
+    assert {p for paths in again.values() for p in paths} == declared
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix != ".png"} == before
+    assert not (out / "figures/convergence_old_dataset.png").exists()
+    assert len(recorded) == len([p for p in declared if p.suffix == ".png"])
+
+
+def test_figures_are_deterministic(runs_root, tmp_path):
+    curves = report.collect_curves(runs_root)
+    a = report._save_figure(report.plot_motivation(curves, "ds_a"), tmp_path / "a.png")
+    b = report._save_figure(report.plot_motivation(curves, "ds_a"), tmp_path / "b.png")
+    assert a.read_bytes() == b.read_bytes()
+
+
+def fake_figures(monkeypatch) -> dict[str, str]:
+    """Replace PNG rendering (the slow part) by a record of each figure's texts."""
+    recorded = {}
+
+    def save(fig, path):
+        texts = [t.get_text() for ax in fig.axes for t in ax.texts + [ax.title]]
+        texts += [fig._suptitle.get_text()] if fig._suptitle else []
+        recorded[path.name] = " ".join(texts)
+        path.write_bytes(b"png")
+        return path
+
+    monkeypatch.setattr(report, "_save_figure", save)
+    return recorded
+
+
+def test_write_report_placeholders_for_missing_sensitivity_and_few_methods(runs_root, tmp_path, monkeypatch):
+    recorded = fake_figures(monkeypatch)
+    out = tmp_path / "reports"
+    written = report.write_report(runs_root, out, sensitivity_root=tmp_path / "no_such_dir",
+                                  methods=["random", "adaptive"])
+    files = {p.name for paths in written.values() for p in paths}
+    assert {"sensitivity_se.png", "sensitivity_batch.png", "cd_macro_auc.png"} <= files
+    assert "no finished adaptive cells" in recorded["sensitivity_se.png"]
+    assert "no finished cells" in recorded["sensitivity_batch.png"]
+    assert "at least 3 methods" in recorded["cd_macro_auc.png"]
+    assert "curves_chain.csv" not in files and "datasets.md" not in files
+    assert "at least 3 methods" in (out / "tables/friedman.md").read_text()
+    assert "none" in (out / "tables/failed.md").read_text()  # the failed cell was a chain cell
+    assert "chain" not in (out / "tables/main_macro_auc.md").read_text()
+    # an existing but empty sensitivity root also gives placeholders
+    (tmp_path / "empty_sens").mkdir()
+    report.write_report(runs_root, out, sensitivity_root=tmp_path / "empty_sens", methods=["random", "adaptive"])
+    assert "no finished" in recorded["sensitivity_se.png"]
+
+
+def test_write_report_on_empty_root(tmp_path, monkeypatch):
+    fake_figures(monkeypatch)
+    out = tmp_path / "reports"
+    written = report.write_report(tmp_path / "empty", out)
+    assert (out / "findings.md").read_text().count("No finished cells") == 1
+    assert json.loads((out / "metrics.json").read_text())["cells"] == {"ok": 0, "failed": 0}
+    assert {p for paths in written.values() for p in paths} == {p for p in out.rglob("*") if p.is_file()}
