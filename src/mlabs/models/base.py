@@ -125,6 +125,9 @@ class MultiLabelModel(nn.Module, abc.ABC):
         self.eval()
         try:
             with torch.no_grad():
+                if isinstance(x, torch.Tensor) and x.layout != torch.strided:
+                    # torch sparse tensors cannot be row-sliced; scipy CSR input stays sparse
+                    x = x.to_dense()
                 n = x.shape[0]
                 chunks = []
                 for start in range(0, n, batch_size):
