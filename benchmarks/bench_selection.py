@@ -1,0 +1,115 @@
+"""Benchmark of mlabs.selection: per-epoch selection cost against torch.randperm, and the kNN weights.
+
+Usage::
+
+    python benchmarks/bench_selection.py                 # N = 1e4, 1e5, 1e6, 1e7 + tmc2007-500
+    python benchmarks/bench_selection.py --quick         # N = 1e4, 1e5, one repeat, no kNN
+    python benchmarks/bench_selection.py --sizes 1e5 1e6 --repeats 5 --no-knn
+
+What is timed (median of ``--repeats`` runs, all in the same process, after one warm-up run):
+
+* ``randperm``: ``torch.randperm(N)``, the cost of one shuffled (random) epoch's index work.
+* ``draw``: the selection work of one post-warm-up epoch: recompute the probabilities from the
+  whole loss table (refresh) and draw all ceil(N/B) batches as one index tensor.
+* ``iter``: the same epoch through the public iterator, including the conversion of the
+  batches to Python lists that the DataLoader receives.
+* ``update``: one ``sampler.update(idx, loss)`` call for a batch of B = 128 (validation included;
+  per-batch cost, not included in ``draw``/``iter``).
+
+Synthetic labels: q = 100 labels with a power-law skew (label j positive with probability
+0.3 * j^-1.2, about 1.2 labels per sample), losses ~ Gamma(2, 2), s_e = 2, B = 128, chain length 4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from mlabs.selection import AdaptiveBatchSampler, ChainBatchSampler, imbalance_weights, knn_chunk_size
+
+
+def synthetic_labels(n: int, q: int = 100, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.zeros((n, q), dtype=torch.bool)
+    for j in range(q):
+        y[:, j] = torch.rand(n, generator=g) < 0.3 * (j + 1) ** -1.2
+    return y
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up (allocations, kernels)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_size(n: int, repeats: int, batch_size: int = 128) -> dict:
+    y = synthetic_labels(n)
+    losses = torch.distributions.Gamma(2.0, 2.0).sample((n,)).double()
+    row = {"N": n}
+    row["randperm"] = timed(lambda: torch.randperm(n), repeats)
+    for name, cls in (("adaptive", AdaptiveBatchSampler), ("chain", ChainBatchSampler)):
+        s = cls(y, batch_size, warmup_epochs=0, selection_pressure=2.0, seed=0)
+        s.update(torch.arange(n), losses)
+        s.set_epoch(0)
+        nb = len(s)
+        # draw: refresh + all batches of one epoch (private entry point of the iterator)
+        row[f"{name}_draw"] = timed(lambda: s._draw_plan(nb), repeats)
+        row[f"{name}_iter"] = timed(lambda: sum(1 for _ in s), max(1, repeats // 2))
+        idx = torch.randperm(n)[:batch_size]
+        loss = torch.rand(batch_size)
+        calls = 200
+        row[f"{name}_update_us"] = timed(lambda: [s.update(idx, loss) for _ in range(calls)], 1) / calls * 1e6
+    return row
+
+
+def bench_knn() -> None:
+    from mlabs.data import load_dataset
+
+    data = load_dataset("tmc2007-500")
+    x, y = data.X, data.Y
+    n = x.shape[0]
+    print(f"\nimbalance_weights on tmc2007-500: N = {n}, d = {x.shape[1]} (sparse, nnz = {x.nnz}), "
+          f"q = {y.shape[1]}, k = 5, chunk = {knn_chunk_size(n)} rows "
+          f"(~{knn_chunk_size(n) * n * 40 / 2**20:.0f} MiB of distance temporaries), "
+          f"{torch.get_num_threads()} threads")
+    t0 = time.perf_counter()
+    w = imbalance_weights(x, y, k=5)
+    dt = time.perf_counter() - t0
+    print(f"  time {dt:.1f} s; weights: mean {float(w.mean()):.4f}, max {float(w.max()):.4f}, "
+          f"share > 1: {float((w > 1).double().mean()):.3f}")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", nargs="+", type=float, default=[1e4, 1e5, 1e6, 1e7])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="N = 1e4, 1e5, one repeat, no kNN")
+    ap.add_argument("--no-knn", action="store_true", help="skip the tmc2007-500 imbalance-weight timing")
+    args = ap.parse_args(argv)
+    sizes = [10**4, 10**5] if args.quick else [int(s) for s in args.sizes]
+    repeats = 1 if args.quick else args.repeats
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B = 128, q = 100, s_e = 2, "
+          f"median of {repeats} repeats (1e7: {max(1, min(repeats, 2))})")
+    header = (f"| {'N':>9} | {'randperm ms':>11} | {'adaptive draw ms (x)':>21} | {'adaptive iter ms':>16} | "
+              f"{'chain draw ms (x)':>18} | {'chain iter ms':>13} | {'update us':>9} |")
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    for n in sizes:
+        r = bench_size(n, repeats if n < 10**7 else max(1, min(repeats, 2)))
+        rp = r["randperm"]
+        print(f"| {n:>9.0e} | {rp * 1e3:>11.2f} | {r['adaptive_draw'] * 1e3:>10.1f} ({r['adaptive_draw'] / rp:>6.1f}x) | "
+              f"{r['adaptive_iter'] * 1e3:>16.1f} | {r['chain_draw'] * 1e3:>9.1f} ({r['chain_draw'] / rp:>5.1f}x) | "
+              f"{r['chain_iter'] * 1e3:>13.1f} | {r['adaptive_update_us']:>9.0f} |", flush=True)
+    if not (args.quick or args.no_knn):
+        bench_knn()
+
+
+if __name__ == "__main__":
+    main()

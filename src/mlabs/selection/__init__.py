@@ -1,0 +1,44 @@
+"""Batch selection for multi-label training: probabilities, imbalance weights, samplers.
+
+Implements *Multi-Label Adaptive Batch Selection by Highlighting Hard and Imbalanced Samples*
+(Zhou, Liu, Wang, Tsoumakas, ECML PKDD 2024, arXiv 2403.18192) as specified in
+``reference/method.md``; the chain variant (section 5) is a reconstruction. See ``docs/selection.md``.
+
+Public API
+----------
+selection_probabilities
+    Quantized rank-based probabilities p ~ s_e^(Q/N) (or exact ranks).
+imbalance_weights, label_correlation, k_nearest_neighbors, knn_chunk_size
+    Static per-fold quantities: the MLABS imbalance weight and the label co-occurrence matrix.
+label_imbalance_ratios, mean_imbalance_ratio, minority_labels
+    IRLbl, MeanIR and the minority labels.
+RandomBatchSampler, AdaptiveBatchSampler, ChainBatchSampler
+    ``torch.utils.data.Sampler`` objects yielding one batch (list of ints) at a time; use them as
+    ``DataLoader(dataset, batch_sampler=sampler)`` or iterate directly.
+"""
+
+from .imbalance import (
+    imbalance_weights,
+    k_nearest_neighbors,
+    knn_chunk_size,
+    label_correlation,
+    label_imbalance_ratios,
+    mean_imbalance_ratio,
+    minority_labels,
+)
+from .probabilities import selection_probabilities
+from .samplers import AdaptiveBatchSampler, ChainBatchSampler, RandomBatchSampler
+
+__all__ = [
+    "selection_probabilities",
+    "imbalance_weights",
+    "label_correlation",
+    "k_nearest_neighbors",
+    "knn_chunk_size",
+    "label_imbalance_ratios",
+    "mean_imbalance_ratio",
+    "minority_labels",
+    "RandomBatchSampler",
+    "AdaptiveBatchSampler",
+    "ChainBatchSampler",
+]

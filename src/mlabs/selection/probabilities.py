@@ -1,0 +1,105 @@
+"""Quantized rank-based selection probabilities (``reference/method.md`` section 3)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ._validation import check_finite_nonnegative, check_selection_pressure
+
+__all__ = ["selection_probabilities"]
+
+
+def selection_probabilities(scores, selection_pressure: float, quantize: bool = True) -> torch.Tensor:
+    """Selection probability of every sample from its score (higher score, higher probability).
+
+    Quantized (default, MLABS): ``Delta = max_i s_i / N``, ``Q_i = ceil(s_i / Delta)`` in
+    ``{0, ..., N}`` and ``p_i`` proportional to ``s_e ** (Q_i / N)``. This is the Loshchilov-Hutter
+    rule with the level ``Q_i`` standing in for ``N - rank``: samples in the same level tie, a
+    change of a score smaller than the step ``Delta`` does not move a sample to another level, and
+    ``p_max / p_min <= s_e``.
+
+    Exact rank (``quantize=False``, the ablation): ``p_i`` proportional to
+    ``exp(-log(s_e) * r_i / N)`` with ``r_i`` the rank of ``s_i`` in decreasing order, ``r = 0``
+    for the hardest sample. **Ties** get the average of the ranks they occupy (the "average"
+    method of ``scipy.stats.rankdata``, shifted to start at 0), so equal scores always have equal
+    probabilities and the result does not depend on the order of the samples.
+
+    Parameters
+    ----------
+    scores : array-like or torch.Tensor, shape (N,)
+        Non-negative finite scores (the loss, or weight x loss).
+    selection_pressure : float
+        ``s_e > 1``: the ratio of the largest to the smallest probability (at most).
+    quantize : bool, default True
+        Quantized levels (MLABS) or exact ranks (Loshchilov-Hutter).
+
+    Returns
+    -------
+    torch.Tensor of float64, shape (N,)
+        Probabilities summing to 1, on the device of ``scores``. All-zero or all-equal scores give
+        the uniform distribution.
+
+    Raises
+    ------
+    ValueError
+        ``s_e <= 1``; scores not 1-D or empty; NaN, inf or negative scores (the message names the
+        first offending sample indices).
+
+    Notes
+    -----
+    Computed in float64 as ``exp(log(s_e) * (Q_i - Q_max) / N)`` (largest term 1), which stays
+    accurate for N up to 1e7 and beyond, where ``s_e ** (Q_i / N)`` summed naively would not.
+
+    Examples
+    --------
+    >>> p = selection_probabilities([0.0, 1.0, 2.0, 4.0], selection_pressure=4.0)
+    >>> [round(v, 4) for v in p.tolist()]  # levels Q = 0, 1, 2, 4 of N = 4: p ~ 4 ** (Q / 4)
+    [0.1188, 0.1681, 0.2377, 0.4754]
+    """
+    s_e = check_selection_pressure(selection_pressure)
+    s = scores.detach() if isinstance(scores, torch.Tensor) else torch.as_tensor(np.asarray(scores, dtype=np.float64))
+    if s.ndim != 1:
+        raise ValueError(f"scores must be a 1-D vector with one score per sample, got shape {tuple(s.shape)}")
+    n = s.numel()
+    if n == 0:
+        raise ValueError("scores is empty; selection probabilities need at least one sample")
+    s = s.to(torch.float64)
+    check_finite_nonnegative(s, "scores")
+    return _probabilities(s, math.log(s_e), quantize)
+
+
+def _probabilities(s: torch.Tensor, log_se: float, quantize: bool) -> torch.Tensor:
+    """:func:`selection_probabilities` for validated float64 scores (the samplers' hot path)."""
+    n = s.numel()
+    if quantize:
+        s_max = s.max()
+        if float(s_max) == 0.0:
+            return torch.full_like(s, 1.0 / n)
+        # levels relative to the top level N: Q_i - N = ceil(s_i N / s_max) - N, clamped because
+        # s_max / (s_max / N) may round to N + tiny, whose ceil would be N + 1
+        level = torch.ceil(s / (s_max / n)).clamp_(max=n).sub_(n)
+        logits = level.mul_(log_se / n)
+    else:
+        logits = _average_descending_rank(s).mul_(-log_se / n)
+    p = torch.exp_(logits)
+    return p.div_(p.sum())
+
+
+def _average_descending_rank(s: torch.Tensor) -> torch.Tensor:
+    """Rank 0 for the largest value; tied values share the mean of their ranks. O(N log N)."""
+    n = s.numel()
+    order = torch.argsort(s, descending=True, stable=True)
+    sorted_s = s[order]
+    # group boundaries of equal values in sorted order
+    new_group = torch.ones(n, dtype=torch.bool, device=s.device)
+    new_group[1:] = sorted_s[1:] != sorted_s[:-1]
+    group = torch.cumsum(new_group, 0) - 1
+    starts = new_group.nonzero().reshape(-1).to(torch.float64)
+    sizes = torch.bincount(group).to(torch.float64)
+    mean_rank = starts + (sizes - 1.0) / 2.0
+    rank = torch.empty(n, dtype=torch.float64, device=s.device)
+    rank[order] = mean_rank[group]
+    return rank

@@ -1,0 +1,840 @@
+"""Batch samplers: random, adaptive (MLABS) and chain-based (label correlations).
+
+Each sampler is a :class:`torch.utils.data.Sampler` that yields one batch at a time as a list of
+Python ints, so it plugs into ``DataLoader(dataset, batch_sampler=sampler)`` or a plain loop.
+One epoch is ``len(sampler) == ceil(N / B)`` batches.
+
+Epochs
+------
+``set_epoch(e)`` fixes the epoch of the next iteration explicitly (the study calls it before every
+epoch). A sampler whose ``set_epoch`` is not called advances its epoch by one at every new
+``iter()`` after the first (the first iteration is epoch 0). Epochs ``0 .. warmup_epochs - 1`` are
+warm-up epochs: a fresh shuffle covering every sample exactly once (last batch smaller when B does
+not divide N). Only one iteration of a sampler may be active at a time.
+
+State
+-----
+All state lives in the sampler (loss table, epoch, a private ``torch.Generator``, the batches of
+the epoch in progress), so ``state_dict()`` / ``load_state_dict()`` resume exactly: a sampler
+restored from a state taken between epochs or in the middle of one yields the same future batches
+as the original would have, given the same ``update`` calls. A state taken mid-epoch makes the next
+``iter()`` continue that epoch.
+
+Example
+-------
+Training any multi-label model (``model(x)`` returns logits) with adaptive selection::
+
+    import torch
+    import torch.nn.functional as F
+    from mlabs.selection import AdaptiveBatchSampler
+
+    sampler = AdaptiveBatchSampler(Y_train, batch_size=128, selection_pressure=2.0, features=X_train)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    for epoch in range(100):
+        sampler.set_epoch(epoch)
+        for idx in sampler:
+            logits = model(X_train[idx])
+            per_sample = F.binary_cross_entropy_with_logits(logits, Y_train[idx], reduction="none").mean(1)
+            opt.zero_grad()
+            per_sample.mean().backward()
+            opt.step()
+            sampler.update(idx, per_sample.detach())
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+from torch.utils.data import Sampler
+
+from ._validation import (
+    _list_indices,
+    as_label_matrix,
+    check_finite_nonnegative,
+    check_positive_int,
+    check_selection_pressure,
+)
+from .imbalance import imbalance_weights, label_correlation
+from .probabilities import _probabilities
+
+__all__ = ["RandomBatchSampler", "AdaptiveBatchSampler", "ChainBatchSampler"]
+
+#: Below ``N < _MULTINOMIAL_RATIO * B`` the adaptive sampler draws each batch with one
+#: ``torch.multinomial(p, B, replacement=False)`` call (few batches, cheap); above it, all batches
+#: of an epoch are drawn at once with replacement and de-duplicated.
+_MULTINOMIAL_RATIO = 20
+#: Rejection attempts of the chain sampler's restricted draws before the exact fallback.
+_CHAIN_RETRIES = 4
+#: Bound on the (row, candidate) pairs the chain sampler's exact fallback builds at once.
+_FALLBACK_PAIRS = 1 << 22
+#: Slots of the chain sampler's per-batch membership bitmap (false-hit rate ~ t / slots).
+_BITMAP_BITS = 1024
+#: Resolution of the adaptive sampler's acceptance test (bits of the uniform).
+_ACCEPT_BITS = 24
+_ACCEPT_SCALE = 1 << _ACCEPT_BITS
+
+_SCORES = ("weighted_loss", "loss")
+_LABEL_CHOICES = ("argmax", "sample")
+
+
+# ------------------------------------------------------------------------------------------------
+# common machinery
+# ------------------------------------------------------------------------------------------------
+class _EpochBatchSampler(Sampler):
+    """Epoch bookkeeping, private generator, resumable batch plans (see the module docstring)."""
+
+    def __init__(self, n_samples: int, batch_size: int, seed: int, device):
+        super().__init__()
+        self.n_samples = check_positive_int(n_samples, "n_samples")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        if self.batch_size > self.n_samples:
+            raise ValueError(f"batch_size = {batch_size} is larger than the {self.n_samples} samples; "
+                             "use a batch size between 1 and the number of samples")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        self.seed = int(seed)
+        self.device = torch.device(device)
+        self._generator = torch.Generator(device=self.device)
+        self._generator.manual_seed(self.seed)
+        self._epoch = 0
+        self._epoch_explicit = False   # set_epoch called since the last iter()
+        self._iterated = False         # any iter() so far (auto-advance applies after the first)
+        self._resume = False           # next iter() continues an epoch restored mid-way
+        self._reset_plan()
+
+    # -- public ----------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return -(-self.n_samples // self.batch_size)
+
+    @property
+    def epoch(self) -> int:
+        """The epoch of the iteration in progress (or of the next one, after ``set_epoch``)."""
+        return self._epoch
+
+    @property
+    def in_warmup(self) -> bool:
+        """Whether :attr:`epoch` is a warm-up epoch (shuffled batches covering every sample)."""
+        return self._epoch < self._warmup_epochs()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration epoch ``epoch`` (disables the auto-advance for that iteration)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+            raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
+        self._epoch = int(epoch)
+        self._epoch_explicit = True
+        self._resume = False
+
+    def __iter__(self):
+        if self._resume:
+            self._resume = False
+        else:
+            if self._epoch_explicit:
+                self._epoch_explicit = False
+            elif self._iterated:
+                self._epoch += 1
+            self._iterated = True
+            self._reset_plan()
+            self._active = True
+        return self._batches()
+
+    def update(self, indices, per_sample_loss, probabilities=None) -> None:
+        """Record the per-sample losses of the samples just trained on (see subclasses)."""
+        self._check_update(indices, per_sample_loss)
+
+    def probabilities(self) -> torch.Tensor:
+        """The selection distribution in force (length N, sums to 1); uniform for this sampler."""
+        return torch.full((self.n_samples,), 1.0 / self.n_samples, dtype=torch.float64, device=self.device)
+
+    def state_dict(self) -> dict:
+        """Everything needed to reproduce the future batches exactly (tensors on CPU)."""
+        return {
+            "kind": type(self).__name__,
+            "n_samples": self.n_samples,
+            "batch_size": self.batch_size,
+            "epoch": self._epoch,
+            "epoch_explicit": self._epoch_explicit,
+            "iterated": self._iterated,
+            "generator": self._generator.get_state().clone(),
+            "active": self._active and self._pos < len(self),
+            "pos": self._pos,
+            "plan": None if self._plan is None else self._plan.clone(),
+            "plan_sizes": list(self._plan_sizes),
+            "plan_pos": self._plan_pos,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict`; a state taken mid-epoch makes the next ``iter()`` continue it."""
+        for key, mine in (("kind", type(self).__name__), ("n_samples", self.n_samples),
+                          ("batch_size", self.batch_size)):
+            if state.get(key) != mine:
+                raise ValueError(f"state_dict does not match this sampler: {key} is {state.get(key)!r} in the "
+                                 f"state but {mine!r} here; build the sampler with the same data and options")
+        self._epoch = int(state["epoch"])
+        self._epoch_explicit = bool(state["epoch_explicit"])
+        self._iterated = bool(state["iterated"])
+        self._generator.set_state(state["generator"].clone())
+        self._reset_plan()
+        if state["active"]:
+            self._active = True
+            self._pos = int(state["pos"])
+            if state["plan"] is not None:
+                self._set_plan(state["plan"].clone(), list(state["plan_sizes"]), int(state["plan_pos"]))
+            self._resume = True
+        else:
+            self._resume = False
+
+    # -- internals -------------------------------------------------------------------------------
+    def _warmup_epochs(self) -> int:
+        return 0
+
+    def _reset_plan(self) -> None:
+        self._active = False
+        self._pos = 0                 # batches yielded in the current epoch
+        self._plan = None             # flat CPU LongTensor of the batches drawn but not all yielded
+        self._plan_sizes: list[int] = []
+        self._plan_pos = 0            # next batch within the plan
+        self._plan_list: list[int] = []
+        self._plan_starts: list[int] = []
+
+    def _set_plan(self, flat: torch.Tensor, sizes: list[int], pos: int = 0) -> None:
+        self._plan = flat
+        self._plan_sizes = sizes
+        self._plan_pos = pos
+        self._plan_list = flat.tolist()  # one conversion per plan, not per batch
+        starts = [0]
+        for s in sizes:
+            starts.append(starts[-1] + s)
+        self._plan_starts = starts
+
+    def _batches(self):
+        n_batches = len(self)
+        while self._pos < n_batches:
+            if self._plan is None or self._plan_pos >= len(self._plan_sizes):
+                flat, sizes = self._draw_plan(n_batches - self._pos)
+                self._set_plan(flat.cpu(), sizes)
+            i = self._plan_pos
+            batch = self._plan_list[self._plan_starts[i]:self._plan_starts[i + 1]]
+            self._plan_pos += 1
+            self._pos += 1
+            yield batch
+        self._end_epoch()
+
+    def _end_epoch(self) -> None:
+        self._reset_plan()
+
+    def _draw_plan(self, remaining: int) -> tuple[torch.Tensor, list[int]]:
+        """The next batches of the epoch as (flat indices, batch sizes)."""
+        return self._shuffled_epoch()
+
+    def _shuffled_epoch(self) -> tuple[torch.Tensor, list[int]]:
+        perm = torch.randperm(self.n_samples, generator=self._generator, device=self.device)
+        nb, b = len(self), self.batch_size
+        return perm, [b] * (nb - 1) + [self.n_samples - (nb - 1) * b]
+
+    def _check_update(self, indices, per_sample_loss) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = indices.detach() if isinstance(indices, torch.Tensor) else torch.as_tensor(indices)
+        if idx.ndim != 1 or not (idx.dtype in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+                                 or idx.numel() == 0):
+            raise ValueError(f"indices must be a 1-D sequence of integer sample indices, got shape "
+                             f"{tuple(idx.shape)} and dtype {idx.dtype}")
+        loss = per_sample_loss.detach() if isinstance(per_sample_loss, torch.Tensor) else torch.as_tensor(
+            per_sample_loss)
+        if loss.ndim != 1 or loss.numel() != idx.numel():
+            raise ValueError(f"per_sample_loss must be 1-D with one value per index: got shape "
+                             f"{tuple(loss.shape)} for {idx.numel()} indices; average the element-wise loss "
+                             "over labels, e.g. bce(reduction='none').mean(dim=1)")
+        idx = idx.to(device=self.device, dtype=torch.int64)
+        loss = loss.to(device=self.device, dtype=torch.float64)
+        if idx.numel() == 0:
+            return idx, loss
+        # one host synchronisation on the common, valid path
+        ok = (idx.min() >= 0) & (idx.max() < self.n_samples) & torch.isfinite(loss).all() & (loss >= 0).all()
+        if not bool(ok):
+            bad = (idx < 0) | (idx >= self.n_samples)
+            if bool(bad.any()):
+                raise ValueError(f"indices out of range [0, {self.n_samples}): {_list_indices(idx[bad])}; pass "
+                                 "the dataset indices of the batch as yielded by the sampler")
+            check_finite_nonnegative(loss, "per_sample_loss", sample_ids=idx)
+        return idx, loss
+
+
+# ------------------------------------------------------------------------------------------------
+# random
+# ------------------------------------------------------------------------------------------------
+class RandomBatchSampler(_EpochBatchSampler):
+    """Shuffled batches: a fresh permutation every epoch (the "random" baseline).
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of training samples N.
+    batch_size : int
+        Batch size B, ``1 <= B <= N``; the last batch holds ``N - (ceil(N/B) - 1) * B`` samples
+        (like ``DataLoader(shuffle=True, drop_last=False)``).
+    seed : int, default 0
+        Seed of the sampler's private generator.
+    device : torch.device or str, default "cpu"
+        Where the permutation is drawn.
+
+    Notes
+    -----
+    :meth:`update` validates its arguments and otherwise ignores them, so a training loop can
+    treat every sampler alike; :meth:`probabilities` is uniform.
+    """
+
+    def __init__(self, n_samples: int, batch_size: int, seed: int = 0, device="cpu"):
+        super().__init__(n_samples, batch_size, seed, device)
+
+    def __repr__(self) -> str:
+        return f"RandomBatchSampler(n_samples={self.n_samples}, batch_size={self.batch_size}, seed={self.seed})"
+
+
+# ------------------------------------------------------------------------------------------------
+# adaptive
+# ------------------------------------------------------------------------------------------------
+class AdaptiveBatchSampler(_EpochBatchSampler):
+    """Multi-label adaptive batch selection (MLABS): hard and imbalanced samples more often.
+
+    After ``warmup_epochs`` shuffled epochs, every epoch consists of ``ceil(N/B)`` independent
+    batches of exactly B distinct samples, each drawn by successive sampling without replacement
+    from ``p = selection_probabilities(w * L, selection_pressure, quantize)``, with L the loss table
+    (latest per-sample loss, initially 0) and w the static imbalance weights. ``p`` is recomputed
+    from the whole loss table at the start of every epoch (or every ``refresh_every`` batches);
+    :meth:`update` writes the losses of each batch into the table, warm-up batches included.
+
+    Parameters
+    ----------
+    labels : array-like, torch.Tensor or scipy.sparse matrix, shape (N, q)
+        0/1 training labels.
+    batch_size : int
+        B, ``1 <= B <= N``.
+    selection_pressure : float, default 2.0
+        s_e > 1, the largest-to-smallest probability ratio.
+    warmup_epochs : int, default 3
+        Epochs of shuffled batches before selection starts.
+    features : array-like, torch.Tensor or scipy.sparse matrix, shape (N, d), optional
+        Scaled training features for the imbalance weights; ``None`` means w = 1.
+    score : {"weighted_loss", "loss"}, default "weighted_loss"
+        ``"loss"`` ignores the imbalance weights (ablation).
+    quantize : bool, default True
+        Quantized levels (MLABS) or exact ranks (ablation), see :func:`selection_probabilities`.
+    refresh_every : int, optional
+        Recompute ``p`` every this many batches within an epoch (and at every epoch start);
+        default once per epoch.
+    k_neighbors : int, default 5
+        Neighbours of the imbalance weights.
+    seed : int, default 0
+        Seed of the private generator.
+    device : torch.device or str, default "cpu"
+        Device of all state (labels, loss table, probabilities, draws).
+
+    Notes
+    -----
+    :meth:`probabilities` is uniform during warm-up epochs; after warm-up it returns the
+    distribution of the current refresh during an epoch, and between epochs the one the next
+    refresh would compute from the current loss table.
+
+    Differences from the authors' code (``CquptZA/MLAdaBatch``): probabilities are recomputed from
+    the whole loss table (no stale per-batch normalisation), warm-up batches are shuffled, and
+    the imbalance weighting is on by default (when ``features`` are given).
+
+    Examples
+    --------
+    A plain PyTorch loop for any multi-label model returning logits::
+
+        sampler = AdaptiveBatchSampler(Y_train, batch_size=128, features=X_train, selection_pressure=2.0)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        for epoch in range(100):
+            sampler.set_epoch(epoch)
+            for idx in sampler:
+                logits = model(X_train[idx])
+                per_sample = torch.nn.functional.binary_cross_entropy_with_logits(
+                    logits, Y_train[idx], reduction="none").mean(dim=1)
+                opt.zero_grad()
+                per_sample.mean().backward()
+                opt.step()
+                sampler.update(idx, per_sample.detach())
+
+    The same sampler works as ``DataLoader(dataset, batch_sampler=sampler)``.
+    """
+
+    def __init__(self, labels, batch_size: int, *, selection_pressure: float = 2.0, warmup_epochs: int = 3,
+                 features=None, score: str = "weighted_loss", quantize: bool = True,
+                 refresh_every: int | None = None, k_neighbors: int = 5, seed: int = 0, device="cpu"):
+        device = torch.device(device)
+        y = as_label_matrix(labels, device)
+        super().__init__(y.shape[0], batch_size, seed, device)
+        self.labels = y
+        self.n_labels = y.shape[1]
+        self.selection_pressure = check_selection_pressure(selection_pressure)
+        self.warmup_epochs = check_positive_int(warmup_epochs, "warmup_epochs", minimum=0)
+        if score not in _SCORES:
+            raise ValueError(f"score must be one of {_SCORES}, got {score!r}")
+        self.score = score
+        if not isinstance(quantize, bool):
+            raise ValueError(f"quantize must be True or False, got {quantize!r}")
+        self.quantize = quantize
+        self.refresh_every = None if refresh_every is None else check_positive_int(refresh_every, "refresh_every")
+        self.k_neighbors = check_positive_int(k_neighbors, "k_neighbors")
+        if features is not None:
+            n_rows = features.shape[0] if hasattr(features, "shape") else len(features)
+            if n_rows != self.n_samples:
+                raise ValueError(f"features have {n_rows} rows but labels have {self.n_samples}; pass the "
+                                 "features and labels of the same training samples")
+        if features is not None and score == "weighted_loss":
+            self._weights = imbalance_weights(features, y, k=self.k_neighbors, device=device)
+        else:
+            self._weights = None
+        self._loss = torch.zeros(self.n_samples, dtype=torch.float64, device=device)
+        self._p: torch.Tensor | None = None
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(n_samples={self.n_samples}, batch_size={self.batch_size}, "
+                f"selection_pressure={self.selection_pressure:g}, warmup_epochs={self.warmup_epochs}, "
+                f"score={self.score!r}, weighted={self._weights is not None}, quantize={self.quantize}, "
+                f"refresh_every={self.refresh_every}, seed={self.seed})")
+
+    # -- public ----------------------------------------------------------------------------------
+    @property
+    def loss_table(self) -> torch.Tensor:
+        """Latest per-sample loss (float64, length N; do not modify in place)."""
+        return self._loss
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """Imbalance weights w (ones when unweighted)."""
+        return torch.ones_like(self._loss) if self._weights is None else self._weights
+
+    def scores(self) -> torch.Tensor:
+        """Selection scores ``w * L`` (``L`` alone for ``score="loss"``)."""
+        return self._loss if self._weights is None else self._weights * self._loss
+
+    def update(self, indices, per_sample_loss, probabilities=None) -> None:
+        """Record the losses of the samples just trained on.
+
+        Parameters
+        ----------
+        indices : sequence of int or LongTensor, shape (n,)
+            Sample indices (e.g. the batch as yielded); any n, e.g. all N at once to seed the table.
+        per_sample_loss : array-like or torch.Tensor, shape (n,)
+            Finite, non-negative per-sample losses (detached), e.g. mean BCE over labels.
+        probabilities : torch.Tensor, shape (n, q), optional
+            Predicted label probabilities; ignored by this sampler (accepted for samplers that
+            score uncertainty).
+
+        Notes
+        -----
+        The new values take effect at the next refresh of the probabilities. If an index repeats
+        within one call, which of its values is kept is unspecified.
+        """
+        idx, loss = self._check_update(indices, per_sample_loss)
+        self._loss[idx] = loss
+
+    def probabilities(self) -> torch.Tensor:
+        """The selection distribution (length N, float64, sums to 1); see the class notes."""
+        if self.in_warmup:
+            return super().probabilities()
+        if self._p is not None:
+            return self._p.clone()
+        return self._compute_probabilities()
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state.update(loss_table=self._loss.cpu().clone(),
+                     weights=None if self._weights is None else self._weights.cpu().clone(),
+                     probabilities=None if self._p is None else self._p.cpu().clone(),
+                     selection_pressure=self.selection_pressure, quantize=self.quantize, score=self.score)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self._loss = state["loss_table"].to(device=self.device, dtype=torch.float64).clone()
+        if state.get("weights") is not None and self._weights is not None:
+            self._weights = state["weights"].to(device=self.device, dtype=torch.float64).clone()
+        p = state.get("probabilities")
+        self._p = None if p is None else p.to(device=self.device, dtype=torch.float64).clone()
+
+    # -- internals -------------------------------------------------------------------------------
+    def _warmup_epochs(self) -> int:
+        return self.warmup_epochs
+
+    def _end_epoch(self) -> None:
+        super()._end_epoch()
+        self._p = None
+
+    def _compute_probabilities(self) -> torch.Tensor:
+        # scores are finite and non-negative by construction (validated in update)
+        return _probabilities(self.scores(), math.log(self.selection_pressure), self.quantize)
+
+    def _draw_plan(self, remaining: int) -> tuple[torch.Tensor, list[int]]:
+        if self.in_warmup:
+            return self._shuffled_epoch()
+        n_batches = remaining if self.refresh_every is None else min(remaining, self.refresh_every)
+        self._p = self._compute_probabilities()
+        self._refresh(self._p)
+        batches = self._draw_batches(n_batches)
+        return batches.reshape(-1), [self.batch_size] * n_batches
+
+    def _refresh(self, p: torch.Tensor) -> None:
+        # Proposal for the vectorised draws: uniform indices accepted with probability
+        # p_i / p_max (acceptance rate 1 / (N p_max) >= 1 / s_e) need one random memory access
+        # per proposal, while inverse-CDF search needs ~log2(N); the CDF is used only when the
+        # acceptance rate is low.
+        p_max = p.max()
+        self._accept_rate = float(1.0 / (p.numel() * p_max))
+        if self._accept_rate >= 0.25:
+            # integer acceptance thresholds: accept index i with probability thr_i / 2^24, i.e. p is
+            # honoured to 24-bit relative precision (~6e-8 * s_e)
+            self._accept = torch.round(p / p_max * _ACCEPT_SCALE).to(torch.int32).clamp_(min=1)
+            self._accept_rate = float(self._accept.sum()) / (p.numel() * _ACCEPT_SCALE)
+            self._cdf = None
+        else:
+            self._accept = None
+            self._cdf = torch.cumsum(p, 0)
+
+    def _iid_draws(self, count: int) -> torch.Tensor:
+        """``count`` independent draws from p (with replacement), int64."""
+        g, n, dev = self._generator, self.n_samples, self.device
+        if self._cdf is not None:
+            u = torch.rand(count, generator=g, dtype=torch.float64, device=dev).mul_(self._cdf[-1])
+            return torch.searchsorted(self._cdf, u, right=True).clamp_(max=n - 1)
+        chunks, have = [], 0
+        while have < count:
+            k = int((count - have) / self._accept_rate * 1.05) + 64
+            # one integer per proposal: the high part is a uniform index, the low 24 bits an
+            # independent uniform for the acceptance test
+            r = torch.randint(0, n * _ACCEPT_SCALE, (k,), generator=g, device=dev)
+            cand = r >> _ACCEPT_BITS
+            ok = ((r & (_ACCEPT_SCALE - 1)) < self._accept.index_select(0, cand)).nonzero().reshape(-1)
+            chunks.append(cand.index_select(0, ok))
+            have += ok.numel()
+        # the first `count` accepted proposals: a count-based cut keeps them i.i.d.
+        return torch.cat(chunks)[:count] if len(chunks) > 1 else chunks[0][:count]
+
+    def _draw_batches(self, n_batches: int) -> torch.Tensor:
+        """``n_batches`` independent rows of B distinct indices, successive sampling from p."""
+        p, n, b, g = self._p, self.n_samples, self.batch_size, self._generator
+        if n < _MULTINOMIAL_RATIO * b:
+            return torch.multinomial(p.expand(n_batches, n).contiguous(), b, replacement=False, generator=g)
+        # Draw with replacement and keep the first B distinct values of each row: rejecting
+        # repeats is exactly successive sampling without replacement. Extra draws per row cover
+        # the expected repeats, lam ~ B^2/2 * sum p^2, with a wide margin.
+        lam = 0.5 * b * b * float((p * p).sum())
+        m = b + int(math.ceil(2.0 * lam + 6.0 * math.sqrt(lam) + 8.0))
+        draws = self._iid_draws(n_batches * m).view(n_batches, m)
+        # Most rows have no repeat among their first B draws (probability ~ 1 - lam): find the
+        # others by sorting only those B columns, then treat them in full.
+        repeat = _has_repeat(draws[:, :b])
+        out = draws[:, :b].clone()
+        bad = repeat.nonzero().reshape(-1)
+        if bad.numel() == 0:
+            return out
+        rows = draws.index_select(0, bad)
+        first = _first_occurrence(rows)
+        rank = torch.cumsum(first, dim=1)
+        complete = rank[:, -1] >= b
+        keep = first & (rank <= b)
+        for j, r in enumerate(bad.tolist()):
+            got = rows[j].masked_select(keep[j] if bool(complete[j]) else first[j])
+            if got.numel() < b:
+                # Fewer than B distinct values among m draws (rare): continue the same successive
+                # sampling exactly, from p restricted to the samples not drawn yet.
+                rest_p = p.clone()
+                rest_p[got] = 0.0
+                got = torch.cat([got, torch.multinomial(rest_p, b - got.numel(), replacement=False, generator=g)])
+            out[r] = got
+        return out
+
+
+def _sort_keys(draws: torch.Tensor) -> torch.Tensor:
+    """Row-wise sorted composite keys value * m + column (unique, so an unstable sort suffices)."""
+    m = draws.shape[1]
+    keys = draws * m + torch.arange(m, device=draws.device)
+    return torch.sort(keys, dim=1).values
+
+
+def _has_repeat(draws: torch.Tensor) -> torch.Tensor:
+    """Whether each row contains some value more than once."""
+    if draws.shape[1] < 2:
+        return torch.zeros(draws.shape[0], dtype=torch.bool, device=draws.device)
+    small = draws.to(torch.int32) if int(draws.max()) < 2**31 else draws  # int32 sorts faster
+    values = torch.sort(small, dim=1).values
+    return (values[:, 1:] == values[:, :-1]).any(dim=1)
+
+
+def _first_occurrence(draws: torch.Tensor) -> torch.Tensor:
+    """Mask of the first occurrence (lowest column) of each value within every row."""
+    m = draws.shape[1]
+    keys = _sort_keys(draws)
+    values = torch.div(keys, m, rounding_mode="floor")
+    cols = keys - values * m
+    new = torch.ones_like(keys, dtype=torch.bool)
+    new[:, 1:] = values[:, 1:] != values[:, :-1]
+    first = torch.empty_like(new)
+    first.scatter_(1, cols, new)
+    return first
+
+
+# ------------------------------------------------------------------------------------------------
+# chain
+# ------------------------------------------------------------------------------------------------
+class ChainBatchSampler(AdaptiveBatchSampler):
+    """Chain-based adaptive selection with label correlations (``method.md`` section 5, a reconstruction).
+
+    Each post-warm-up batch of exactly B distinct samples is built from chains of up to
+    ``chain_length`` samples:
+
+    1. seed: a sample drawn from p among those not yet in the batch;
+    2. seed label: its positive label with the largest IRLbl (ties: the smaller label index);
+       a seed without labels ends the chain;
+    3. walk: the next label is the label not yet visited in this chain with the largest
+       correlation ``A[l, k]`` (:func:`label_correlation`; ties: the smaller label index), or one
+       drawn proportionally to ``A[l, k]`` over the unvisited labels with
+       ``label_choice="sample"``; the chain stops when that correlation is 0. The next sample is
+       drawn from p restricted to the samples carrying that label and not yet in the batch (the
+       chain stops when there is none). Repeat until the chain has ``chain_length`` samples or the
+       batch is full, then start a new chain with a new seed.
+
+    Warm-up, loss table, refreshes and every other parameter are as in :class:`AdaptiveBatchSampler`.
+
+    Parameters
+    ----------
+    chain_length : int, default 4
+        m, the maximum number of samples per chain (1 makes every pick a seed, i.e. plain adaptive
+        selection).
+    label_choice : {"argmax", "sample"}, default "argmax"
+        How the walk picks the next label.
+
+    Notes
+    -----
+    All batches of a refresh are built in parallel, one chain step at a time (B vectorised steps).
+    "Not yet in the batch" is enforced by rejection (exactly equivalent to drawing from the
+    restricted distribution) with an exact vectorised fallback after a few rejections.
+    """
+
+    def __init__(self, labels, batch_size: int, *, chain_length: int = 4, label_choice: str = "argmax", **options):
+        super().__init__(labels, batch_size, **options)
+        self.chain_length = check_positive_int(chain_length, "chain_length")
+        if label_choice not in _LABEL_CHOICES:
+            raise ValueError(f"label_choice must be one of {_LABEL_CHOICES}, got {label_choice!r}")
+        self.label_choice = label_choice
+        y, q, n = self.labels, self.n_labels, self.n_samples
+        counts = y.sum(dim=0).to(torch.float64)
+        ir = counts.max() / counts.clamp(min=1.0)
+        # most-minority positive label per sample, -1 for samples without labels; torch.argmax
+        # returns the first maximum, so ties go to the smaller label index
+        masked = torch.where(y, ir[None, :], torch.full((), -1.0, dtype=torch.float64, device=self.device))
+        self._seed_label = torch.where(y.any(dim=1), masked.argmax(dim=1),
+                                       torch.full((), -1, dtype=torch.int64, device=self.device))
+        self.correlation = label_correlation(y, device=self.device)
+        self._walk = _label_walk_table(self.correlation, self.chain_length)
+        # Segments: the positives of each label (CSR by label, ascending sample index), then one
+        # segment q with every sample, used for seeds.
+        lab, smp = y.T.nonzero(as_tuple=True)
+        self._seg_members = torch.cat([smp, torch.arange(n, device=self.device)])
+        sizes = torch.cat([y.sum(dim=0).to(torch.int64), torch.tensor([n], device=self.device)])
+        self._seg_start = torch.zeros(q + 2, dtype=torch.int64, device=self.device)
+        self._seg_start[1:] = torch.cumsum(sizes, 0)
+
+    def _refresh(self, p: torch.Tensor) -> None:
+        w = p.index_select(0, self._seg_members)
+        self._seg_cum = torch.cumsum(w, 0)
+        before = torch.cat([torch.zeros(1, dtype=torch.float64, device=self.device), self._seg_cum])
+        self._seg_base = before[self._seg_start[:-1]]
+        self._seg_total = before[self._seg_start[1:]] - self._seg_base
+
+    def _draw_batches(self, n_batches: int) -> torch.Tensor:
+        nb, b, m, q, dev = n_batches, self.batch_size, self.chain_length, self.n_labels, self.device
+        # batch-major transposed (B x nb): step t writes the contiguous row out[t]
+        out = torch.full((b, nb), -1, dtype=torch.int64, device=dev)
+        current = torch.full((nb,), -1, dtype=torch.int64, device=dev)   # label to walk from, -1: new seed
+        root = torch.full((nb,), -1, dtype=torch.int64, device=dev)      # seed label of the chain
+        length = torch.zeros(nb, dtype=torch.int64, device=dev)          # samples in the chain
+        sample_labels = self.label_choice == "sample"
+        visited = torch.zeros((nb, q), dtype=torch.bool, device=dev) if sample_labels else None
+        steps = self._walk.shape[1]
+        walk = self._walk.reshape(-1)
+        # Per-batch hashed bitmap of the members so far: a clear bit proves a candidate is not in
+        # the batch, so the exact O(t) comparison runs only for the few hash hits.
+        self._bitmap = torch.zeros(nb * _BITMAP_BITS, dtype=torch.bool, device=dev)
+        all_rows = torch.arange(nb, device=dev)
+        seed_segment = torch.full((nb,), q, dtype=torch.int64, device=dev)
+        one = torch.ones((), dtype=torch.int64, device=dev)
+        for t in range(b):
+            # segment of this step's draw per batch: the walk's next label, or q (all samples) for
+            # a new seed (chain finished, seed without label, or correlation 0)
+            segment = seed_segment.clone()
+            walking = (current >= 0).nonzero().reshape(-1)
+            if walking.numel():
+                if sample_labels:
+                    nxt = self._sample_next_labels(current.index_select(0, walking), visited.index_select(0, walking))
+                else:
+                    nxt = walk.index_select(0, root.index_select(0, walking) * steps
+                                            + length.index_select(0, walking) - 1)
+                segment.index_copy_(0, walking, torch.where(nxt >= 0, nxt, seed_segment[: nxt.numel()]))
+            picked, found = self._draw_restricted(segment, all_rows, out, t)
+            failed = (~found).nonzero().reshape(-1)
+            if failed.numel():
+                # the walk's label has no sample left outside the batch: the chain stops and a new
+                # seed takes this position
+                seeds, _ = self._draw_restricted(seed_segment[: failed.numel()], failed, out, t)
+                picked.index_copy_(0, failed, seeds)
+                segment.index_fill_(0, failed, q)
+            out[t] = picked
+            self._bitmap.index_fill_(0, _bitmap_slots(all_rows, picked), True)
+            is_seed = segment == q
+            label = self._seed_label.index_select(0, picked)
+            length = torch.where(is_seed, one, length + 1)
+            current = torch.where(is_seed, label, segment)
+            root = torch.where(is_seed, label, root)
+            if sample_labels:
+                visited.masked_fill_(is_seed[:, None], False)
+                chained = (current >= 0).nonzero().reshape(-1)
+                visited[chained, current.index_select(0, chained)] = True
+            current.masked_fill_(length >= m, -1)
+        del self._bitmap
+        return out.T.contiguous()
+
+    def _sample_next_labels(self, current: torch.Tensor, visited: torch.Tensor) -> torch.Tensor:
+        """Next label drawn proportionally to A[current, k] over unvisited k; -1 when all are 0."""
+        w = self.correlation.index_select(0, current).masked_fill_(visited, 0.0)
+        cum = torch.cumsum(w, dim=1)
+        total = cum[:, -1]
+        u = torch.rand(current.numel(), generator=self._generator, dtype=torch.float64, device=self.device)
+        pick = torch.searchsorted(cum, (u * total)[:, None], right=True).clamp_(max=w.shape[1] - 1)
+        # rounding can land on a zero-weight label at the end of the row: take the last positive one
+        positive = w > 0
+        last_pos = torch.where(positive, torch.arange(w.shape[1], device=self.device), -1).cummax(dim=1).values
+        pick = last_pos.gather(1, pick).reshape(-1)
+        return torch.where(total > 0, pick, torch.full_like(pick, -1))
+
+    def _draw_restricted(self, segment: torch.Tensor, rows: torch.Tensor, out: torch.Tensor, t: int):
+        """One draw per row from p restricted to ``segment`` minus the batch so far, ``out[:t, row]``.
+
+        Returns (picked, found); ``found`` is False where the restricted set is empty.
+        """
+        k = rows.numel()
+        dev = self.device
+        picked = torch.full((k,), -1, dtype=torch.int64, device=dev)
+        found = torch.ones(k, dtype=torch.bool, device=dev)
+        if k == 0:
+            return picked, found
+        lo = self._seg_start.index_select(0, segment)
+        hi = self._seg_start.index_select(0, segment + 1) - 1
+        base, total = self._seg_base.index_select(0, segment), self._seg_total.index_select(0, segment)
+        pending = None                                               # positions still to draw
+        # Inverse-CDF proposals within the segment; a proposal already in the batch is rejected
+        # (exactly sampling p restricted to the segment minus the batch).
+        for _ in range(_CHAIN_RETRIES):
+            if pending is None:
+                lo_p, hi_p, base_p, total_p, rows_p = lo, hi, base, total, rows
+            else:
+                rows_p = rows.index_select(0, pending)
+                lo_p, hi_p = lo.index_select(0, pending), hi.index_select(0, pending)
+                base_p, total_p = base.index_select(0, pending), total.index_select(0, pending)
+            u = torch.rand(lo_p.numel(), generator=self._generator, dtype=torch.float64, device=dev)
+            pos = torch.searchsorted(self._seg_cum, u.mul_(total_p).add_(base_p), right=True)
+            cand = self._seg_members.index_select(0, torch.minimum(torch.maximum(pos, lo_p), hi_p))
+            taken = torch.zeros(cand.numel(), dtype=torch.bool, device=dev)
+            if t > 0:
+                hit = self._bitmap.index_select(0, _bitmap_slots(rows_p, cand)) & ~taken
+                hits = hit.nonzero().reshape(-1)
+                if hits.numel():
+                    # exact check of the hash hits against the batch so far
+                    batch = out[:t].index_select(1, rows_p.index_select(0, hits))
+                    taken[hits] = (batch == cand.index_select(0, hits)[None, :]).any(dim=0)
+            if pending is None:
+                picked.copy_(cand)
+                pending = taken.nonzero().reshape(-1)
+            else:
+                accept = (~taken).nonzero().reshape(-1)
+                picked.index_copy_(0, pending.index_select(0, accept), cand.index_select(0, accept))
+                pending = pending.index_select(0, taken.nonzero().reshape(-1))
+            if pending.numel() == 0:
+                return picked, found
+        if pending is None:
+            pending = torch.arange(k, device=dev)
+        values, ok = self._draw_restricted_exact(segment.index_select(0, pending), rows.index_select(0, pending),
+                                                 out, t)
+        picked.index_copy_(0, pending, values)
+        found.index_copy_(0, pending, ok)
+        return picked, found
+
+    def _draw_restricted_exact(self, segment: torch.Tensor, rows: torch.Tensor, out: torch.Tensor, t: int):
+        """Exact restricted draw by enumerating the segment's members, in groups of bounded size."""
+        dev = self.device
+        lengths = self._seg_start.index_select(0, segment + 1) - self._seg_start.index_select(0, segment)
+        picked = torch.full((rows.numel(),), -1, dtype=torch.int64, device=dev)
+        found = torch.zeros(rows.numel(), dtype=torch.bool, device=dev)
+        ends = torch.cumsum(lengths, 0)
+        start_row = 0
+        while start_row < rows.numel():
+            # rows start_row .. stop_row - 1 with at most _FALLBACK_PAIRS pairs (at least one row)
+            offset = int(ends[start_row - 1]) if start_row else 0
+            stop_row = int(torch.searchsorted(ends, torch.tensor(offset + _FALLBACK_PAIRS, device=dev), right=True))
+            stop_row = max(stop_row, start_row + 1)
+            seg, rws, lens = segment[start_row:stop_row], rows[start_row:stop_row], lengths[start_row:stop_row]
+            r = rws.numel()
+            pair_row = torch.repeat_interleave(torch.arange(r, device=dev), lens)
+            row_first = torch.cumsum(lens, 0) - lens
+            pos = (self._seg_start.index_select(0, seg).index_select(0, pair_row)
+                   + torch.arange(pair_row.numel(), device=dev) - row_first.index_select(0, pair_row))
+            cand = self._seg_members.index_select(0, pos)
+            n = self.n_samples
+            if t > 0:
+                in_batch = (torch.arange(r, device=dev)[None, :] * n + out[:t].index_select(1, rws)).reshape(-1)
+                taken = torch.isin(pair_row * n + cand, in_batch)
+            else:
+                taken = torch.zeros_like(cand, dtype=torch.bool)
+            w = self._p.index_select(0, cand).masked_fill_(taken, 0.0)
+            cum = torch.cumsum(w, 0)
+            before = torch.cat([torch.zeros(1, dtype=torch.float64, device=dev), cum])
+            row_base = before.index_select(0, row_first)
+            row_total = before.index_select(0, row_first + lens) - row_base
+            ok = row_total > 0
+            u = torch.rand(r, generator=self._generator, dtype=torch.float64, device=dev)
+            choice = torch.searchsorted(cum, row_base + u * row_total, right=True)
+            choice = torch.minimum(torch.maximum(choice, row_first), row_first + lens - 1)
+            # rounding past a row's end can land on a taken (zero-weight) member: step back to the
+            # last member with positive weight, which lies in the same row when the row total > 0
+            last_pos = torch.where(w > 0, torch.arange(w.numel(), device=dev), -1).cummax(dim=0).values
+            choice = last_pos.index_select(0, choice).clamp_(min=0)
+            picked[start_row:stop_row] = torch.where(ok, cand.index_select(0, choice), torch.full_like(choice, -1))
+            found[start_row:stop_row] = ok
+            start_row = stop_row
+        return picked, found
+
+
+def _bitmap_slots(rows: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+    """Flat bitmap positions of (batch row, sample): multiplicative hash into _BITMAP_BITS slots."""
+    h = ((samples * 2654435761) >> 12) & (_BITMAP_BITS - 1)
+    return rows * _BITMAP_BITS + h
+
+
+def _label_walk_table(correlation: torch.Tensor, chain_length: int) -> torch.Tensor:
+    """Deterministic argmax walks: row l lists the labels visited after seed label l (-1: stopped).
+
+    Step s picks the unvisited label with the largest correlation to the previous one (the first
+    such label on ties); the walk stops at a correlation of 0.
+    """
+    q = correlation.shape[0]
+    dev = correlation.device
+    steps = max(chain_length - 1, 0)
+    table = torch.full((q, max(steps, 1)), -1, dtype=torch.int64, device=dev)
+    if steps == 0:
+        return table
+    visited = torch.eye(q, dtype=torch.bool, device=dev)
+    current = torch.arange(q, device=dev)
+    alive = torch.ones(q, dtype=torch.bool, device=dev)
+    for s in range(steps):
+        a = correlation[current.clamp(min=0)].masked_fill(visited, -1.0)
+        nxt = a.argmax(dim=1)  # first maximum: ties go to the smaller label index
+        best = a.gather(1, nxt[:, None]).reshape(-1)
+        alive &= best > 0
+        nxt = torch.where(alive, nxt, torch.full_like(nxt, -1))
+        table[:, s] = nxt
+        visited[alive.nonzero().reshape(-1), nxt[alive]] = True
+        current = nxt
+    return table
