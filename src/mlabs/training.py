@@ -1,0 +1,528 @@
+"""Train and evaluate one cell of the experiment grid.
+
+A *cell* is (data set, model, method, fold, seed, selection pressure, batch
+size). The protocol follows ``method.md`` sections 4 and 6:
+
+1. **Warm-up** is trained once per (data set, model, fold, seed, batch size)
+   with shuffled random batches and a linear learning-rate warm-up, and saved
+   as a checkpoint (model, optimiser, RNG state, the per-sample loss table and
+   the warm-up epochs' curves). Random, adaptive and chain runs all continue
+   from that same checkpoint, so they differ only in how batches are chosen.
+2. **Selection epochs**: each epoch draws its batches from the cell's sampler,
+   updates the sampler with the per-sample losses of the training forward pass,
+   then evaluates validation and test with the six metrics.
+3. **Model selection**: the epoch with the best validation macro-AUC is kept
+   as a real copy of the weights (the authors' shallow ``state_dict().copy()``
+   silently kept the last epoch); its test metrics are the cell's result.
+
+Every epoch ends with an atomically written resume checkpoint, so an
+interrupted run loses at most the epoch in progress; a finished cell writes
+``result.json`` atomically and is skipped when run again.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import metrics as mlmetrics
+from ._io import atomic_path, write_json_atomic, write_text_atomic
+from .models import build as build_model
+from .selection import AdaptiveBatchSampler, ChainBatchSampler, RandomBatchSampler
+from .selection.imbalance import minority_labels
+
+__all__ = ["Cell", "TrainConfig", "CheckpointMismatch", "NonFiniteLoss", "METHODS",
+           "warmup_path", "warmup_curves", "cell_dir", "run_warmup", "train_cell", "run_cell", "load_result"]
+
+METHODS = ("random", "adaptive", "chain")
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint belongs to another data set, model, fold or configuration."""
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One training run of the grid.
+
+    Parameters
+    ----------
+    dataset, model : str
+        Data set and model registry names.
+    method : {"random", "adaptive", "chain"}
+        How batches are chosen after warm-up.
+    fold : int
+        Which of the prepared folds is held out.
+    seed : int
+        Seeds torch (model initialisation, dropout, noise) and the sampler.
+    selection_pressure : float
+        s_e of the selecting methods (ignored by ``random``).
+    batch_size : int
+    """
+
+    dataset: str
+    model: str
+    method: str
+    fold: int
+    seed: int = 0
+    selection_pressure: float = 2.0
+    batch_size: int = 128
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {METHODS}")
+        if self.fold < 0:
+            raise ValueError(f"fold must be >= 0, got {self.fold}")
+
+    @property
+    def warmup_key(self) -> tuple:
+        return (self.dataset, self.model, self.fold, self.seed, self.batch_size)
+
+    def label(self) -> str:
+        """A short human-readable name used in messages and progress bars."""
+        se = "" if self.method == "random" else f" s_e={self.selection_pressure:g}"
+        return (f"{self.dataset}/{self.model}/{self.method}{se} B={self.batch_size} "
+                f"fold={self.fold} seed={self.seed}")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and selection settings shared by every method.
+
+    Defaults are those of ``method.md``: Adam (lr 1e-4, weight decay 1e-4),
+    100 epochs of which 3 are warm-up epochs with shuffled random batches and
+    a linear learning-rate warm-up.
+    """
+
+    epochs: int = 100
+    warmup_epochs: int = 3
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    model_params: dict = field(default_factory=dict)
+    #: sampler options: score, quantize, refresh_every, k_neighbors, chain_length, label_choice
+    selection: dict = field(default_factory=dict)
+    threshold: float = 0.5
+    device: str = "cpu"
+    deterministic: bool = True
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs}")
+
+    def warmup_fingerprint(self, model: str) -> str:
+        """Hash of everything that determines the warm-up checkpoint."""
+        payload = {"warmup_epochs": self.warmup_epochs, "lr": self.lr,
+                   "weight_decay": self.weight_decay,
+                   "model_params": self.model_params.get(model, {}) if _nested(self.model_params)
+                   else self.model_params}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def fingerprint(self, model: str) -> str:
+        """Hash of every setting that determines a cell's result (beyond the cell itself)."""
+        payload = {"warmup": self.warmup_fingerprint(model), "epochs": self.epochs,
+                   "selection": self.selection, "threshold": self.threshold}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def params_for(self, model: str) -> dict:
+        """The hyper-parameters of ``model`` (``model_params`` may be keyed by model name)."""
+        if _nested(self.model_params):
+            return dict(self.model_params.get(model, {}))
+        return dict(self.model_params)
+
+
+def _nested(d: dict) -> bool:
+    return bool(d) and all(isinstance(v, dict) for v in d.values())
+
+
+# ----------------------------------------------------------------------------------------------
+# paths
+
+
+def warmup_path(root: str | os.PathLike, cell: Cell) -> Path:
+    """Where the shared warm-up checkpoint of ``cell`` lives under ``root``."""
+    return (Path(root) / cell.dataset / cell.model
+            / f"fold{cell.fold}-seed{cell.seed}-b{cell.batch_size}.pt")
+
+
+def cell_dir(root: str | os.PathLike, cell: Cell) -> Path:
+    """The output folder of ``cell`` under ``root``."""
+    method = cell.method if cell.method == "random" else f"{cell.method}-se{cell.selection_pressure:g}"
+    return (Path(root) / cell.dataset / cell.model / f"{method}-b{cell.batch_size}"
+            / f"fold{cell.fold}-seed{cell.seed}")
+
+
+def load_result(directory: str | os.PathLike) -> dict | None:
+    """The finished result of a cell folder, or None if it has none."""
+    path = Path(directory) / "result.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+
+def _seed_everything(seed: int, deterministic: bool) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] * factor
+
+
+def _make_optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
+    optimizer = torch.optim.Adam(model.parameter_groups(config.lr), lr=config.lr,
+                                 weight_decay=config.weight_decay)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = group["lr"]
+    return optimizer
+
+
+def _state_to_cpu(state: dict) -> dict:
+    """A deep copy of a state dict on the CPU: a real snapshot, not views of live tensors."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+def _evaluate(model, X, Y, threshold: float) -> dict[str, float]:
+    probs = model.predict_proba(X).cpu().numpy()
+    return mlmetrics.evaluate(Y.cpu().numpy(), probs, threshold=threshold)
+
+
+def _auc_key(value: float) -> float:
+    return -math.inf if value is None or not math.isfinite(value) else value
+
+
+class _Run:
+    """The state of one training run: model, optimiser and bookkeeping."""
+
+    def __init__(self, cell: Cell, split, config: TrainConfig, progress: bool):
+        self.cell, self.split, self.config = cell, split, config
+        device = torch.device(config.device)
+        self.device = device
+        self.X = torch.as_tensor(np.asarray(split.X_train), dtype=torch.float32, device=device)
+        self.Y = torch.as_tensor(np.asarray(split.Y_train), dtype=torch.float32, device=device)
+        self.X_val = torch.as_tensor(np.asarray(split.X_val), dtype=torch.float32)
+        self.Y_val = torch.as_tensor(np.asarray(split.Y_val), dtype=torch.float32)
+        self.X_test = torch.as_tensor(np.asarray(split.X_test), dtype=torch.float32)
+        self.Y_test = torch.as_tensor(np.asarray(split.Y_test), dtype=torch.float32)
+        self.n_train, self.n_labels = self.Y.shape
+        if cell.batch_size > self.n_train:
+            raise ValueError(f"{cell.label()}: batch size {cell.batch_size} is larger than the "
+                             f"{self.n_train} training samples; use a smaller batch_size")
+        self.model = build_model(cell.model, self.X.shape[1], self.n_labels,
+                                 train_labels=split.Y_train, **config.params_for(cell.model)).to(device)
+        self.optimizer = _make_optimizer(self.model, config)
+        self.steps_per_epoch = math.ceil(self.n_train / cell.batch_size)
+        self.warmup_steps = config.warmup_epochs * self.steps_per_epoch
+        self.step = 0
+        self.loss_table = torch.zeros(self.n_train, dtype=torch.float32)
+        self.minority = minority_labels(split.Y_train)
+        self.has_minority = (self.Y.cpu()[:, self.minority] > 0).any(dim=1)
+        self.curves: list[dict] = []
+        self.best_auc = -math.inf
+        self.best_epoch = 0
+        self.best_state: dict | None = None
+        self.progress = progress
+
+    # one epoch ------------------------------------------------------------------------------
+    def train_epoch(self, sampler, epoch: int) -> dict:
+        model, optimizer = self.model, self.optimizer
+        model.train()
+        sampler.set_epoch(epoch - 1)  # samplers count epochs from 0
+        t0 = time.perf_counter()
+        total, count, picked_minority, picked = 0.0, 0, 0, 0
+        for batch in sampler:
+            idx = torch.as_tensor(batch, dtype=torch.long)
+            idx_dev = idx.to(self.device)
+            out = model.training_step(self.X[idx_dev], self.Y[idx_dev])
+            if not torch.isfinite(out.loss):
+                raise NonFiniteLoss(
+                    f"{self.cell.label()}: the training loss became {out.loss.item()} at epoch "
+                    f"{epoch}, batch {count + 1}; lower the learning rate or check the data")
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            self.step += 1
+            if self.warmup_steps and self.step <= self.warmup_steps:
+                # linear LR warm-up; the first step runs at 1/warmup_steps of the rate
+                _set_lr(optimizer, self.step / self.warmup_steps)
+            else:
+                _set_lr(optimizer, 1.0)
+            optimizer.step()
+            per_sample = out.per_sample_loss.detach()
+            if not torch.isfinite(per_sample).all():
+                raise NonFiniteLoss(f"{self.cell.label()}: non-finite per-sample loss at epoch {epoch}")
+            sampler.update(idx_dev, per_sample)
+            self.loss_table[idx] = per_sample.float().cpu()
+            total += float(out.loss.detach()) * len(idx)
+            count += 1
+            picked += len(idx)
+            picked_minority += int(self.has_minority[idx].sum())
+        seconds = time.perf_counter() - t0
+        share_train = float(self.has_minority.float().mean())
+        row = {"epoch": epoch, "train_loss": total / max(picked, 1), "epoch_seconds": seconds,
+               "minority_share": picked_minority / max(picked, 1),
+               "minority_share_train": share_train,
+               "loss_minority": float(self.loss_table[self.has_minority].mean()) if self.has_minority.any() else float("nan"),
+               "loss_rest": float(self.loss_table[~self.has_minority].mean()) if (~self.has_minority).any() else float("nan")}
+        try:
+            val = _evaluate(model, self.X_val, self.Y_val, self.config.threshold)
+            test = _evaluate(model, self.X_test, self.Y_test, self.config.threshold)
+        except ValueError as exc:  # e.g. NaN predictions from diverged weights
+            raise NonFiniteLoss(f"{self.cell.label()}: evaluation failed after epoch {epoch}: {exc}") from exc
+        row.update({f"val_{k}": v for k, v in val.items()})
+        row.update({f"test_{k}": v for k, v in test.items()})
+        self.curves.append(row)
+        if _auc_key(val["macro_auc"]) > self.best_auc:
+            self.best_auc = _auc_key(val["macro_auc"])
+            self.best_epoch = epoch
+            self.best_state = _state_to_cpu(model.state_dict())
+        return row
+
+    # checkpoints -----------------------------------------------------------------------------
+    def meta(self, config_fp: str) -> dict:
+        c = self.cell
+        return {"version": CHECKPOINT_VERSION, "dataset": c.dataset, "model": c.model,
+                "fold": c.fold, "seed": c.seed, "batch_size": c.batch_size,
+                "n_train": self.n_train, "n_labels": self.n_labels,
+                "labels_sha": hashlib.sha256(np.ascontiguousarray(
+                    np.asarray(self.split.Y_train, dtype=np.uint8)).tobytes()).hexdigest()[:16],
+                "config": config_fp}
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "torch_rng": torch.get_rng_state(), "step": self.step,
+                "loss_table": self.loss_table.clone(), "curves_json": json.dumps(self.curves),
+                "best_auc": self.best_auc, "best_epoch": self.best_epoch,
+                "best_state": self.best_state}
+
+    def restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+        self.loss_table = state["loss_table"].clone()
+        self.curves = json.loads(state["curves_json"])
+        self.best_auc = float(state["best_auc"])
+        self.best_epoch = int(state["best_epoch"])
+        self.best_state = state["best_state"]
+
+
+#: metadata that identifies the run a checkpoint belongs to; any other difference
+#: (a changed setting) means the checkpoint is stale and is retrained instead
+_IDENTITY = ("dataset", "model", "fold", "seed", "batch_size", "n_train", "n_labels", "labels_sha",
+             "method", "selection_pressure")
+
+
+def _is_stale(found: dict, expected: dict) -> bool:
+    return any(found.get(k) != v for k, v in expected.items() if k not in _IDENTITY)
+
+
+def _check_meta(found: dict, expected: dict, path: Path) -> None:
+    diffs = [f"{k}: checkpoint has {found.get(k)!r}, this run needs {v!r}"
+             for k, v in expected.items() if k in _IDENTITY and found.get(k) != v]
+    if diffs:
+        raise CheckpointMismatch(
+            f"checkpoint {path} does not belong to this run ({'; '.join(diffs)}). "
+            f"Delete it (or the folder) to retrain it.")
+
+
+def _load_checkpoint(path: Path, expected_meta: dict) -> dict | None:
+    """Load a checkpoint; None if it is stale (written under other settings).
+
+    A checkpoint of another data set, model, fold, seed or training set is
+    refused with :class:`CheckpointMismatch` rather than silently reused.
+    """
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a torn or foreign file
+        raise CheckpointMismatch(f"cannot read checkpoint {path} ({exc}); delete it to retrain") from exc
+    _check_meta(payload.get("meta", {}), expected_meta, path)
+    if _is_stale(payload["meta"], expected_meta):
+        return None
+    return payload
+
+
+def _save_checkpoint(path: Path, meta: dict, state: dict, **extra: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save({"meta": meta, "state": state, **extra}, tmp)
+
+
+def _progress_bar(total: int, initial: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, desc=desc, unit="epoch", leave=False,
+                disable=not enabled or bool(os.environ.get("MLABS_QUIET")), dynamic_ncols=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# public entry points
+
+
+def run_warmup(cell: Cell, split, config: TrainConfig, warmup_root: str | os.PathLike,
+               progress: bool = True) -> Path:
+    """Train (or reuse) the shared warm-up checkpoint of ``cell``.
+
+    The warm-up depends on (data set, model, fold, seed, batch size) and the
+    optimisation settings, not on the method or the selection pressure. An
+    existing checkpoint is reused after its metadata has been checked; one
+    that belongs to another data set, model, fold or configuration is refused
+    with :class:`CheckpointMismatch`.
+    """
+    path = warmup_path(warmup_root, cell)
+    _seed_everything(cell.seed, config.deterministic)
+    run = _Run(cell, split, config, progress)
+    meta = run.meta(config.warmup_fingerprint(cell.model))
+    if path.exists() and _load_checkpoint(path, meta) is not None:
+        return path
+    sampler = RandomBatchSampler(run.n_train, cell.batch_size, seed=cell.seed)
+    bar = _progress_bar(config.warmup_epochs, 0, f"warm-up {cell.dataset}/{cell.model} fold {cell.fold}", progress)
+    for epoch in range(1, config.warmup_epochs + 1):
+        row = run.train_epoch(sampler, epoch)
+        bar.update(1)
+        bar.set_postfix(val_auc=f"{row['val_macro_auc']:.4f}")
+    bar.close()
+    _save_checkpoint(path, meta, run.state())
+    return path
+
+
+def _make_sampler(cell: Cell, run: _Run, config: TrainConfig):
+    if cell.method == "random":
+        return RandomBatchSampler(run.n_train, cell.batch_size, seed=cell.seed)
+    opts = dict(config.selection)
+    chain_opts = {k: opts.pop(k) for k in ("chain_length", "label_choice") if k in opts}
+    use_weights = opts.pop("score", "weighted_loss") == "weighted_loss"
+    common = dict(selection_pressure=cell.selection_pressure, warmup_epochs=config.warmup_epochs,
+                  features=run.split.X_train if use_weights else None,
+                  score="weighted_loss" if use_weights else "loss",
+                  seed=cell.seed, device=run.device, **opts)
+    labels = run.Y
+    if cell.method == "adaptive":
+        sampler = AdaptiveBatchSampler(labels, cell.batch_size, **common)
+    else:
+        sampler = ChainBatchSampler(labels, cell.batch_size, **chain_opts, **common)
+    # the warm-up losses seed the loss table of every selecting method
+    sampler.update(torch.arange(run.n_train, device=run.device), run.loss_table.to(run.device))
+    return sampler
+
+
+def train_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.PathLike,
+               out_root: str | os.PathLike, progress: bool = True) -> dict:
+    """Train one cell from its warm-up checkpoint and return its result.
+
+    Writes ``curves.tsv`` and ``result.json`` into :func:`cell_dir`. A cell
+    whose ``result.json`` exists is not retrained. An unfinished cell resumes
+    from its last completed epoch (``resume.pt``), giving the same metrics as
+    an uninterrupted run.
+    """
+    out = cell_dir(out_root, cell)
+    done = load_result(out)
+    if done is not None and done.get("status") == "ok" and done.get("fingerprint") == config.fingerprint(cell.model):
+        return done
+    wpath = run_warmup(cell, split, config, warmup_root, progress)
+
+    _seed_everything(cell.seed, config.deterministic)
+    run = _Run(cell, split, config, progress)
+    warm_meta = run.meta(config.warmup_fingerprint(cell.model))
+    warm = _load_checkpoint(wpath, warm_meta)
+    run.restore(warm["state"])
+    sampler = _make_sampler(cell, run, config)
+    first_epoch = config.warmup_epochs + 1
+
+    resume = out / "resume.pt"
+    cell_meta = dict(warm_meta, method=cell.method, selection_pressure=cell.selection_pressure,
+                     config=config.fingerprint(cell.model))
+    payload = _load_checkpoint(resume, cell_meta) if resume.exists() else None
+    if payload is not None:
+        run.restore(payload["state"])
+        sampler.load_state_dict(payload["sampler"])
+        first_epoch = int(payload["epoch"]) + 1
+
+    bar = _progress_bar(config.epochs, first_epoch - 1, cell.label(), progress)
+    t_start = time.perf_counter()
+    for epoch in range(first_epoch, config.epochs + 1):
+        row = run.train_epoch(sampler, epoch)
+        _save_checkpoint(resume, cell_meta, run.state(), sampler=sampler.state_dict(), epoch=epoch)
+        bar.update(1)
+        bar.set_postfix(val_auc=f"{row['val_macro_auc']:.4f}", best=run.best_epoch)
+    bar.close()
+
+    result = _finish(cell, run, config, out, time.perf_counter() - t_start)
+    resume.unlink(missing_ok=True)
+    return result
+
+
+def _finish(cell: Cell, run: _Run, config: TrainConfig, out: Path, seconds: float) -> dict:
+    best = run.curves[run.best_epoch - 1] if run.best_epoch else run.curves[-1]
+    if run.best_state is not None:
+        # the reported test metrics come from the kept copy of the best weights,
+        # re-evaluated (not read from the curve), which also checks the copy is real
+        run.model.load_state_dict(run.best_state)
+    test = _evaluate(run.model, run.X_test, run.Y_test, config.threshold)
+    val = _evaluate(run.model, run.X_val, run.Y_val, config.threshold)
+    selecting = [r for r in run.curves if r["epoch"] > config.warmup_epochs]
+    result = {"status": "ok", "cell": dataclasses.asdict(cell), "fingerprint": config.fingerprint(cell.model),
+              "best_epoch": best["epoch"],
+              "val": val, "test": test, "train_seconds": seconds,
+              "epochs": config.epochs, "warmup_epochs": config.warmup_epochs,
+              "minority_share": float(np.mean([r["minority_share"] for r in selecting])) if selecting else None,
+              "minority_share_train": run.curves[-1]["minority_share_train"]}
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(_curves_tsv(run.curves), out / "curves.tsv")
+    write_json_atomic(result, out / "result.json")
+    return result
+
+
+def _curves_tsv(rows: list[dict]) -> str:
+    cols = list(rows[0])
+    lines = ["\t".join(cols)]
+    for r in rows:
+        lines.append("\t".join(f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c]) for c in cols))
+    return "\n".join(lines) + "\n"
+
+
+def warmup_curves(path: str | os.PathLike) -> list[dict]:
+    """The per-epoch curves stored in a warm-up checkpoint."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return json.loads(payload["state"]["curves_json"])
+
+
+def run_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.PathLike,
+             out_root: str | os.PathLike, progress: bool = True) -> dict:
+    """:func:`train_cell`, but a failure is recorded instead of raised.
+
+    A non-finite loss (or any other error) writes ``result.json`` with
+    ``status: "failed"`` and the message naming the cell and epoch, so the
+    other cells of a grid continue; running the cell again retries it.
+    """
+    try:
+        return train_cell(cell, split, config, warmup_root, out_root, progress)
+    except (NonFiniteLoss, CheckpointMismatch, ValueError, RuntimeError) as exc:
+        out = cell_dir(out_root, cell)
+        out.mkdir(parents=True, exist_ok=True)
+        result = {"status": "failed", "cell": dataclasses.asdict(cell),
+                  "error": f"{type(exc).__name__}: {exc}"}
+        write_json_atomic(result, out / "result.json")
+        return result

@@ -1,0 +1,155 @@
+"""The training protocol: warm-up sharing, best-epoch copy, determinism, resume, failures."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from mlabs import training
+from mlabs.data import fold_split, load_dataset, prepare
+from mlabs.models import MODEL_NAMES
+from mlabs.training import (Cell, CheckpointMismatch, TrainConfig, cell_dir, run_cell, train_cell,
+                            warmup_path)
+
+EPOCHS, WARMUP = 3, 1
+
+
+@pytest.fixture(scope="module")
+def split():
+    return fold_split(prepare(load_dataset("emotions"), n_folds=5, seed=0), 0)
+
+
+def small_config(**kw):
+    # tiny models keep the suite fast; the protocol code paths are the same
+    params = {"mpvae": {"n_train_sample": 10, "n_test_sample": 20}}
+    base = dict(epochs=EPOCHS, warmup_epochs=WARMUP, lr=1e-3, model_params=params)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_every_model_and_method_trains_a_cell(tmp_path, split, model):
+    config = small_config()
+    results = {}
+    for method in ("random", "adaptive", "chain"):
+        cell = Cell("emotions", model, method, fold=0, seed=1)
+        res = train_cell(cell, split, config, tmp_path / "warmup", tmp_path / "runs", progress=False)
+        assert res["status"] == "ok"
+        assert 1 <= res["best_epoch"] <= EPOCHS
+        assert set(res["test"]) >= {"macro_f1", "micro_f1", "macro_auc", "ranking_loss",
+                                    "hamming_loss", "one_error"}
+        assert all(math.isfinite(v) for v in res["test"].values())
+        curves = (cell_dir(tmp_path / "runs", cell) / "curves.tsv").read_text().splitlines()
+        assert len(curves) == 1 + EPOCHS  # header + one row per epoch, warm-up epochs included
+        results[method] = res
+    # one shared warm-up checkpoint for the three methods
+    assert len(list((tmp_path / "warmup").rglob("*.pt"))) == 1
+    # the warm-up epoch is identical for every method (same checkpoint)
+    rows = {m: (cell_dir(tmp_path / "runs", Cell("emotions", model, m, 0, 1)) / "curves.tsv")
+            .read_text().splitlines()[1].split("\t")[:2] for m in results}
+    assert rows["random"] == rows["adaptive"] == rows["chain"]
+
+
+def test_same_cell_same_metrics(tmp_path, split):
+    config = small_config()
+    cell = Cell("emotions", "dela", "adaptive", fold=0, seed=3)
+    a = train_cell(cell, split, config, tmp_path / "w1", tmp_path / "r1", progress=False)
+    b = train_cell(cell, split, config, tmp_path / "w2", tmp_path / "r2", progress=False)
+    assert a["test"] == b["test"] and a["best_epoch"] == b["best_epoch"]
+
+
+def test_rerun_skips_finished_cell(tmp_path, split, monkeypatch):
+    config = small_config()
+    cell = Cell("emotions", "c2ae", "random", fold=0)
+    first = train_cell(cell, split, config, tmp_path / "w", tmp_path / "r", progress=False)
+    monkeypatch.setattr(training._Run, "train_epoch", lambda *a, **k: pytest.fail("retrained"))
+    assert train_cell(cell, split, config, tmp_path / "w", tmp_path / "r", progress=False) == first
+
+
+def test_resume_after_interruption_matches_uninterrupted(tmp_path, split, monkeypatch):
+    config = small_config(epochs=4)
+    cell = Cell("emotions", "clif", "chain", fold=0, seed=2)
+    full = train_cell(cell, split, config, tmp_path / "w", tmp_path / "full", progress=False)
+
+    original = training._Run.train_epoch
+
+    def crash_at_epoch_3(self, sampler, epoch):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return original(self, sampler, epoch)
+
+    monkeypatch.setattr(training._Run, "train_epoch", crash_at_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_cell(cell, split, config, tmp_path / "w", tmp_path / "cut", progress=False)
+    out = cell_dir(tmp_path / "cut", cell)
+    assert (out / "resume.pt").exists() and not (out / "result.json").exists()
+    monkeypatch.setattr(training._Run, "train_epoch", original)
+    resumed = train_cell(cell, split, config, tmp_path / "w", tmp_path / "cut", progress=False)
+    assert resumed["test"] == full["test"] and resumed["best_epoch"] == full["best_epoch"]
+    assert not (out / "resume.pt").exists()
+
+
+def test_best_epoch_weights_are_a_real_copy(tmp_path, split, monkeypatch):
+    # make validation AUC fall every epoch, so the best epoch is the first one
+    calls = iter(range(100))
+    monkeypatch.setattr(training, "_auc_key", lambda value: -next(calls))
+    config = small_config(epochs=3, warmup_epochs=1)
+    cell = Cell("emotions", "dela", "random", fold=0)
+    res = train_cell(cell, split, config, tmp_path / "w", tmp_path / "r", progress=False)
+    assert res["best_epoch"] == 1
+    header, *rows = (cell_dir(tmp_path / "r", cell) / "curves.tsv").read_text().splitlines()
+    cols = header.split("\t")
+    first = dict(zip(cols, rows[0].split("\t")))
+    last = dict(zip(cols, rows[-1].split("\t")))
+    # re-evaluating the kept weights reproduces epoch 1, not the last epoch
+    assert res["test"]["macro_auc"] == pytest.approx(float(first["test_macro_auc"]), abs=1e-5)
+    assert float(first["test_macro_auc"]) != pytest.approx(float(last["test_macro_auc"]), abs=1e-5)
+
+
+def test_nan_loss_fails_the_cell_with_a_clear_message(tmp_path, split, monkeypatch):
+    from mlabs.models.dela import DELA
+
+    original = DELA.training_step
+
+    def nan_step(self, x, y):
+        out = original(self, x, y)
+        out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(DELA, "training_step", nan_step)
+    cell = Cell("emotions", "dela", "adaptive", fold=0)
+    res = run_cell(cell, split, small_config(), tmp_path / "w", tmp_path / "r", progress=False)
+    assert res["status"] == "failed"
+    assert "emotions/dela/adaptive" in res["error"] and "epoch 1" in res["error"]
+    saved = json.loads((cell_dir(tmp_path / "r", cell) / "result.json").read_text())
+    assert saved["status"] == "failed"
+
+
+def test_checkpoint_of_another_fold_is_refused(tmp_path, split):
+    config = small_config()
+    cell0 = Cell("emotions", "c2ae", "random", fold=0)
+    training.run_warmup(cell0, split, config, tmp_path / "w", progress=False)
+    cell1 = Cell("emotions", "c2ae", "random", fold=1)
+    target = warmup_path(tmp_path / "w", cell1)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(warmup_path(tmp_path / "w", cell0).read_bytes())
+    split1 = fold_split(prepare(load_dataset("emotions"), n_folds=5, seed=0), 1)
+    with pytest.raises(CheckpointMismatch, match="fold"):
+        training.run_warmup(cell1, split1, config, tmp_path / "w", progress=False)
+
+
+def test_checkpoints_load_without_pickle(tmp_path, split):
+    config = small_config()
+    cell = Cell("emotions", "c2ae", "random", fold=0)
+    path = training.run_warmup(cell, split, config, tmp_path / "w", progress=False)
+    payload = torch.load(path, weights_only=True)
+    assert payload["meta"]["dataset"] == "emotions" and payload["meta"]["fold"] == 0
+
+
+def test_batch_larger_than_data_is_refused(tmp_path, split):
+    cell = Cell("emotions", "c2ae", "random", fold=0, batch_size=10_000)
+    with pytest.raises(ValueError, match="larger than"):
+        train_cell(cell, split, small_config(), tmp_path / "w", tmp_path / "r", progress=False)
