@@ -71,20 +71,27 @@ def selection_probabilities(scores, selection_pressure: float, quantize: bool = 
     return _probabilities(s, math.log(s_e), quantize)
 
 
-def _probabilities(s: torch.Tensor, log_se: float, quantize: bool) -> torch.Tensor:
-    """:func:`selection_probabilities` for validated float64 scores (the samplers' hot path)."""
+def _log_weights(s: torch.Tensor, log_se: float, quantize: bool) -> torch.Tensor:
+    """Unnormalised log-probabilities (largest 0) for validated float64 scores.
+
+    Kept separate from the normalisation so that the samplers can turn them straight into
+    acceptance thresholds without a float64 exp and sum per refresh.
+    """
     n = s.numel()
     if quantize:
         s_max = s.max()
         if float(s_max) == 0.0:
-            return torch.full_like(s, 1.0 / n)
+            return torch.zeros_like(s)
         # levels relative to the top level N: Q_i - N = ceil(s_i N / s_max) - N, clamped because
         # s_max / (s_max / N) may round to N + tiny, whose ceil would be N + 1
         level = torch.ceil(s / (s_max / n)).clamp_(max=n).sub_(n)
-        logits = level.mul_(log_se / n)
-    else:
-        logits = _average_descending_rank(s).mul_(-log_se / n)
-    p = torch.exp_(logits)
+        return level.mul_(log_se / n)
+    return _average_descending_rank(s).mul_(-log_se / n)
+
+
+def _probabilities(s: torch.Tensor, log_se: float, quantize: bool) -> torch.Tensor:
+    """:func:`selection_probabilities` for validated float64 scores."""
+    p = torch.exp_(_log_weights(s, log_se, quantize))
     return p.div_(p.sum())
 
 

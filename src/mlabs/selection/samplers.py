@@ -57,7 +57,7 @@ from ._validation import (
     check_selection_pressure,
 )
 from .imbalance import imbalance_weights, label_correlation
-from .probabilities import _probabilities
+from .probabilities import _log_weights
 
 __all__ = ["RandomBatchSampler", "AdaptiveBatchSampler", "ChainBatchSampler"]
 
@@ -388,7 +388,8 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         else:
             self._weights = None
         self._loss = torch.zeros(self.n_samples, dtype=torch.float64, device=device)
-        self._p: torch.Tensor | None = None
+        self._logw: torch.Tensor | None = None   # log-weights of the refresh in force
+        self._p_cache: tuple | None = None
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(n_samples={self.n_samples}, batch_size={self.batch_size}, "
@@ -436,15 +437,15 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         """The selection distribution (length N, float64, sums to 1); see the class notes."""
         if self.in_warmup:
             return super().probabilities()
-        if self._p is not None:
-            return self._p.clone()
-        return self._compute_probabilities()
+        logw = self._logw if self._logw is not None else self._log_weights()
+        p = torch.exp(logw)
+        return p.div_(p.sum())
 
     def state_dict(self) -> dict:
         state = super().state_dict()
         state.update(loss_table=self._loss.cpu().clone(),
                      weights=None if self._weights is None else self._weights.cpu().clone(),
-                     probabilities=None if self._p is None else self._p.cpu().clone(),
+                     log_weights=None if self._logw is None else self._logw.cpu().clone(),
                      selection_pressure=self.selection_pressure, quantize=self.quantize, score=self.score)
         return state
 
@@ -453,8 +454,8 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         self._loss = state["loss_table"].to(device=self.device, dtype=torch.float64).clone()
         if state.get("weights") is not None and self._weights is not None:
             self._weights = state["weights"].to(device=self.device, dtype=torch.float64).clone()
-        p = state.get("probabilities")
-        self._p = None if p is None else p.to(device=self.device, dtype=torch.float64).clone()
+        logw = state.get("log_weights")
+        self._logw = None if logw is None else logw.to(device=self.device, dtype=torch.float64).clone()
 
     # -- internals -------------------------------------------------------------------------------
     def _warmup_epochs(self) -> int:
@@ -462,37 +463,43 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
 
     def _end_epoch(self) -> None:
         super()._end_epoch()
-        self._p = None
+        self._logw = None
 
-    def _compute_probabilities(self) -> torch.Tensor:
+    def _log_weights(self) -> torch.Tensor:
         # scores are finite and non-negative by construction (validated in update)
-        return _probabilities(self.scores(), math.log(self.selection_pressure), self.quantize)
+        return _log_weights(self.scores(), math.log(self.selection_pressure), self.quantize)
+
+    @property
+    def _p(self) -> torch.Tensor:
+        """Normalised p of the refresh in force, computed once per refresh (slow paths only)."""
+        if self._p_cache is None or self._p_cache[0] is not self._logw:
+            p = torch.exp(self._logw)
+            self._p_cache = (self._logw, p.div_(p.sum()))
+        return self._p_cache[1]
 
     def _draw_plan(self, remaining: int) -> tuple[torch.Tensor, list[int]]:
         if self.in_warmup:
             return self._shuffled_epoch()
         n_batches = remaining if self.refresh_every is None else min(remaining, self.refresh_every)
-        self._p = self._compute_probabilities()
-        self._refresh(self._p)
+        self._logw = self._log_weights()
+        self._refresh(self._logw)
         batches = self._draw_batches(n_batches)
         return batches.reshape(-1), [self.batch_size] * n_batches
 
-    def _refresh(self, p: torch.Tensor) -> None:
+    def _refresh(self, logw: torch.Tensor) -> None:
         # Proposal for the vectorised draws: uniform indices accepted with probability
-        # p_i / p_max (acceptance rate 1 / (N p_max) >= 1 / s_e) need one random memory access
+        # p_i / p_max = exp(logw_i) (acceptance rate >= 1 / s_e) need one random memory access
         # per proposal, while inverse-CDF search needs ~log2(N); the CDF is used only when the
-        # acceptance rate is low.
-        p_max = p.max()
-        self._accept_rate = float(1.0 / (p.numel() * p_max))
-        if self._accept_rate >= 0.25:
-            # integer acceptance thresholds: accept index i with probability thr_i / 2^24, i.e. p is
-            # honoured to 24-bit relative precision (~6e-8 * s_e)
-            self._accept = torch.round(p / p_max * _ACCEPT_SCALE).to(torch.int32).clamp_(min=1)
-            self._accept_rate = float(self._accept.sum()) / (p.numel() * _ACCEPT_SCALE)
-            self._cdf = None
-        else:
+        # acceptance rate is low (exact-rank ablation with a large s_e).
+        # logw lies in [-log s_e, 0]: float32 keeps exp(logw) to ~1e-7 relative, below the
+        # 24-bit resolution of the acceptance test, and is several times cheaper than float64.
+        w = torch.exp(logw.to(torch.float32))
+        self._accept = torch.round(w.mul_(_ACCEPT_SCALE)).to(torch.int32).clamp_(min=1)
+        self._accept_rate = float(self._accept.sum(dtype=torch.int64)) / (logw.numel() * _ACCEPT_SCALE)
+        self._cdf = None
+        if self._accept_rate < 0.25:
             self._accept = None
-            self._cdf = torch.cumsum(p, 0)
+            self._cdf = torch.cumsum(torch.exp(logw), 0)
 
     def _iid_draws(self, count: int) -> torch.Tensor:
         """``count`` independent draws from p (with replacement), int64."""
@@ -515,13 +522,15 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
 
     def _draw_batches(self, n_batches: int) -> torch.Tensor:
         """``n_batches`` independent rows of B distinct indices, successive sampling from p."""
-        p, n, b, g = self._p, self.n_samples, self.batch_size, self._generator
+        n, b, g = self.n_samples, self.batch_size, self._generator
         if n < _MULTINOMIAL_RATIO * b:
-            return torch.multinomial(p.expand(n_batches, n).contiguous(), b, replacement=False, generator=g)
+            return torch.multinomial(self._p.expand(n_batches, n).contiguous(), b, replacement=False, generator=g)
         # Draw with replacement and keep the first B distinct values of each row: rejecting
         # repeats is exactly successive sampling without replacement. Extra draws per row cover
-        # the expected repeats, lam ~ B^2/2 * sum p^2, with a wide margin.
-        lam = 0.5 * b * b * float((p * p).sum())
+        # the expected repeats, lam ~ B^2/2 * sum p^2 <= B^2/2 * p_max, with a wide margin
+        # (p_max = 1 / (N * acceptance rate) needs no pass over p).
+        p_max = 1.0 / (n * self._accept_rate) if self._accept is not None else float(self._p.max())
+        lam = 0.5 * b * b * p_max
         m = b + int(math.ceil(2.0 * lam + 6.0 * math.sqrt(lam) + 8.0))
         draws = self._iid_draws(n_batches * m).view(n_batches, m)
         # Most rows have no repeat among their first B draws (probability ~ 1 - lam): find the
@@ -536,15 +545,18 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         rank = torch.cumsum(first, dim=1)
         complete = rank[:, -1] >= b
         keep = first & (rank <= b)
-        for j, r in enumerate(bad.tolist()):
-            got = rows[j].masked_select(keep[j] if bool(complete[j]) else first[j])
-            if got.numel() < b:
-                # Fewer than B distinct values among m draws (rare): continue the same successive
-                # sampling exactly, from p restricted to the samples not drawn yet.
-                rest_p = p.clone()
-                rest_p[got] = 0.0
-                got = torch.cat([got, torch.multinomial(rest_p, b - got.numel(), replacement=False, generator=g)])
-            out[r] = got
+        done = complete.nonzero().reshape(-1)
+        if done.numel():
+            out.index_copy_(0, bad.index_select(0, done),
+                            rows.index_select(0, done).masked_select(keep.index_select(0, done)).view(-1, b))
+        for j in (~complete).nonzero().reshape(-1).tolist():
+            # Fewer than B distinct values among m draws (very rare rows, not samples): continue
+            # the same successive sampling exactly, from p restricted to the samples not drawn yet.
+            got = rows[j].masked_select(first[j])
+            rest_p = self._p.clone()
+            rest_p[got] = 0.0
+            got = torch.cat([got, torch.multinomial(rest_p, b - got.numel(), replacement=False, generator=g)])
+            out[bad[j]] = got
         return out
 
 
@@ -638,8 +650,9 @@ class ChainBatchSampler(AdaptiveBatchSampler):
         self._seg_start = torch.zeros(q + 2, dtype=torch.int64, device=self.device)
         self._seg_start[1:] = torch.cumsum(sizes, 0)
 
-    def _refresh(self, p: torch.Tensor) -> None:
-        w = p.index_select(0, self._seg_members)
+    def _refresh(self, logw: torch.Tensor) -> None:
+        # the base class passes unnormalised log-weights; segment draws only need relative weights
+        w = torch.exp(logw).index_select(0, self._seg_members)
         self._seg_cum = torch.cumsum(w, 0)
         before = torch.cat([torch.zeros(1, dtype=torch.float64, device=self.device), self._seg_cum])
         self._seg_base = before[self._seg_start[:-1]]
