@@ -86,10 +86,17 @@ def _worker_init() -> None:
 
 
 def _is_done(cell: Cell, spec: GridSpec, warmup_only: bool) -> bool:
+    """Finished under the current settings (a changed setting makes a cell or warm-up stale)."""
     if warmup_only:
-        return warmup_path(spec.warmup_root, cell).exists()
+        path = warmup_path(spec.warmup_root, cell)
+        if not path.exists():
+            return False
+        import torch
+        meta = torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
+        return meta.get("config") == spec.config.warmup_fingerprint(cell.model)
     res = load_result(cell_dir(spec.out_root, cell))
-    return res is not None and res.get("status") == "ok"
+    return (res is not None and res.get("status") == "ok"
+            and res.get("fingerprint") == spec.config.fingerprint(cell.model))
 
 
 def _unique_warmups(cells: Iterable[Cell]) -> list[Cell]:
@@ -126,30 +133,29 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
     cells = list(cells)
-    results: list[dict] = []
-    phases = [(_unique_warmups(cells), True)]
-    if not warmup_only:
-        phases.append((cells, False))
-    for phase_cells, wu in phases:
-        todo = [c for c in phase_cells if not _is_done(c, spec, wu)]
+
+    def execute(todo, wu, total):
         desc = "warm-ups" if wu else "cells"
         if executor == "local":
-            out = _run_local(todo, spec, wu, n_jobs, progress, desc, len(phase_cells))
-        else:
-            out = _run_ray(todo, spec, wu, address, cpus_per_cell, gpus_per_cell, progress, desc,
-                           len(phase_cells))
-        if wu and not warmup_only:
-            failed = [r for r in out if r.get("status") != "ok"]
-            results.extend(failed)
-        else:
-            results.extend(out)
-    if not warmup_only:
-        done_now = {tuple(sorted(r["cell"].items())) for r in results}
-        for c in cells:
-            if tuple(sorted(c.__dict__.items())) not in done_now:
-                res = load_result(cell_dir(spec.out_root, c))
-                if res is not None:
-                    results.append(res)
+            return _run_local(todo, spec, wu, n_jobs, progress, desc, total)
+        return _run_ray(todo, spec, wu, address, cpus_per_cell, gpus_per_cell, progress, desc, total)
+
+    warmups = _unique_warmups(cells)
+    warm_results = execute([c for c in warmups if not _is_done(c, spec, True)], True, len(warmups))
+    warm_failed = {Cell(**r["cell"]).warmup_key: r["error"] for r in warm_results if r["status"] != "ok"}
+    if warmup_only:
+        _summarise(warm_results, progress)
+        return warm_results
+
+    # a cell whose warm-up failed fails with it, once, without running
+    results = [{"status": "failed", "cell": dict(c.__dict__), "error": f"warm-up failed: {warm_failed[c.warmup_key]}"}
+               for c in cells if c.warmup_key in warm_failed]
+    runnable = [c for c in cells if c.warmup_key not in warm_failed]
+    todo = [c for c in runnable if not _is_done(c, spec, False)]
+    results += execute(todo, False, len(runnable))
+    for c in runnable:  # cells finished in an earlier run
+        if c not in todo:
+            results.append(load_result(cell_dir(spec.out_root, c)))
     _summarise(results, progress)
     return results
 
@@ -182,6 +188,46 @@ def _run_local(todo, spec, wu, n_jobs, progress, desc, total) -> list[dict]:
     return results
 
 
+def _files_under(root: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(root)): f.read_bytes() for f in root.rglob("*") if f.is_file()}
+
+
+def _execute_portable(cell: Cell, spec: GridSpec, wu: bool, prepared: bytes,
+                      warmup: bytes | None) -> tuple[dict, dict[str, bytes], dict[str, bytes]]:
+    """Run a cell in a private folder and return its result and the files it wrote.
+
+    Used by the Ray executor: a worker on another machine shares no file system with the
+    driver, so inputs arrive as bytes and outputs go back as bytes, and the driver writes
+    them under the roots that DVC tracks.
+    """
+    import dataclasses
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mlabs-") as tmp:
+        root = Path(tmp)
+        (root / "prepared").mkdir()
+        (root / "prepared" / f"{cell.dataset}.npz").write_bytes(prepared)
+        local = dataclasses.replace(spec, prepared_dir=str(root / "prepared"),
+                                    warmup_root=str(root / "warmup"), out_root=str(root / "runs"))
+        if warmup is not None:
+            target = warmup_path(local.warmup_root, cell)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(warmup)
+        result = _execute(cell, local, wu)
+        warm_files = _files_under(root / "warmup") if wu else {}
+        run_files = {} if wu else _files_under(root / "runs")
+        _prepared.cache_clear()
+        _split.cache_clear()
+    return result, warm_files, run_files
+
+
+def _write_back(files: dict[str, bytes], root: str) -> None:
+    from ._io import atomic_path
+    for rel, data in files.items():
+        with atomic_path(Path(root) / rel) as tmp:
+            tmp.write_bytes(data)
+
+
 def _run_ray(todo, spec, wu, address, cpus, gpus, progress, desc, total) -> list[dict]:
     try:
         import ray
@@ -192,16 +238,33 @@ def _run_ray(todo, spec, wu, address, cpus, gpus, progress, desc, total) -> list
                  log_to_driver=False, ignore_reinit_error=True)
 
     @ray.remote(num_cpus=cpus, num_gpus=gpus)
-    def remote_execute(cell, spec, wu):
+    def remote_execute(cell, spec, wu, prepared, warmup):
         _limit_threads()
-        return _execute(cell, spec, wu)
+        return _execute_portable(cell, spec, wu, prepared, warmup)
 
+    # inputs go to the object store once per data set / warm-up, not once per cell
+    prepared = {ds: ray.put((Path(spec.prepared_dir) / f"{ds}.npz").read_bytes())
+                for ds in sorted({c.dataset for c in todo})}
+    warm_refs: dict[tuple, object] = {}
+    if not wu:
+        for c in todo:
+            path = warmup_path(spec.warmup_root, c)
+            if c.warmup_key not in warm_refs and path.exists():
+                warm_refs[c.warmup_key] = ray.put(path.read_bytes())
     bar = _bar(total, total - len(todo), desc, progress)
-    pending = [remote_execute.remote(c, spec, wu) for c in todo]
+    pending = {remote_execute.remote(c, spec, wu, prepared[c.dataset], warm_refs.get(c.warmup_key)): c
+               for c in todo}
     results = []
     while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        results.append(ray.get(ready[0]))
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        cell = pending.pop(ready[0])
+        try:
+            result, warm_files, run_files = ray.get(ready[0])
+            _write_back(warm_files, spec.warmup_root)
+            _write_back(run_files, spec.out_root)
+        except Exception as exc:  # a lost worker or task is reported like a failed cell
+            result = {"status": "failed", "cell": cell.__dict__, "error": f"{type(exc).__name__}: {exc}"}
+        results.append(result)
         bar.update(1)
     bar.close()
     return results
