@@ -28,11 +28,12 @@ $(STAMP): requirements.lock pyproject.toml
 data: $(STAMP)
 	$(BIN)/dvc pull --quiet data.dvc
 
+# papermill and the kernel come from the venv, so the stages find them on PATH
 repro: data
-	$(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: data
-	$(BIN)/python -m pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_selection.py
