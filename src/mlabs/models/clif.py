@@ -59,8 +59,9 @@ class CLIF(MultiLabelModel):
         Squash the label gate with a sigmoid (authors' variant: False, a raw
         linear projection).
     dropout : float, default 0.0
-        Dropout after every hidden activation of ``NN1`` and the GIN MLPs
-        (authors' variant: 0.2, from their MLP default; none in the original).
+        Dropout after every hidden activation of ``NN1`` (the authors' variant
+        uses 0.2, from their MLP default, there and in the GIN MLPs; the GIN
+        here has no dropout, as in the original).
     negative_slope : float, default 0.1
         Leaky-ReLU slope everywhere.
 
