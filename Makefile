@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mlabs-installed
 KERNEL := mlabs
 
-.PHONY: setup data repro test bench clean-venv
+.PHONY: setup data repro repro-paper test bench clean-venv
 
 setup: $(STAMP)
 
@@ -30,6 +30,11 @@ data: $(STAMP)
 
 # papermill and the kernel come from the venv, so the stages find them on PATH
 repro: data
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+# The full paper profile (days on a CPU; see README): params-paper.yaml becomes params.yaml.
+repro-paper: data
+	cp params-paper.yaml params.yaml
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: data

@@ -17,7 +17,7 @@ import yaml
 if TYPE_CHECKING:  # the prepare stage reads params without importing torch and the models
     from .training import Cell, TrainConfig
 
-__all__ = ["load_params", "train_config", "train_cells", "sensitivity_cells", "methods"]
+__all__ = ["load_params", "train_config", "train_cells", "sensitivity_cells", "methods", "grid_options"]
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
@@ -85,3 +85,10 @@ def sensitivity_cells(params: dict) -> "list[Cell]":
                 cells.append(Cell(ds, m, method, int(fold), int(seed),
                                   float(t["selection_pressure"]), int(bs)))
     return list(dict.fromkeys(cells))  # drop duplicates, keep order
+
+
+def grid_options(params: dict) -> dict:
+    """Keyword arguments of :func:`mlabs.grid.run_grid` from the ``grid`` section."""
+    g = params.get("grid") or {}
+    return {"executor": g.get("executor", "local"), "n_jobs": g.get("n_jobs"), "address": g.get("address"),
+            "cpus_per_cell": g.get("cpus_per_cell", 1), "gpus_per_cell": g.get("gpus_per_cell", 0)}

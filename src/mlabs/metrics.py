@@ -52,7 +52,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-from sklearn.exceptions import UndefinedMetricWarning
 
 __all__ = [
     "REPORTED_METRICS",
@@ -348,6 +347,9 @@ def _macro_auc(Y, F) -> float:
     n_pos, n_neg, below, ties = _label_auc_counts(Y, F)
     valid = (n_pos > 0) & (n_neg > 0)
     if not valid.any():
+        # imported here: scikit-learn costs ~2 s to import, paid by every worker process
+        from sklearn.exceptions import UndefinedMetricWarning
+
         warnings.warn(
             "macro_auc is undefined: no label has both positive and negative samples in "
             "this split; returning NaN.",
