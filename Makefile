@@ -37,7 +37,12 @@ repro-paper: data
 	cp params-paper.yaml params.yaml
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
-test: data
+# Ray is an optional extra for users; the tests install it to exercise the Ray executor.
+$(VENV)/.ray-installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet ray==2.60.0
+	touch $@
+
+test: data $(VENV)/.ray-installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -649,9 +649,57 @@ class ChainBatchSampler(AdaptiveBatchSampler):
         sizes = torch.cat([y.sum(dim=0).to(torch.int64), torch.tensor([n], device=self.device)])
         self._seg_start = torch.zeros(q + 2, dtype=torch.int64, device=self.device)
         self._seg_start[1:] = torch.cumsum(sizes, 0)
+        self._seg_len = sizes.to(torch.float64)
+        # int32 copies for the rejection draws (half the memory traffic of the random accesses)
+        self._small = n < 2**31 and self._seg_members.numel() < 2**31
+        if self._small:
+            self._seg_members32 = self._seg_members.to(torch.int32)
+            self._seg_start32 = self._seg_start.to(torch.int32)
+        self._chain_tables()
+
+    def _chain_tables(self) -> None:
+        """Chain states of the argmax walk and, for ``label_choice="sample"``, the flat CDF of A.
+
+        State ``l * steps + k`` (steps = m - 1): the chain started at seed label l and made k walk
+        steps; state ``q * steps`` (the last one): the next draw is a seed.
+        """
+        q, dev = self.n_labels, self.device
+        steps = max(self.chain_length - 1, 0)
+        idle = q * steps
+        self._idle_state = idle
+        walk = self._walk[:, :steps].reshape(-1)
+        # segment drawn from in each state (q: a seed draw)
+        self._state_segment = torch.cat([torch.where(walk >= 0, walk, torch.full_like(walk, q)),
+                                         torch.tensor([q], device=dev)])
+        # state after a successful walk draw
+        k = torch.arange(idle, device=dev)
+        self._state_next = torch.cat([torch.where((k % max(steps, 1)) + 1 < steps, k + 1, torch.full_like(k, idle)),
+                                      torch.tensor([idle], device=dev)])
+        # state after a seed draw, per sample
+        lab = self._seed_label
+        self._seed_state = (torch.where(lab >= 0, lab * steps, torch.full_like(lab, idle)) if steps
+                            else torch.full_like(lab, idle))
+        # flat CDF of the rows of A: row l occupies [l * q, (l + 1) * q)
+        a = self.correlation.to(torch.float64)
+        self._corr_flat = a.reshape(-1).contiguous()
+        self._corr_cum = torch.cumsum(self._corr_flat, 0)
+        before = torch.cat([torch.zeros(1, dtype=torch.float64, device=dev), self._corr_cum])
+        self._corr_base = before[torch.arange(q, device=dev) * q]
+        self._corr_total = before[torch.arange(1, q + 1, device=dev) * q] - self._corr_base
 
     def _refresh(self, logw: torch.Tensor) -> None:
         # the base class passes unnormalised log-weights; segment draws only need relative weights
+        # Rejection proposals: a uniform member of the segment, accepted with probability
+        # w / max(w) (exact for p restricted to the segment); used when min(w) / max(w) >=
+        # _CHAIN_MIN_RATE (s_e <= 1 / _CHAIN_MIN_RATE), which bounds every segment's acceptance
+        # rate, else inverse CDF. float32 keeps the acceptance probabilities to ~1e-7 relative.
+        w32 = torch.exp(logw.to(torch.float32))
+        lo, hi = torch.aminmax(w32)
+        self._use_rejection = self._small and bool(lo >= _CHAIN_MIN_RATE * hi)
+        if self._use_rejection:
+            self._chain_accept = w32.div_(hi)
+            return
+        self._chain_accept = None
         w = torch.exp(logw).index_select(0, self._seg_members)
         self._seg_cum = torch.cumsum(w, 0)
         before = torch.cat([torch.zeros(1, dtype=torch.float64, device=self.device), self._seg_cum])
@@ -661,56 +709,98 @@ class ChainBatchSampler(AdaptiveBatchSampler):
     def _draw_batches(self, n_batches: int) -> torch.Tensor:
         nb, b, m, q, dev = n_batches, self.batch_size, self.chain_length, self.n_labels, self.device
         # batch-major transposed (B x nb): step t writes the contiguous row out[t]
-        out = torch.full((b, nb), -1, dtype=torch.int64, device=dev)
-        current = torch.full((nb,), -1, dtype=torch.int64, device=dev)   # label to walk from, -1: new seed
-        root = torch.full((nb,), -1, dtype=torch.int64, device=dev)      # seed label of the chain
-        length = torch.zeros(nb, dtype=torch.int64, device=dev)          # samples in the chain
+        rejection = self._use_rejection
+        out = torch.empty((b, nb), dtype=torch.int32 if rejection else torch.int64, device=dev)
         sample_labels = self.label_choice == "sample"
-        visited = torch.zeros((nb, q), dtype=torch.bool, device=dev) if sample_labels else None
-        steps = self._walk.shape[1]
-        walk = self._walk.reshape(-1)
+        draw = self._draw_rejection if rejection else self._draw_restricted
+        slots = _bitmap_slots_fast if rejection else _bitmap_slots
+        if sample_labels:
+            current = torch.full((nb,), -1, dtype=torch.int64, device=dev)   # label to walk from, -1: seed
+            length = torch.zeros(nb, dtype=torch.int64, device=dev)          # samples in the chain
+            visited = torch.full((nb, m), -1, dtype=torch.int64, device=dev)  # labels of the chain
+            one = torch.ones((), dtype=torch.int64, device=dev)
+        else:
+            state = torch.full((nb,), self._idle_state, dtype=torch.int64, device=dev)
         # Per-batch hashed bitmap of the members so far: a clear bit proves a candidate is not in
         # the batch, so the exact O(t) comparison runs only for the few hash hits.
         self._bitmap = torch.zeros(nb * _BITMAP_BITS, dtype=torch.bool, device=dev)
         all_rows = torch.arange(nb, device=dev)
         seed_segment = torch.full((nb,), q, dtype=torch.int64, device=dev)
-        one = torch.ones((), dtype=torch.int64, device=dev)
         for t in range(b):
             # segment of this step's draw per batch: the walk's next label, or q (all samples) for
             # a new seed (chain finished, seed without label, or correlation 0)
-            segment = seed_segment.clone()
-            walking = (current >= 0).nonzero().reshape(-1)
-            if walking.numel():
-                if sample_labels:
-                    nxt = self._sample_next_labels(current.index_select(0, walking), visited.index_select(0, walking))
-                else:
-                    nxt = walk.index_select(0, root.index_select(0, walking) * steps
-                                            + length.index_select(0, walking) - 1)
-                segment.index_copy_(0, walking, torch.where(nxt >= 0, nxt, seed_segment[: nxt.numel()]))
-            picked, found = self._draw_restricted(segment, all_rows, out, t)
-            failed = (~found).nonzero().reshape(-1)
-            if failed.numel():
+            if sample_labels:
+                segment = self._sample_next_labels(current, visited)
+            else:
+                segment = self._state_segment.index_select(0, state)
+            picked, found = draw(segment, all_rows, out, t)
+            if not found.all():
                 # the walk's label has no sample left outside the batch: the chain stops and a new
                 # seed takes this position
-                seeds, _ = self._draw_restricted(seed_segment[: failed.numel()], failed, out, t)
+                failed = (~found).nonzero().reshape(-1)
+                seeds, _ = draw(seed_segment[: failed.numel()], failed, out, t)
                 picked.index_copy_(0, failed, seeds)
                 segment.index_fill_(0, failed, q)
             out[t] = picked
-            self._bitmap.index_fill_(0, _bitmap_slots(all_rows, picked), True)
+            self._bitmap.index_fill_(0, slots(all_rows, picked), True)
             is_seed = segment == q
-            label = self._seed_label.index_select(0, picked)
-            length = torch.where(is_seed, one, length + 1)
-            current = torch.where(is_seed, label, segment)
-            root = torch.where(is_seed, label, root)
             if sample_labels:
-                visited.masked_fill_(is_seed[:, None], False)
-                chained = (current >= 0).nonzero().reshape(-1)
-                visited[chained, current.index_select(0, chained)] = True
-            current.masked_fill_(length >= m, -1)
+                label = self._seed_label.index_select(0, picked)
+                length = torch.where(is_seed, one, length + 1)
+                current = torch.where(is_seed, label, segment)
+                visited.masked_fill_(is_seed[:, None], -1)
+                visited.scatter_(1, (length - 1)[:, None], current[:, None])
+                current.masked_fill_(length >= m, -1)
+            else:
+                state = torch.where(is_seed, self._seed_state.index_select(0, picked),
+                                    self._state_next.index_select(0, state))
         del self._bitmap
-        return out.T.contiguous()
+        return out.T.to(torch.int64)
 
     def _sample_next_labels(self, current: torch.Tensor, visited: torch.Tensor) -> torch.Tensor:
+        """Next segment per row: a label drawn proportionally to A[current, k] over the labels k
+        not in ``visited``; q (a seed) where ``current`` is -1 or all those correlations are 0.
+
+        Rejection of visited labels (exact) from the flat CDF of A, exact fallback after a few tries.
+        """
+        q, dev = self.n_labels, self.device
+        segment = torch.full_like(current, q)
+        rows = (current >= 0).nonzero().reshape(-1)
+        if rows.numel() == 0:
+            return segment
+        cur = current.index_select(0, rows)
+        vis = visited.index_select(0, rows)
+        base, total = self._corr_base.index_select(0, cur), self._corr_total.index_select(0, cur)
+        lo = cur * q
+        pending = torch.arange(rows.numel(), device=dev)
+        for _ in range(_CHAIN_RETRIES):
+            u = torch.rand((pending.numel(), _CHAIN_PROPOSALS), generator=self._generator, dtype=torch.float64,
+                           device=dev)
+            val = u.mul_(total.index_select(0, pending)[:, None]).add_(base.index_select(0, pending)[:, None])
+            pos = torch.searchsorted(self._corr_cum, val, right=True)
+            lo_p = lo.index_select(0, pending)[:, None]
+            pos = torch.minimum(torch.maximum(pos, lo_p), lo_p + (q - 1))
+            lab = pos - lo_p
+            # zero-weight labels (reached only by rounding) and visited labels are rejected
+            ok = (self._corr_flat.index_select(0, pos.reshape(-1)).reshape(pos.shape) > 0)
+            ok &= ~(vis.index_select(0, pending)[:, :, None] == lab[:, None, :]).any(dim=1)
+            got = ok.any(dim=1)
+            first = ok.to(torch.uint8).argmax(dim=1, keepdim=True)   # the first accepted proposal
+            accept = got.nonzero().reshape(-1)
+            segment.index_copy_(0, rows.index_select(0, pending.index_select(0, accept)),
+                                lab.gather(1, first).reshape(-1).index_select(0, accept))
+            pending = pending.index_select(0, (~got).nonzero().reshape(-1))
+            if pending.numel() == 0:
+                return segment
+        # exact fallback: the full row of A over the unvisited labels
+        vis = vis.index_select(0, pending)
+        mask = torch.zeros((pending.numel(), q + 1), dtype=torch.bool, device=dev)
+        mask.scatter_(1, torch.where(vis >= 0, vis, q), True)
+        nxt = self._sample_next_labels_exact(cur.index_select(0, pending), mask[:, :q])
+        segment.index_copy_(0, rows.index_select(0, pending), torch.where(nxt >= 0, nxt, q))
+        return segment
+
+    def _sample_next_labels_exact(self, current: torch.Tensor, visited: torch.Tensor) -> torch.Tensor:
         """Next label drawn proportionally to A[current, k] over unvisited k; -1 when all are 0."""
         w = self.correlation.index_select(0, current).masked_fill_(visited, 0.0)
         cum = torch.cumsum(w, dim=1)
@@ -722,6 +812,67 @@ class ChainBatchSampler(AdaptiveBatchSampler):
         last_pos = torch.where(positive, torch.arange(w.shape[1], device=self.device), -1).cummax(dim=1).values
         pick = last_pos.gather(1, pick).reshape(-1)
         return torch.where(total > 0, pick, torch.full_like(pick, -1))
+
+    def _draw_rejection(self, segment: torch.Tensor, rows: torch.Tensor, out: torch.Tensor, t: int):
+        """As :meth:`_draw_restricted`, by rejection from uniform members of the segment.
+
+        A proposal (uniform member i of the segment) is accepted with probability
+        ``w_i / max_segment(w)`` and rejected when already in the batch: exactly p restricted to the
+        segment minus the batch. ``_CHAIN_PROPOSALS << r`` proposals per row in round r, the first
+        accepted one is kept; rows without one after ``_CHAIN_ROUNDS`` rounds (62 proposals, all
+        rejected with probability ~ (1 - rate)^62 unless the segment is nearly all in the batch)
+        use the exact fallback.
+        """
+        k, dev = rows.numel(), self.device
+        picked = torch.empty(k, dtype=torch.int32, device=dev)
+        found = torch.ones(k, dtype=torch.bool, device=dev)
+        if k == 0:
+            return picked, found
+        lo = self._seg_start32.index_select(0, segment)
+        size = self._seg_len.index_select(0, segment)
+        pending = None                                               # positions still to draw
+        for r in range(_CHAIN_ROUNDS):
+            if pending is None:
+                lo_p, size_p, rows_p = lo, size, rows
+            else:
+                lo_p, size_p, rows_p = lo.index_select(0, pending), size.index_select(0, pending), \
+                    rows.index_select(0, pending)
+            # one uniform gives the member (integer part) and the acceptance test (fraction)
+            x = torch.rand((lo_p.numel(), _CHAIN_PROPOSALS << r), generator=self._generator, dtype=torch.float64,
+                           device=dev).mul_(size_p[:, None])
+            pos = x.to(torch.int32)
+            frac = x.sub_(pos)
+            pos += lo_p[:, None]
+            cand = self._seg_members32.index_select(0, pos.reshape(-1))
+            ok = (frac < self._chain_accept.index_select(0, cand).reshape(pos.shape))
+            cand = cand.reshape(pos.shape)
+            if t > 0:
+                hit = self._bitmap.index_select(0, _bitmap_slots_fast(rows_p[:, None], cand).reshape(-1))
+                hits = (hit.reshape(pos.shape) & ok).nonzero()
+                if hits.numel():
+                    # exact check of the hash hits against the batch so far
+                    hr, hc = hits[:, 0], hits[:, 1]
+                    value = cand[hr, hc]
+                    taken = (out[:t].index_select(1, rows_p.index_select(0, hr)) == value[None, :]).any(dim=0)
+                    ok[hr, hc] = ~taken
+            got = ok.any(dim=1)
+            value = cand.gather(1, ok.to(torch.uint8).argmax(dim=1, keepdim=True)).reshape(-1)
+            if pending is None:
+                picked.copy_(value)
+                if bool(got.all()):
+                    return picked, found
+                pending = (~got).nonzero().reshape(-1)
+            else:
+                accept = got.nonzero().reshape(-1)
+                picked.index_copy_(0, pending.index_select(0, accept), value.index_select(0, accept))
+                pending = pending.index_select(0, (~got).nonzero().reshape(-1))
+                if pending.numel() == 0:
+                    return picked, found
+        values, ok = self._draw_restricted_exact(segment.index_select(0, pending), rows.index_select(0, pending),
+                                                 out, t)
+        picked.index_copy_(0, pending, values.to(torch.int32))
+        found.index_copy_(0, pending, ok)
+        return picked, found
 
     def _draw_restricted(self, segment: torch.Tensor, rows: torch.Tensor, out: torch.Tensor, t: int):
         """One draw per row from p restricted to ``segment`` minus the batch so far, ``out[:t, row]``.
@@ -820,10 +971,23 @@ class ChainBatchSampler(AdaptiveBatchSampler):
         return picked, found
 
 
+#: Proposals per row and round of the chain sampler's rejection draws.
+_CHAIN_PROPOSALS = 2
+#: Rounds of the chain sampler's rejection draws before the exact fallback (proposals double).
+_CHAIN_ROUNDS = 5
+#: Smallest per-segment acceptance rate for the chain sampler's rejection draws (else inverse CDF).
+_CHAIN_MIN_RATE = 0.25
+
+
 def _bitmap_slots(rows: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
     """Flat bitmap positions of (batch row, sample): multiplicative hash into _BITMAP_BITS slots."""
     h = ((samples * 2654435761) >> 12) & (_BITMAP_BITS - 1)
     return rows * _BITMAP_BITS + h
+
+
+def _bitmap_slots_fast(rows: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+    """As :func:`_bitmap_slots` for int32 samples (the rejection draws): a cheaper xor-shift hash."""
+    return rows * _BITMAP_BITS + ((samples ^ (samples >> 10)) & (_BITMAP_BITS - 1))
 
 
 def _label_walk_table(correlation: torch.Tensor, chain_length: int) -> torch.Tensor:
