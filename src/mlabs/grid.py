@@ -161,7 +161,7 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
 
 
 def _bar(total: int, done: int, desc: str, progress: bool):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain text bars: also readable in executed notebooks
     return tqdm(total=total, initial=done, desc=desc, unit="cell", dynamic_ncols=True,
                 disable=not progress or bool(os.environ.get("MLABS_QUIET")))
 

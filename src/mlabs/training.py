@@ -372,7 +372,7 @@ def _save_checkpoint(path: Path, meta: dict, state: dict, **extra: Any) -> None:
 
 
 def _progress_bar(total: int, initial: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain text bars: also readable in executed notebooks
     return tqdm(total=total, initial=initial, desc=desc, unit="epoch", leave=False,
                 disable=not enabled or bool(os.environ.get("MLABS_QUIET")), dynamic_ncols=True)
 
