@@ -69,7 +69,22 @@ def _limit_threads() -> None:
 
 
 def _execute(cell: Cell, spec: GridSpec, warmup_only: bool) -> dict:
-    """Run one cell (or only its warm-up) in the current process."""
+    """Run one cell (or only its warm-up) in the current process, on one torch thread.
+
+    The thread count changes the order of floating-point reductions, so every executor runs
+    cells single-threaded: that is what makes their metrics identical.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _execute_cell(cell, spec, warmup_only)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _execute_cell(cell: Cell, spec: GridSpec, warmup_only: bool) -> dict:
     path = str(Path(spec.prepared_dir) / f"{cell.dataset}.npz")
     try:
         split = _split(path, cell.fold)
