@@ -30,3 +30,14 @@ def emotions_xy(data_dir):
     X = ((X - lo) / np.where(span == 0, 1.0, span)).astype(np.float32)
     Y = data.Y.astype(np.float32)
     return X, Y
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a test module: tiny models run faster without thread contention."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -37,13 +37,7 @@ OVERFIT_TARGET = 0.05  # training Hamming loss
 OVERFIT_PARAMS: dict[str, dict] = {"mpvae": {"dropout": 0.0, "c_coeff": 20.0}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these tiny models are much faster without thread contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _make(name: str, X: np.ndarray, Y: np.ndarray, seed: int = 0, **params) -> MultiLabelModel:

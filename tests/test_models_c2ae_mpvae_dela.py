@@ -13,12 +13,7 @@ from mlabs.models.layers import (GroupedLinear, kl_diag_gaussians, l2_weight_sum
                                  pairwise_exp_rank_loss)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
