@@ -75,3 +75,12 @@ def test_ray_executor_matches_local(tmp_path, prepared_dir):
     for cell in tiny_cells():
         saved = json.loads((cell_dir(spec.out_root, cell) / "result.json").read_text())
         assert saved["status"] == "ok"
+
+
+def test_warmup_only_reports_every_warmup(tmp_path, prepared_dir):
+    spec = spec_for(tmp_path, prepared_dir)
+    cells = tiny_cells()
+    first = run_grid(cells[:2], spec, n_jobs=1, warmup_only=True, progress=False)
+    assert len(first) == 1  # c2ae random and adaptive share one warm-up
+    again = run_grid(cells, spec, n_jobs=1, warmup_only=True, progress=False)
+    assert len(again) == 2 and all(r["status"] == "ok" for r in again)

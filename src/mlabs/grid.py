@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -63,11 +64,6 @@ def _split(path: str, fold: int):
     return fold_split(_prepared(path), fold)
 
 
-def _limit_threads() -> None:
-    import torch
-    torch.set_num_threads(1)
-
-
 def _execute(cell: Cell, spec: GridSpec, warmup_only: bool) -> dict:
     """Run one cell (or only its warm-up) in the current process, on one torch thread.
 
@@ -96,10 +92,6 @@ def _execute_cell(cell: Cell, spec: GridSpec, warmup_only: bool) -> dict:
     return run_cell(cell, split, spec.config, spec.warmup_root, spec.out_root, progress=False)
 
 
-def _worker_init() -> None:
-    _limit_threads()
-
-
 def _is_done(cell: Cell, spec: GridSpec, warmup_only: bool) -> bool:
     """Finished under the current settings (a changed setting makes a cell or warm-up stale)."""
     if warmup_only:
@@ -111,7 +103,7 @@ def _is_done(cell: Cell, spec: GridSpec, warmup_only: bool) -> bool:
         return meta.get("config") == spec.config.warmup_fingerprint(cell.model)
     res = load_result(cell_dir(spec.out_root, cell))
     return (res is not None and res.get("status") == "ok"
-            and res.get("fingerprint") == spec.config.fingerprint(cell.model))
+            and res.get("fingerprint") == spec.config.fingerprint(cell.model, cell.method))
 
 
 def _unique_warmups(cells: Iterable[Cell]) -> list[Cell]:
@@ -128,8 +120,9 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
              gpus_per_cell: float = 0, warmup_only: bool = False, progress: bool = True) -> list[dict]:
     """Run ``cells`` and return their results (finished ones are read back).
 
-    Warm-ups are trained first (once per warm-up key), then the cells, so that
-    no two workers train the same warm-up.
+    Every warm-up is trained once (per warm-up key) before the cells that continue from it;
+    a cell starts as soon as its own warm-up is ready, on one pool (or Ray session) shared by
+    warm-ups and cells, so no worker waits for unrelated warm-ups.
 
     Parameters
     ----------
@@ -143,64 +136,139 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
     cpus_per_cell, gpus_per_cell : float
         Ray resource requests per cell (``gpus_per_cell=0.25`` packs four cells on a GPU).
     warmup_only : bool
-        Only train the warm-up checkpoints.
+        Only train the warm-up checkpoints; the result has one entry per warm-up key
+        (``status`` ok for those already trained).
+
+    Returns
+    -------
+    list of dict
+        One result per cell (``status`` "ok" or "failed" with ``error``), or per warm-up
+        with ``warmup_only``.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
     cells = list(cells)
-
-    def execute(todo, wu, total):
-        desc = "warm-ups" if wu else "cells"
-        if executor == "local":
-            return _run_local(todo, spec, wu, n_jobs, progress, desc, total)
-        return _run_ray(todo, spec, wu, address, cpus_per_cell, gpus_per_cell, progress, desc, total)
-
     warmups = _unique_warmups(cells)
-    warm_results = execute([c for c in warmups if not _is_done(c, spec, True)], True, len(warmups))
-    warm_failed = {Cell(**r["cell"]).warmup_key: r["error"] for r in warm_results if r["status"] != "ok"}
+    cell_todo = [] if warmup_only else [c for c in cells if not _is_done(c, spec, False)]
+    needed = {c.warmup_key for c in (cells if warmup_only else cell_todo)}
+    warm_todo = [c for c in warmups if c.warmup_key in needed and not _is_done(c, spec, True)]
+    total = len(warmups) if warmup_only else len(cells)
+    tasks = len(warm_todo) + len(cell_todo)
+    if executor == "ray":
+        backend = _RayBackend(spec, address, cpus_per_cell, gpus_per_cell) if tasks else None
+    else:
+        workers = min(n_jobs or os.cpu_count() or 1, tasks)
+        backend = (_PoolBackend(spec, workers) if workers > 1 else _SerialBackend(spec)) if tasks else None
+
+    results: list[dict] = []
+    warm_results: list[dict] = [{"status": "ok", "cell": dict(c.__dict__)}
+                                for c in warmups if c not in warm_todo]
+    bar = _bar(total, total - (len(warm_todo) if warmup_only else len(cell_todo)), progress)
+    try:
+        # warm-ups go first; a cell is submitted once its warm-up is ready
+        waiting: dict[tuple, list[Cell]] = {c.warmup_key: [] for c in warm_todo}
+        for c in warm_todo:
+            backend.submit(c, True)
+        for c in cell_todo:
+            if c.warmup_key in waiting:
+                waiting[c.warmup_key].append(c)
+            else:
+                backend.submit(c, False)
+        while backend is not None and backend.pending:
+            cell, wu, result = backend.next_result()
+            if wu:
+                warm_results.append(result)
+                dependants = waiting.pop(cell.warmup_key, [])
+                if warmup_only:
+                    bar.update(1)
+                elif result["status"] == "ok":
+                    for c in dependants:
+                        backend.submit(c, False)
+                else:  # its cells fail with it, once each, without running
+                    for c in dependants:
+                        results.append({"status": "failed", "cell": dict(c.__dict__),
+                                        "error": f"warm-up failed: {result.get('error')}"})
+                        bar.update(1)
+            else:
+                results.append(result)
+                bar.update(1)
+    finally:
+        bar.close()
+        if backend is not None:
+            backend.close()
     if warmup_only:
         _summarise(warm_results, progress)
         return warm_results
-
-    # a cell whose warm-up failed fails with it, once, without running
-    results = [{"status": "failed", "cell": dict(c.__dict__), "error": f"warm-up failed: {warm_failed[c.warmup_key]}"}
-               for c in cells if c.warmup_key in warm_failed]
-    runnable = [c for c in cells if c.warmup_key not in warm_failed]
-    todo = [c for c in runnable if not _is_done(c, spec, False)]
-    results += execute(todo, False, len(runnable))
-    for c in runnable:  # cells finished in an earlier run
-        if c not in todo:
+    for c in cells:  # cells finished in an earlier run
+        if c not in cell_todo:
             results.append(load_result(cell_dir(spec.out_root, c)))
     _summarise(results, progress)
     return results
 
 
-def _bar(total: int, done: int, desc: str, progress: bool):
+def _bar(total: int, done: int, progress: bool):
     from tqdm import tqdm  # plain text bars: also readable in executed notebooks
-    return tqdm(total=total, initial=done, desc=desc, unit="cell", dynamic_ncols=True,
+    return tqdm(total=total, initial=done, desc="cells", unit="cell", dynamic_ncols=True,
                 disable=not progress or bool(os.environ.get("MLABS_QUIET")))
 
 
-def _run_local(todo, spec, wu, n_jobs, progress, desc, total) -> list[dict]:
-    n_jobs = n_jobs or os.cpu_count() or 1
-    bar = _bar(total, total - len(todo), desc, progress)
-    results = []
-    if n_jobs == 1 or len(todo) <= 1:
-        for cell in todo:
-            results.append(_execute(cell, spec, wu))
-            bar.update(1)
-    else:
+class _SerialBackend:
+    """Tasks run one after the other in this process, in submission order."""
+
+    def __init__(self, spec: GridSpec):
+        self.spec = spec
+        self.queue: deque = deque()
+
+    @property
+    def pending(self) -> int:
+        return len(self.queue)
+
+    def submit(self, cell: Cell, wu: bool) -> None:
+        self.queue.append((cell, wu))
+
+    def next_result(self):
+        cell, wu = self.queue.popleft()
+        return cell, wu, _execute(cell, self.spec, wu)
+
+    def close(self) -> None:
+        pass
+
+
+class _PoolBackend:
+    """A process pool over the machine's cores (spawned workers, one torch thread each)."""
+
+    def __init__(self, spec: GridSpec, workers: int):
         import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.spec = spec
         # spawn, not fork: torch's thread pools do not survive a fork safely
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=_worker_init) as pool:
-            futures = [pool.submit(_execute, cell, spec, wu) for cell in todo]
-            for fut in as_completed(futures):
-                results.append(fut.result())
-                bar.update(1)
-    bar.close()
-    return results
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+        self.futures: dict = {}
+
+    @property
+    def pending(self) -> int:
+        return len(self.futures)
+
+    def submit(self, cell: Cell, wu: bool) -> None:
+        self.futures[self.pool.submit(_execute, cell, self.spec, wu)] = (cell, wu)
+
+    def next_result(self):
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, _ = wait(self.futures, return_when=FIRST_COMPLETED)
+        fut = next(iter(done))
+        cell, wu = self.futures.pop(fut)
+        try:
+            result = fut.result()
+        except Exception as exc:  # a crashed worker is reported like a failed cell
+            result = {"status": "failed", "cell": cell.__dict__, "error": f"{type(exc).__name__}: {exc}"}
+        return cell, wu, result
+
+    def close(self) -> None:
+        for fut in self.futures:
+            fut.cancel()
+        self.pool.shutdown(wait=True)
 
 
 def _files_under(root: Path) -> dict[str, bytes]:
@@ -243,46 +311,55 @@ def _write_back(files: dict[str, bytes], root: str) -> None:
             tmp.write_bytes(data)
 
 
-def _run_ray(todo, spec, wu, address, cpus, gpus, progress, desc, total) -> list[dict]:
-    try:
-        import ray
-    except ImportError as exc:  # optional extra
-        raise ImportError("the ray executor needs Ray: pip install -e '.[ray]'") from exc
-    if not ray.is_initialized():
-        ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
-                 log_to_driver=False, ignore_reinit_error=True)
+class _RayBackend:
+    """Ray tasks; inputs and outputs travel as bytes through the object store."""
 
-    @ray.remote(num_cpus=cpus, num_gpus=gpus)
-    def remote_execute(cell, spec, wu, prepared, warmup):
-        _limit_threads()
-        return _execute_portable(cell, spec, wu, prepared, warmup)
-
-    # inputs go to the object store once per data set / warm-up, not once per cell
-    prepared = {ds: ray.put((Path(spec.prepared_dir) / f"{ds}.npz").read_bytes())
-                for ds in sorted({c.dataset for c in todo})}
-    warm_refs: dict[tuple, object] = {}
-    if not wu:
-        for c in todo:
-            path = warmup_path(spec.warmup_root, c)
-            if c.warmup_key not in warm_refs and path.exists():
-                warm_refs[c.warmup_key] = ray.put(path.read_bytes())
-    bar = _bar(total, total - len(todo), desc, progress)
-    pending = {remote_execute.remote(c, spec, wu, prepared[c.dataset], warm_refs.get(c.warmup_key)): c
-               for c in todo}
-    results = []
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        cell = pending.pop(ready[0])
+    def __init__(self, spec: GridSpec, address, cpus: float, gpus: float):
         try:
-            result, warm_files, run_files = ray.get(ready[0])
-            _write_back(warm_files, spec.warmup_root)
-            _write_back(run_files, spec.out_root)
+            import ray
+        except ImportError as exc:  # optional extra
+            raise ImportError("the ray executor needs Ray: pip install -e '.[ray]'") from exc
+        if not ray.is_initialized():
+            ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
+                     log_to_driver=False, ignore_reinit_error=True)
+        self.ray, self.spec = ray, spec
+        self.remote = ray.remote(num_cpus=cpus, num_gpus=gpus)(_execute_portable)
+        # inputs go to the object store once per data set / warm-up, not once per cell
+        self.prepared: dict[str, object] = {}
+        self.warm: dict[tuple, object] = {}
+        self.refs: dict = {}
+
+    @property
+    def pending(self) -> int:
+        return len(self.refs)
+
+    def submit(self, cell: Cell, wu: bool) -> None:
+        ray, spec = self.ray, self.spec
+        if cell.dataset not in self.prepared:
+            self.prepared[cell.dataset] = ray.put((Path(spec.prepared_dir) / f"{cell.dataset}.npz").read_bytes())
+        warm = None
+        if not wu:
+            path = warmup_path(spec.warmup_root, cell)
+            if cell.warmup_key not in self.warm and path.exists():
+                self.warm[cell.warmup_key] = ray.put(path.read_bytes())
+            warm = self.warm.get(cell.warmup_key)
+        ref = self.remote.remote(cell, spec, wu, self.prepared[cell.dataset], warm)
+        self.refs[ref] = (cell, wu)
+
+    def next_result(self):
+        ready, _ = self.ray.wait(list(self.refs), num_returns=1)
+        cell, wu = self.refs.pop(ready[0])
+        try:
+            result, warm_files, run_files = self.ray.get(ready[0])
+            _write_back(warm_files, self.spec.warmup_root)
+            _write_back(run_files, self.spec.out_root)
         except Exception as exc:  # a lost worker or task is reported like a failed cell
             result = {"status": "failed", "cell": cell.__dict__, "error": f"{type(exc).__name__}: {exc}"}
-        results.append(result)
-        bar.update(1)
-    bar.close()
-    return results
+        return cell, wu, result
+
+    def close(self) -> None:
+        for ref in self.refs:
+            self.ray.cancel(ref)
 
 
 def _summarise(results: list[dict], progress: bool) -> None:
