@@ -81,6 +81,12 @@ def test_training_step_contract(name, small):
     assert psl.shape == (N_SMALL,)
     assert not psl.requires_grad and psl.grad_fn is None
     assert torch.isfinite(psl).all() and (psl >= 0).all()
+    # the predicted probabilities behind that loss, for uncertainty-based samplers
+    probs = out.probabilities
+    assert probs.shape == yt.shape and not probs.requires_grad
+    assert float(probs.min()) >= 0.0 and float(probs.max()) <= 1.0
+    bce = torch.nn.functional.binary_cross_entropy(probs.clamp(1e-7, 1 - 1e-7), yt, reduction="none").mean(1)
+    torch.testing.assert_close(bce, psl, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

@@ -36,10 +36,24 @@ class StepOutput:
         labels of the model's prediction from ``x`` alone (never from a path
         that sees ``y``). This is the hardness signal the batch samplers
         consume (``method.md`` section 1).
+    probabilities : Tensor, optional
+        Shape ``(B, q)``, detached: the label probabilities of that same
+        prediction, for samplers that score uncertainty (``update(...,
+        probabilities=...)``).
     """
 
     loss: torch.Tensor
     per_sample_loss: torch.Tensor
+    probabilities: torch.Tensor | None = None
+
+    @classmethod
+    def from_prediction(cls, loss: torch.Tensor, y: torch.Tensor, *, logits: torch.Tensor | None = None,
+                        probs: torch.Tensor | None = None) -> "StepOutput":
+        """The step's output with the selection signals of a prediction from ``x`` alone."""
+        with torch.no_grad():
+            p = torch.sigmoid(logits) if logits is not None else probs
+            p = None if p is None else p.detach()
+        return cls(loss, per_sample_bce(y, logits=logits, probs=probs), p)
 
 
 def as_dense_tensor(x: Any, device: torch.device | str | None = None,

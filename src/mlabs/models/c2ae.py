@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from . import register
-from .base import MultiLabelModel, StepOutput, per_sample_bce
+from .base import MultiLabelModel, StepOutput
 from .layers import init_linear_, l2_weight_sum, mlp, pairwise_exp_rank_loss
 
 __all__ = ["C2AE"]
@@ -179,7 +179,7 @@ class C2AE(MultiLabelModel):
         terms = self.losses(x, y)
         with torch.no_grad():
             logits = self.decode_logits(terms["fx"].detach())
-        return StepOutput(terms["loss"], per_sample_bce(y, logits=logits))
+        return StepOutput.from_prediction(terms["loss"], y, logits=logits)
 
     def _predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.decode_logits(self.encode_x(x)))

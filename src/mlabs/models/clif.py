@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import register
-from .base import MultiLabelModel, StepOutput, per_sample_bce
+from .base import MultiLabelModel, StepOutput
 from .graph import GIN, cosine_link_loss, label_cooccurrence
 from .layers import GroupedLinear, mlp
 
@@ -139,7 +139,7 @@ class CLIF(MultiLabelModel):
     def training_step(self, x: torch.Tensor, y: torch.Tensor) -> StepOutput:
         logits, emb = self._forward(x)
         loss = F.binary_cross_entropy_with_logits(logits, y) + self.link_weight * self.link_loss(emb)
-        return StepOutput(loss, per_sample_bce(y, logits=logits))
+        return StepOutput.from_prediction(loss, y, logits=logits)
 
     def _predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self._forward(x)[0])

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import register
-from .base import MultiLabelModel, StepOutput, per_sample_bce
+from .base import MultiLabelModel, StepOutput
 from .layers import GroupedLinear, mlp
 
 __all__ = ["DELA", "gumbel_sigmoid"]
@@ -171,7 +171,7 @@ class DELA(MultiLabelModel):
     def training_step(self, x: torch.Tensor, y: torch.Tensor) -> StepOutput:
         """Full DELA objective; selection loss from the logits of this (perturbed) forward."""
         terms = self.losses(x, y)
-        return StepOutput(terms["loss"], per_sample_bce(y, logits=terms["logits"]))
+        return StepOutput.from_prediction(terms["loss"], y, logits=terms["logits"])
 
     def _predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         mu, _ = self.encode(x)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from . import register
-from .base import MultiLabelModel, StepOutput, per_sample_bce
+from .base import MultiLabelModel, StepOutput
 from .layers import kl_diag_gaussians, l2_weight_sum, mlp, pairwise_exp_rank_loss, reparameterize
 
 __all__ = ["MPVAE"]
@@ -199,7 +199,7 @@ class MPVAE(MultiLabelModel):
     def training_step(self, x: torch.Tensor, y: torch.Tensor) -> StepOutput:
         """Full MPVAE objective; selection loss from the feature branch of the same forward."""
         terms = self.losses(x, y)
-        return StepOutput(terms["loss"], per_sample_bce(y, probs=terms["indiv_prob"]))
+        return StepOutput.from_prediction(terms["loss"], y, probs=terms["indiv_prob"])
 
     def _predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         mu_x, logvar_x = self.encode_feat(x)

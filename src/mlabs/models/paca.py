@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import register
-from .base import MultiLabelModel, StepOutput, per_sample_bce
+from .base import MultiLabelModel, StepOutput
 from .flows import PrototypeFlow
 from .layers import mlp
 
@@ -209,7 +209,7 @@ class PACA(MultiLabelModel):
         out = self.forward(x, y)
         t = self.loss_terms(x, y, out)
         loss = t["rec"] + self.gamma * t["reg"] + self.alpha * t["cls"]
-        return StepOutput(loss, per_sample_bce(y, logits=out["proto_logits"]))
+        return StepOutput.from_prediction(loss, y, logits=out["proto_logits"])
 
     def _predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         x_mu, _ = self.encode(x)
