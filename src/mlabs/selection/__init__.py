@@ -15,6 +15,11 @@ label_imbalance_ratios, mean_imbalance_ratio, minority_labels
 RandomBatchSampler, AdaptiveBatchSampler, ChainBatchSampler
     ``torch.utils.data.Sampler`` objects yielding one batch (list of ints) at a time; use them as
     ``DataLoader(dataset, batch_sampler=sampler)`` or iterate directly.
+OnlineBatchSampler, ActiveBiasSampler, RecencyBiasSampler, BalancedBatchSampler,
+UncertaintyBatchSampler, D2ACEBatchSampler
+    The other batch-selection methods, with the same interface (``docs/selection.md``).
+SAMPLERS, make_sampler, needs_predictions
+    Samplers by name, as ``params.yaml`` names them.
 """
 
 from .imbalance import (
@@ -27,7 +32,14 @@ from .imbalance import (
     minority_labels,
 )
 from .probabilities import selection_probabilities
+from .active_bias import ActiveBiasSampler
+from .balanced import BalancedBatchSampler
+from .d2ace import D2ACEBatchSampler
+from .online_batch import OnlineBatchSampler
+from .recency_bias import RecencyBiasSampler
+from .registry import SAMPLERS, make_sampler, needs_predictions
 from .samplers import AdaptiveBatchSampler, ChainBatchSampler, RandomBatchSampler
+from .uncertainty import UncertaintyBatchSampler
 
 __all__ = [
     "selection_probabilities",
@@ -41,4 +53,13 @@ __all__ = [
     "RandomBatchSampler",
     "AdaptiveBatchSampler",
     "ChainBatchSampler",
+    "OnlineBatchSampler",
+    "ActiveBiasSampler",
+    "RecencyBiasSampler",
+    "BalancedBatchSampler",
+    "UncertaintyBatchSampler",
+    "D2ACEBatchSampler",
+    "SAMPLERS",
+    "make_sampler",
+    "needs_predictions",
 ]
