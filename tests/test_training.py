@@ -153,3 +153,69 @@ def test_batch_larger_than_data_is_refused(tmp_path, split):
     cell = Cell("emotions", "c2ae", "random", fold=0, batch_size=10_000)
     with pytest.raises(ValueError, match="larger than"):
         train_cell(cell, split, small_config(), tmp_path / "w", tmp_path / "r", progress=False)
+
+
+OTHER_METHODS = [m for m in training.METHODS if m not in ("random", "adaptive", "chain")]
+
+
+@pytest.mark.parametrize("method", OTHER_METHODS)
+def test_other_selection_methods_train_a_cell(tmp_path, split, method):
+    config = small_config(epochs=4)
+    cell = Cell("emotions", "dela", method, fold=0, seed=1)
+    res = train_cell(cell, split, config, tmp_path / "w", tmp_path / "r", progress=False)
+    assert res["status"] == "ok", res
+    # these methods take their s_e from selection.<method>, so the cell folder does not name one
+    assert cell_dir(tmp_path / "r", cell).parent.name == f"{method}-b128"
+
+
+def test_samplers_receive_the_predicted_probabilities(tmp_path, split, monkeypatch):
+    from mlabs.selection import AdaptiveBatchSampler
+
+    seen = []
+    original = AdaptiveBatchSampler.update
+
+    def spy(self, indices, per_sample_loss, probabilities=None):
+        seen.append(None if probabilities is None else tuple(probabilities.shape))
+        return original(self, indices, per_sample_loss, probabilities)
+
+    monkeypatch.setattr(AdaptiveBatchSampler, "update", spy)
+    cell = Cell("emotions", "c2ae", "adaptive", fold=0)
+    train_cell(cell, split, small_config(), tmp_path / "w", tmp_path / "r", progress=False)
+    q = split.Y_train.shape[1]
+    # the seeding call with the warm-up tables, then one call per batch
+    assert seen[0] == (split.Y_train.shape[0], q)
+    assert len(seen) > 1 and all(s is not None and s[1] == q for s in seen)
+
+
+def test_warmup_checkpoint_keeps_the_predictions(tmp_path, split):
+    cell = Cell("emotions", "mpvae", "random", fold=0)
+    path = training.run_warmup(cell, split, small_config(), tmp_path / "w", progress=False)
+    table = torch.load(path, weights_only=True)["state"]["prob_table"]
+    assert table.shape == split.Y_train.shape
+    assert float(table.min()) >= 0.0 and float(table.max()) <= 1.0 and float(table.std()) > 0
+
+
+def test_online_batch_recomputes_losses_when_asked(tmp_path, split, monkeypatch):
+    calls = []
+    original = training._Run.recompute_losses
+    monkeypatch.setattr(training._Run, "recompute_losses",
+                        lambda self, sampler: calls.append(1) or original(self, sampler))
+    config = small_config(epochs=4, selection={"online_batch": {"recompute_every": 1}})
+    cell = Cell("emotions", "c2ae", "online_batch", fold=0)
+    assert train_cell(cell, split, config, tmp_path / "w", tmp_path / "r", progress=False)["status"] == "ok"
+    assert len(calls) == config.epochs - config.warmup_epochs
+    calls.clear()
+    config = small_config(epochs=4, selection={"online_batch": {"recompute_every": None}})
+    train_cell(cell, split, config, tmp_path / "w2", tmp_path / "r2", progress=False)
+    assert calls == []
+
+
+def test_fingerprint_counts_only_the_cells_own_method_options():
+    base = small_config(selection={"quantize": True, "chain_length": 4, "online_batch": {"recompute_every": None}})
+    other = small_config(selection={"quantize": True, "chain_length": 4, "online_batch": {"recompute_every": 2}})
+    assert base.fingerprint("dela", "adaptive") == other.fingerprint("dela", "adaptive")
+    assert base.fingerprint("dela", "random") == other.fingerprint("dela", "random")
+    assert base.fingerprint("dela", "online_batch") != other.fingerprint("dela", "online_batch")
+    longer = small_config(selection={"quantize": True, "chain_length": 6, "online_batch": {"recompute_every": None}})
+    assert base.fingerprint("dela", "adaptive") == longer.fingerprint("dela", "adaptive")
+    assert base.fingerprint("dela", "chain") != longer.fingerprint("dela", "chain")

@@ -5,12 +5,15 @@ size). The protocol follows ``method.md`` sections 4 and 6:
 
 1. **Warm-up** is trained once per (data set, model, fold, seed, batch size)
    with shuffled random batches and a linear learning-rate warm-up, and saved
-   as a checkpoint (model, optimiser, RNG state, the per-sample loss table and
-   the warm-up epochs' curves). Random, adaptive and chain runs all continue
-   from that same checkpoint, so they differ only in how batches are chosen.
+   as a checkpoint (model, optimiser, RNG state, the per-sample loss and
+   predicted-probability tables and the warm-up epochs' curves). Every method
+   continues from that same checkpoint, so methods differ only in how batches
+   are chosen; the tables seed the samplers.
 2. **Selection epochs**: each epoch draws its batches from the cell's sampler,
-   updates the sampler with the per-sample losses of the training forward pass,
-   then evaluates validation and test with the six metrics.
+   updates the sampler with the per-sample losses (and predicted
+   probabilities) of the training forward pass, then evaluates validation and
+   test with the six metrics. A sampler that asks for it (``recompute_due``)
+   first gets fresh losses of the whole training set.
 3. **Model selection**: the epoch with the best validation macro-AUC is kept
    as a real copy of the weights (the authors' shallow ``state_dict().copy()``
    silently kept the last epoch); its test metrics are the cell's result.
@@ -39,14 +42,21 @@ import torch
 from . import metrics as mlmetrics
 from ._io import atomic_path, write_json_atomic, write_text_atomic
 from .models import build as build_model
-from .selection import AdaptiveBatchSampler, ChainBatchSampler, RandomBatchSampler
+from .models.base import per_sample_bce
+from .selection import RandomBatchSampler
 from .selection.imbalance import minority_labels
+from .selection.registry import SAMPLERS, make_sampler
 
 __all__ = ["Cell", "TrainConfig", "CheckpointMismatch", "NonFiniteLoss", "METHODS",
            "warmup_path", "warmup_curves", "cell_dir", "run_warmup", "train_cell", "run_cell", "load_result"]
 
-METHODS = ("random", "adaptive", "chain")
-CHECKPOINT_VERSION = 1
+#: every batch-selection method a cell can use (``mlabs.selection.SAMPLERS``)
+METHODS = tuple(SAMPLERS)
+#: methods whose selection pressure is the cell's ``selection_pressure`` (the paper's s_e grid);
+#: the other selecting methods take theirs, and its schedule, from ``selection.<method>``
+PRESSURE_METHODS = ("adaptive", "chain")
+#: 2: warm-up checkpoints also hold the last warm-up epoch's predicted probabilities
+CHECKPOINT_VERSION = 2
 
 
 class CheckpointMismatch(ValueError):
@@ -65,14 +75,14 @@ class Cell:
     ----------
     dataset, model : str
         Data set and model registry names.
-    method : {"random", "adaptive", "chain"}
-        How batches are chosen after warm-up.
+    method : str
+        How batches are chosen after warm-up, one of :data:`METHODS`.
     fold : int
         Which of the prepared folds is held out.
     seed : int
         Seeds torch (model initialisation, dropout, noise) and the sampler.
     selection_pressure : float
-        s_e of the selecting methods (ignored by ``random``).
+        s_e of adaptive and chain selection (ignored by the other methods).
     batch_size : int
     """
 
@@ -96,7 +106,7 @@ class Cell:
 
     def label(self) -> str:
         """A short human-readable name used in messages and progress bars."""
-        se = "" if self.method == "random" else f" s_e={self.selection_pressure:g}"
+        se = f" s_e={self.selection_pressure:g}" if self.method in PRESSURE_METHODS else ""
         return (f"{self.dataset}/{self.model}/{self.method}{se} B={self.batch_size} "
                 f"fold={self.fold} seed={self.seed}")
 
@@ -115,7 +125,9 @@ class TrainConfig:
     lr: float = 1e-4
     weight_decay: float = 1e-4
     model_params: dict = field(default_factory=dict)
-    #: sampler options: score, quantize, refresh_every, k_neighbors, chain_length, label_choice
+    #: sampler options: flat keys (score, quantize, refresh_every, k_neighbors, chain_length,
+    #: label_choice) for adaptive and chain, and one mapping per other method, e.g.
+    #: ``{"online_batch": {"recompute_every": 5}}``
     selection: dict = field(default_factory=dict)
     threshold: float = 0.5
     device: str = "cpu"
@@ -130,26 +142,33 @@ class TrainConfig:
     def warmup_fingerprint(self, model: str) -> str:
         """Hash of everything that determines the warm-up checkpoint."""
         payload = {"warmup_epochs": self.warmup_epochs, "lr": self.lr,
-                   "weight_decay": self.weight_decay,
-                   "model_params": self.model_params.get(model, {}) if _nested(self.model_params)
-                   else self.model_params}
+                   "weight_decay": self.weight_decay, "model_params": self.params_for(model)}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    def fingerprint(self, model: str) -> str:
-        """Hash of every setting that determines a cell's result (beyond the cell itself)."""
+    def fingerprint(self, model: str, method: str) -> str:
+        """Hash of every setting that determines a cell's result (beyond the cell itself).
+
+        Only the options of the cell's own method count, so tuning one method's options does
+        not make the finished cells of the others stale.
+        """
         payload = {"warmup": self.warmup_fingerprint(model), "epochs": self.epochs,
-                   "selection": self.selection, "threshold": self.threshold}
+                   "selection": self.selection_for(method), "threshold": self.threshold}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def params_for(self, model: str) -> dict:
-        """The hyper-parameters of ``model`` (``model_params`` may be keyed by model name)."""
-        if _nested(self.model_params):
-            return dict(self.model_params.get(model, {}))
-        return dict(self.model_params)
+        """The hyper-parameters of ``model`` (``model_params`` is keyed by model name)."""
+        return dict(self.model_params.get(model) or {})
 
-
-def _nested(d: dict) -> bool:
-    return bool(d) and all(isinstance(v, dict) for v in d.values())
+    def selection_for(self, method: str) -> dict:
+        """The sampler options of ``method`` from :attr:`selection`."""
+        if method == "random":
+            return {}
+        if method in PRESSURE_METHODS:
+            opts = {k: v for k, v in self.selection.items() if not isinstance(v, dict)}
+            if method == "adaptive":  # chain options do not change adaptive runs
+                opts = {k: v for k, v in opts.items() if k not in ("chain_length", "label_choice")}
+            return opts
+        return dict(self.selection.get(method) or {})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -164,7 +183,7 @@ def warmup_path(root: str | os.PathLike, cell: Cell) -> Path:
 
 def cell_dir(root: str | os.PathLike, cell: Cell) -> Path:
     """The output folder of ``cell`` under ``root``."""
-    method = cell.method if cell.method == "random" else f"{cell.method}-se{cell.selection_pressure:g}"
+    method = f"{cell.method}-se{cell.selection_pressure:g}" if cell.method in PRESSURE_METHODS else cell.method
     return (Path(root) / cell.dataset / cell.model / f"{method}-b{cell.batch_size}"
             / f"fold{cell.fold}-seed{cell.seed}")
 
@@ -218,7 +237,7 @@ def _auc_key(value: float) -> float:
 class _Run:
     """The state of one training run: model, optimiser and bookkeeping."""
 
-    def __init__(self, cell: Cell, split, config: TrainConfig, progress: bool):
+    def __init__(self, cell: Cell, split, config: TrainConfig):
         self.cell, self.split, self.config = cell, split, config
         device = torch.device(config.device)
         self.device = device
@@ -239,13 +258,14 @@ class _Run:
         self.warmup_steps = config.warmup_epochs * self.steps_per_epoch
         self.step = 0
         self.loss_table = torch.zeros(self.n_train, dtype=torch.float32)
+        # the latest predicted probabilities per sample, for samplers that score uncertainty
+        self.prob_table = torch.zeros((self.n_train, self.n_labels), dtype=torch.float32)
         self.minority = minority_labels(split.Y_train)
         self.has_minority = (self.Y.cpu()[:, self.minority] > 0).any(dim=1)
         self.curves: list[dict] = []
         self.best_auc = -math.inf
         self.best_epoch = 0
         self.best_state: dict | None = None
-        self.progress = progress
 
     # one epoch ------------------------------------------------------------------------------
     def train_epoch(self, sampler, epoch: int) -> dict:
@@ -253,6 +273,9 @@ class _Run:
         model.train()
         sampler.set_epoch(epoch - 1)  # samplers count epochs from 0
         t0 = time.perf_counter()
+        due = getattr(sampler, "recompute_due", None)
+        if due is not None and due(epoch - 1):
+            self.recompute_losses(sampler)
         total, count, picked_minority, picked = 0.0, 0, 0, 0
         for batch in sampler:
             idx = torch.as_tensor(batch, dtype=torch.long)
@@ -274,8 +297,11 @@ class _Run:
             per_sample = out.per_sample_loss.detach()
             if not torch.isfinite(per_sample).all():
                 raise NonFiniteLoss(f"{self.cell.label()}: non-finite per-sample loss at epoch {epoch}")
-            sampler.update(idx_dev, per_sample)
+            probs = out.probabilities
+            sampler.update(idx_dev, per_sample, probabilities=probs)
             self.loss_table[idx] = per_sample.float().cpu()
+            if probs is not None:
+                self.prob_table[idx] = probs.float().cpu()
             total += float(out.loss.detach()) * len(idx)
             count += 1
             picked += len(idx)
@@ -301,6 +327,19 @@ class _Run:
             self.best_state = _state_to_cpu(model.state_dict())
         return row
 
+    def recompute_losses(self, sampler) -> None:
+        """Give ``sampler`` fresh losses and predictions of every training sample.
+
+        One forward pass over the training set in evaluation mode with the model's published
+        inference rule (online batch selection's periodic recomputation); no gradient.
+        """
+        self.model.eval()
+        with torch.no_grad():
+            probs = self.model.predict_proba(self.X).to(self.device)
+        self.model.train()
+        loss = per_sample_bce(self.Y, probs=probs)
+        sampler.update(torch.arange(self.n_train, device=self.device), loss, probabilities=probs)
+
     # checkpoints -----------------------------------------------------------------------------
     def meta(self, config_fp: str) -> dict:
         c = self.cell
@@ -314,7 +353,8 @@ class _Run:
     def state(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "torch_rng": torch.get_rng_state(), "step": self.step,
-                "loss_table": self.loss_table.clone(), "curves_json": json.dumps(self.curves),
+                "loss_table": self.loss_table.clone(), "prob_table": self.prob_table.clone(),
+                "curves_json": json.dumps(self.curves),
                 "best_auc": self.best_auc, "best_epoch": self.best_epoch,
                 "best_state": self.best_state}
 
@@ -324,6 +364,7 @@ class _Run:
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
         self.loss_table = state["loss_table"].clone()
+        self.prob_table = state["prob_table"].clone()
         self.curves = json.loads(state["curves_json"])
         self.best_auc = float(state["best_auc"])
         self.best_epoch = int(state["best_epoch"])
@@ -393,7 +434,7 @@ def run_warmup(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
     """
     path = warmup_path(warmup_root, cell)
     _seed_everything(cell.seed, config.deterministic)
-    run = _Run(cell, split, config, progress)
+    run = _Run(cell, split, config)
     meta = run.meta(config.warmup_fingerprint(cell.model))
     if path.exists() and _load_checkpoint(path, meta) is not None:
         return path
@@ -409,22 +450,18 @@ def run_warmup(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
 
 
 def _make_sampler(cell: Cell, run: _Run, config: TrainConfig):
-    if cell.method == "random":
-        return RandomBatchSampler(run.n_train, cell.batch_size, seed=cell.seed)
-    opts = dict(config.selection)
-    chain_opts = {k: opts.pop(k) for k in ("chain_length", "label_choice") if k in opts}
-    use_weights = opts.pop("score", "weighted_loss") == "weighted_loss"
-    common = dict(selection_pressure=cell.selection_pressure, warmup_epochs=config.warmup_epochs,
-                  features=run.split.X_train if use_weights else None,
-                  score="weighted_loss" if use_weights else "loss",
-                  seed=cell.seed, device=run.device, **opts)
-    labels = run.Y
-    if cell.method == "adaptive":
-        sampler = AdaptiveBatchSampler(labels, cell.batch_size, **common)
-    else:
-        sampler = ChainBatchSampler(labels, cell.batch_size, **chain_opts, **common)
-    # the warm-up losses seed the loss table of every selecting method
-    sampler.update(torch.arange(run.n_train, device=run.device), run.loss_table.to(run.device))
+    opts = config.selection_for(cell.method)
+    features = run.split.X_train
+    if cell.method in PRESSURE_METHODS and opts.get("score", "weighted_loss") != "weighted_loss":
+        features = None  # the unweighted ablation needs no neighbour search
+    sampler = make_sampler(cell.method, run.Y, cell.batch_size, features=features,
+                           selection_pressure=cell.selection_pressure if cell.method in PRESSURE_METHODS else None,
+                           warmup_epochs=config.warmup_epochs, epochs=config.epochs, seed=cell.seed,
+                           device=run.device, **opts)
+    if cell.method != "random":
+        # the last warm-up epoch's losses and predictions seed every selecting method
+        sampler.update(torch.arange(run.n_train, device=run.device), run.loss_table.to(run.device),
+                       probabilities=run.prob_table.to(run.device))
     return sampler
 
 
@@ -439,12 +476,13 @@ def train_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
     """
     out = cell_dir(out_root, cell)
     done = load_result(out)
-    if done is not None and done.get("status") == "ok" and done.get("fingerprint") == config.fingerprint(cell.model):
+    if (done is not None and done.get("status") == "ok"
+            and done.get("fingerprint") == config.fingerprint(cell.model, cell.method)):
         return done
     wpath = run_warmup(cell, split, config, warmup_root, progress)
 
     _seed_everything(cell.seed, config.deterministic)
-    run = _Run(cell, split, config, progress)
+    run = _Run(cell, split, config)
     warm_meta = run.meta(config.warmup_fingerprint(cell.model))
     warm = _load_checkpoint(wpath, warm_meta)
     run.restore(warm["state"])
@@ -453,7 +491,7 @@ def train_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
 
     resume = out / "resume.pt"
     cell_meta = dict(warm_meta, method=cell.method, selection_pressure=cell.selection_pressure,
-                     config=config.fingerprint(cell.model))
+                     config=config.fingerprint(cell.model, cell.method))
     payload = _load_checkpoint(resume, cell_meta) if resume.exists() else None
     if payload is not None:
         run.restore(payload["state"])
@@ -483,7 +521,8 @@ def _finish(cell: Cell, run: _Run, config: TrainConfig, out: Path, seconds: floa
     test = _evaluate(run.model, run.X_test, run.Y_test, config.threshold)
     val = _evaluate(run.model, run.X_val, run.Y_val, config.threshold)
     selecting = [r for r in run.curves if r["epoch"] > config.warmup_epochs]
-    result = {"status": "ok", "cell": dataclasses.asdict(cell), "fingerprint": config.fingerprint(cell.model),
+    result = {"status": "ok", "cell": dataclasses.asdict(cell),
+              "fingerprint": config.fingerprint(cell.model, cell.method),
               "best_epoch": best["epoch"],
               "val": val, "test": test, "train_seconds": seconds,
               "epochs": config.epochs, "warmup_epochs": config.warmup_epochs,
