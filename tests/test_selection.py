@@ -27,7 +27,9 @@ from mlabs.selection import samplers as samplers_mod
 from mlabs.selection.samplers import _label_walk_table
 
 SETTINGS = settings(max_examples=60, deadline=None)
-scores_st = st.lists(st.floats(min_value=0.0, max_value=1e6, allow_nan=False), min_size=1, max_size=60)
+# no subnormals: scaling them by a constant underflows to 0, which changes the input, not the rule
+scores_st = st.lists(st.floats(min_value=0.0, max_value=1e6, allow_nan=False, allow_subnormal=False),
+                     min_size=1, max_size=60)
 pressure_st = st.sampled_from([1.5, 2.0, 4.0, 16.0, 64.0])
 
 

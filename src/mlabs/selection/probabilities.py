@@ -80,11 +80,15 @@ def _log_weights(s: torch.Tensor, log_se: float, quantize: bool) -> torch.Tensor
     n = s.numel()
     if quantize:
         s_max = s.max()
-        if float(s_max) == 0.0:
+        top = float(s_max)
+        if top == 0.0:
             return torch.zeros_like(s)
+        if top / n < 2.2250738585072014e-308:
+            # the step s_max / N would be subnormal or 0 (tiny scores): rescale first
+            s, s_max = s / s_max, torch.ones((), dtype=s.dtype, device=s.device)
         # levels relative to the top level N: Q_i - N = ceil(s_i N / s_max) - N, clamped because
         # s_max / (s_max / N) may round to N + tiny, whose ceil would be N + 1
-        level = torch.ceil(s / (s_max / n)).clamp_(max=n).sub_(n)
+        level = torch.div(s, s_max / n).ceil_().clamp_(max=n).sub_(n)
         return level.mul_(log_se / n)
     return _average_descending_rank(s).mul_(-log_se / n)
 

@@ -69,11 +69,16 @@ _MULTINOMIAL_RATIO = 20
 _CHAIN_RETRIES = 4
 #: Bound on the (row, candidate) pairs the chain sampler's exact fallback builds at once.
 _FALLBACK_PAIRS = 1 << 22
-#: Slots of the chain sampler's per-batch membership bitmap (false-hit rate ~ t / slots).
-_BITMAP_BITS = 1024
+#: Largest number of slots of the chain sampler's per-batch membership bitmap (one byte each;
+#: false-hit rate of a candidate ~ t / slots at step t).
+_BITMAP_SLOTS = 4096
+#: Bound on the bytes of all per-batch bitmaps of one refresh together (fewer slots beyond).
+_BITMAP_BYTES = 1 << 26
 #: Resolution of the adaptive sampler's acceptance test (bits of the uniform).
 _ACCEPT_BITS = 24
 _ACCEPT_SCALE = 1 << _ACCEPT_BITS
+#: Bound on the bytes of the adaptive sampler's per-row hashed occurrence counts (repeat detection).
+_REPEAT_TABLE_BYTES = 1 << 26
 
 _SCORES = ("weighted_loss", "loss")
 _LABEL_CHOICES = ("argmax", "sample")
@@ -388,8 +393,8 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         else:
             self._weights = None
         self._loss = torch.zeros(self.n_samples, dtype=torch.float64, device=device)
-        self._logw: torch.Tensor | None = None   # log-weights of the refresh in force
-        self._p_cache: tuple | None = None
+        self._logw = None   # log-weights of the refresh in force (resets the cached p)
+        self._workspace: dict = {}   # scratch tensors kept between draws (no state)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(n_samples={self.n_samples}, batch_size={self.batch_size}, "
@@ -470,12 +475,22 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         return _log_weights(self.scores(), math.log(self.selection_pressure), self.quantize)
 
     @property
+    def _logw(self) -> torch.Tensor | None:
+        """Unnormalised log-probabilities of the refresh in force (None between refreshes)."""
+        return self._logw_value
+
+    @_logw.setter
+    def _logw(self, value: torch.Tensor | None) -> None:
+        self._logw_value = value
+        self._p_value = None          # normalised p, computed on demand from these log-weights
+
+    @property
     def _p(self) -> torch.Tensor:
         """Normalised p of the refresh in force, computed once per refresh (slow paths only)."""
-        if self._p_cache is None or self._p_cache[0] is not self._logw:
+        if self._p_value is None:
             p = torch.exp(self._logw)
-            self._p_cache = (self._logw, p.div_(p.sum()))
-        return self._p_cache[1]
+            self._p_value = p.div_(p.sum())
+        return self._p_value
 
     def _draw_plan(self, remaining: int) -> tuple[torch.Tensor, list[int]]:
         if self.in_warmup:
@@ -487,38 +502,121 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         return batches.reshape(-1), [self.batch_size] * n_batches
 
     def _refresh(self, logw: torch.Tensor) -> None:
-        # Proposal for the vectorised draws: uniform indices accepted with probability
-        # p_i / p_max = exp(logw_i) (acceptance rate >= 1 / s_e) need one random memory access
-        # per proposal, while inverse-CDF search needs ~log2(N); the CDF is used only when the
+        # Proposals for the vectorised draws: uniform slots of a table, accepted with a probability
+        # proportional to p_i / (slots holding i). Rejection needs one random memory access per
+        # proposal, while inverse-CDF search needs ~log2(N); the CDF is used only when the
         # acceptance rate is low (exact-rank ablation with a large s_e).
         # logw lies in [-log s_e, 0]: float32 keeps exp(logw) to ~1e-7 relative, below the
         # 24-bit resolution of the acceptance test, and is several times cheaper than float64.
-        w = torch.exp(logw.to(torch.float32))
-        self._accept = torch.round(w.mul_(_ACCEPT_SCALE)).to(torch.int32).clamp_(min=1)
-        self._accept_rate = float(self._accept.sum(dtype=torch.int64)) / (logw.numel() * _ACCEPT_SCALE)
-        self._cdf = None
+        n, dev = logw.numel(), logw.device
+        ratio = torch.exp(logw.to(torch.float32))                 # p_i / p_max
+        self._accept_rate = float(ratio.sum(dtype=torch.float64)) / n
+        self._cdf = self._accept = self._accept_lo = None
         if self._accept_rate < 0.25:
-            self._accept = None
             self._cdf = torch.cumsum(torch.exp(logw), 0)
+            return
+        index_bits = max((n - 1).bit_length(), 1)
+        shift = 31 - index_bits
+        if shift < 1:                                             # N > 2^30: 64-bit proposals
+            self._accept = ratio.mul_(_ACCEPT_SCALE).round_().to(torch.int32).clamp_(min=1)
+            self._index_shift, self._proposal_rate = None, self._accept_rate
+            return
+        # Slot table: one slot per sample and, in the spare slots up to the next power of two,
+        # second slots of the samples with the largest p (tighter envelope, fewer rejections).
+        # A slot of sample i is accepted with probability p_i / (bound * p_max * copies_i), bound
+        # covering every sample, so a proposal is accepted as i with probability proportional to
+        # p_i: exact. Each entry packs (sample << shift) | high bits of the 24-bit threshold.
+        slots = 1 << index_bits
+        spare = slots - n
+        r_max = float(ratio.max())
+        bound, doubled = r_max, None
+        if spare:
+            # cut c with at most `spare` ratios above it, from a strided sample of the ratios
+            sample = torch.sort(ratio[:: max(n // 4096, 1)]).values
+            cut = float(sample[min(int(sample.numel() * (1.0 - 0.9 * spare / n)), sample.numel() - 1)])
+            doubled = (ratio > cut).nonzero().view(-1)
+            if doubled.numel() > spare:                           # unrepresentative sample: no copies
+                doubled = None
+            else:
+                bound = max(cut, r_max / 2)
+        thr = ratio.mul_(_ACCEPT_SCALE / bound)
+        if doubled is not None:
+            thr.index_copy_(0, doubled, thr.index_select(0, doubled).mul_(0.5))
+        accept = self._scratch("slot_accept", slots, torch.int32).zero_()   # spare slots 0: rejected
+        accept[:n] = thr.round_().clamp_(1, _ACCEPT_SCALE - 1)
+        if getattr(self, "_slot_base", None) is None or self._slot_base.numel() != slots:
+            self._slot_base = torch.arange(slots, dtype=torch.int32, device=dev) << shift
+        if doubled is not None and doubled.numel():
+            d = doubled.numel()
+            accept[n:n + d] = accept.index_select(0, doubled)
+        # sizing only: expected acceptance per proposal (the copies of a sample share its weight)
+        self._proposal_rate = self._accept_rate * n / (bound * slots)
+        if shift >= _ACCEPT_BITS:
+            self._tie_bits = 0
+            table = accept.bitwise_left_shift_(shift - _ACCEPT_BITS)
+        else:
+            self._tie_bits = _ACCEPT_BITS - shift
+            table = torch.bitwise_right_shift(accept, self._tie_bits,
+                                              out=self._scratch("slot_table", slots, torch.int32))
+            self._accept_lo = accept.bitwise_and_((1 << self._tie_bits) - 1)
+        table.bitwise_or_(self._slot_base)
+        if doubled is not None and doubled.numel():
+            # spare slots hold their sample, not their own index
+            table[n:n + d] = table[n:n + d].bitwise_and_((1 << shift) - 1).bitwise_or_(doubled.to(torch.int32) << shift)
+        if spare:
+            table[n + (0 if doubled is None else doubled.numel()):] = 0   # sample 0 with threshold 0
+        self._accept, self._index_shift = table, shift
 
     def _iid_draws(self, count: int) -> torch.Tensor:
-        """``count`` independent draws from p (with replacement), int64."""
+        """``count`` independent draws from p (with replacement): int32 below N = 2^30, else int64."""
         g, n, dev = self._generator, self.n_samples, self.device
         if self._cdf is not None:
             u = torch.rand(count, generator=g, dtype=torch.float64, device=dev).mul_(self._cdf[-1])
             return torch.searchsorted(self._cdf, u, right=True).clamp_(max=n - 1)
         chunks, have = [], 0
         while have < count:
-            k = int((count - have) / self._accept_rate * 1.05) + 64
-            # one integer per proposal: the high part is a uniform index, the low 24 bits an
-            # independent uniform for the acceptance test
-            r = torch.randint(0, n * _ACCEPT_SCALE, (k,), generator=g, device=dev)
-            cand = r >> _ACCEPT_BITS
-            ok = ((r & (_ACCEPT_SCALE - 1)) < self._accept.index_select(0, cand)).nonzero().reshape(-1)
-            chunks.append(cand.index_select(0, ok))
-            have += ok.numel()
+            k = int((count - have) / self._proposal_rate * 1.03) + 64
+            if self._index_shift is None:
+                # one integer per proposal: the high part is a uniform index, the low 24 bits an
+                # independent uniform for the acceptance test
+                r = torch.randint(0, n * _ACCEPT_SCALE, (k,), generator=g, device=dev)
+                cand = r >> _ACCEPT_BITS
+                ok = (r & (_ACCEPT_SCALE - 1)) < self._accept.index_select(0, cand)
+                acc = cand.index_select(0, ok.nonzero().view(-1))
+            else:
+                # one 31-bit integer per proposal: the high bits are a uniform slot, the low `shift`
+                # bits the high part of the 24-bit acceptance uniform; its low part is drawn only on
+                # a tie with the threshold's high part (probability 2^-shift): exact to 24 bits
+                # (the large temporaries live in reused scratch buffers: fresh multi-MB tensors
+                # cost page faults on every draw)
+                shift, mask = self._index_shift, (1 << self._index_shift) - 1
+                r = self._scratch("r", k, torch.int32).random_(generator=g)   # [0, 2^31)
+                slot = torch.bitwise_right_shift(r, shift, out=self._scratch("slot", k, torch.int32))
+                u = r.bitwise_and_(mask)
+                entry = torch.index_select(self._accept, 0, slot, out=self._scratch("entry", k, torch.int32))
+                threshold = torch.bitwise_and(entry, mask, out=self._scratch("threshold", k, torch.int32))
+                ok = torch.lt(u, threshold, out=self._scratch("ok", k, torch.bool))
+                if self._tie_bits:
+                    tie = torch.eq(u, threshold, out=self._scratch("tie", k, torch.bool)).nonzero().view(-1)
+                    if tie.numel():
+                        low = torch.empty(tie.numel(), dtype=torch.int32, device=dev).random_(generator=g)
+                        low.bitwise_and_((1 << self._tie_bits) - 1)
+                        ok.index_put_((tie,), low < self._accept_lo.index_select(0, slot.index_select(0, tie)))
+                keep = self._workspace.setdefault("keep", torch.empty(0, dtype=torch.int64, device=dev))
+                torch.nonzero(ok, out=keep.resize_(0))                     # storage kept
+                acc = entry.index_select(0, keep.view(-1)).bitwise_right_shift_(shift)
+            chunks.append(acc)
+            have += acc.numel()
         # the first `count` accepted proposals: a count-based cut keeps them i.i.d.
         return torch.cat(chunks)[:count] if len(chunks) > 1 else chunks[0][:count]
+
+    def _scratch(self, name: str, numel: int, dtype: torch.dtype) -> torch.Tensor:
+        """A reused 1-D scratch tensor of ``numel`` elements (contents undefined)."""
+        buf = self._workspace.get(name)
+        if buf is None or buf.numel() < numel or buf.dtype != dtype:
+            buf = torch.empty(numel, dtype=dtype, device=self.device)
+            self._workspace[name] = buf
+        return buf[:numel]
 
     def _draw_batches(self, n_batches: int) -> torch.Tensor:
         """``n_batches`` independent rows of B distinct indices, successive sampling from p."""
@@ -534,13 +632,13 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         m = b + int(math.ceil(2.0 * lam + 6.0 * math.sqrt(lam) + 8.0))
         draws = self._iid_draws(n_batches * m).view(n_batches, m)
         # Most rows have no repeat among their first B draws (probability ~ 1 - lam): find the
-        # others by sorting only those B columns, then treat them in full.
-        repeat = _has_repeat(draws[:, :b])
-        out = draws[:, :b].clone()
-        bad = repeat.nonzero().reshape(-1)
+        # others from those B columns, then treat them in full.
+        head = draws[:, :b]
+        bad = _rows_with_repeat(head, n, self._workspace)
+        out = head.to(torch.int64)
         if bad.numel() == 0:
             return out
-        rows = draws.index_select(0, bad)
+        rows = draws.index_select(0, bad).to(torch.int64)
         first = _first_occurrence(rows)
         rank = torch.cumsum(first, dim=1)
         complete = rank[:, -1] >= b
@@ -567,13 +665,49 @@ def _sort_keys(draws: torch.Tensor) -> torch.Tensor:
     return torch.sort(keys, dim=1).values
 
 
-def _has_repeat(draws: torch.Tensor) -> torch.Tensor:
-    """Whether each row contains some value more than once."""
-    if draws.shape[1] < 2:
-        return torch.zeros(draws.shape[0], dtype=torch.bool, device=draws.device)
-    small = draws.to(torch.int32) if int(draws.max()) < 2**31 else draws  # int32 sorts faster
-    values = torch.sort(small, dim=1).values
-    return (values[:, 1:] == values[:, :-1]).any(dim=1)
+def _rows_with_repeat(draws: torch.Tensor, n: int, workspace: dict | None = None) -> torch.Tensor:
+    """Sorted indices of the rows of ``draws`` (values in [0, n)) that contain a value more than once.
+
+    Exact, without sorting every row: each row counts its values in a small hashed table of its
+    own; only the values whose slot was hit more than once (a repeat or a hash collision, a few
+    per cent of them) are compared exactly, by one sort of (row, value) keys. ``workspace`` (a
+    dict) keeps the count table between calls.
+    """
+    rows, b = draws.shape
+    dev = draws.device
+    if b < 2 or rows == 0:
+        return torch.zeros(0, dtype=torch.int64, device=dev)
+    slots = 1 << max(16 * b - 1, 1).bit_length()          # power of two >= 16 B: ~3% flagged
+    while slots > 2 * b and rows * slots > _REPEAT_TABLE_BYTES:
+        slots //= 2
+    bits = slots.bit_length() - 1
+    ws = {} if workspace is None else workspace
+
+    def scratch(name, shape, dtype):
+        buf = ws.get(name)
+        if buf is None or buf.numel() < math.prod(shape) or buf.dtype != dtype:
+            buf = ws[name] = torch.empty(math.prod(shape), dtype=dtype, device=dev)
+        return buf[: math.prod(shape)].view(shape)
+
+    if draws.dtype == torch.int32:
+        # multiplicative hash: the top `bits` bits of the 32-bit product (wrapping int32 arithmetic)
+        h = torch.mul(draws, -1640531535, out=scratch("hash", (rows, b), torch.int32))
+        h.bitwise_right_shift_(32 - bits).bitwise_and_(slots - 1)
+    else:
+        h = ((draws * 2654435761) & 0xFFFFFFFF) >> (32 - bits)
+    base = torch.arange(rows, dtype=torch.int64, device=dev)[:, None] * slots
+    slot = torch.add(base, h, out=scratch("slot", (rows, b), torch.int64)).view(-1)
+    # per-slot counts; a row's slot receives at most b increments, so the count type cannot wrap
+    ctype = torch.uint8 if (b < 256 and dev.type == "cpu") else torch.int32
+    counts = scratch("counts", (rows * slots,), ctype).zero_()
+    counts.scatter_add_(0, slot, torch.ones((), dtype=ctype, device=dev).expand(slot.numel()))
+    flagged = (counts.index_select(0, slot) > 1).nonzero().view(-1)
+    if flagged.numel() == 0:
+        return flagged
+    key = torch.div(flagged, b, rounding_mode="floor").mul_(n).add_(draws.reshape(-1).index_select(0, flagged))
+    key = torch.sort(key).values
+    dup = key[1:][key[1:] == key[:-1]]
+    return torch.unique(torch.div(dup, n, rounding_mode="floor"))
 
 
 def _first_occurrence(draws: torch.Tensor) -> torch.Tensor:
@@ -621,9 +755,13 @@ class ChainBatchSampler(AdaptiveBatchSampler):
 
     Notes
     -----
-    All batches of a refresh are built in parallel, one chain step at a time (B vectorised steps).
-    "Not yet in the batch" is enforced by rejection (exactly equivalent to drawing from the
-    restricted distribution) with an exact vectorised fallback after a few rejections.
+    With ``label_choice="argmax"`` and rejection draws (s_e <= 4), all batches of a refresh are
+    drawn optimistically in bulk (every draw ignoring "not yet in the batch"), and the few batches
+    with a repeated sample are redrawn from their first repeat on; this is exactly the step-by-step
+    process (see :meth:`_draw_batches_optimistic`). Otherwise all batches are built in parallel,
+    one chain step at a time (B vectorised steps). "Not yet in the batch" is enforced by rejection
+    (exactly equivalent to drawing from the restricted distribution) with an exact vectorised
+    fallback after a few rejections.
     """
 
     def __init__(self, labels, batch_size: int, *, chain_length: int = 4, label_choice: str = "argmax", **options):
@@ -707,13 +845,173 @@ class ChainBatchSampler(AdaptiveBatchSampler):
         self._seg_total = before[self._seg_start[1:]] - self._seg_base
 
     def _draw_batches(self, n_batches: int) -> torch.Tensor:
+        if self._use_rejection and self.label_choice == "argmax":
+            return self._draw_batches_optimistic(n_batches)
+        return self._draw_batches_stepwise(n_batches)
+
+    def _draw_batches_optimistic(self, n_batches: int) -> torch.Tensor:
+        """The argmax chain batches, drawn optimistically in bulk and repaired where needed.
+
+        :meth:`_optimistic_fill` builds every batch's chain skeleton chain by chain (seeds are
+        i.i.d. draws from p, the walk's segments follow from the seed label) and draws every walk
+        sample at once from p restricted to its segment, ignoring "not in the batch yet". Each
+        draw is the first accepted proposal of its own stream: exactly what the step-by-step
+        rejection process draws as long as that is not already in the batch. So a batch without a
+        repeated sample is exactly the step-by-step result, and in a batch with a repeat
+        everything before the first repeated position t* is exact (t* depends only on the draws
+        up to t*). Such batches are redrawn from t* on (fresh randomness, state at t* kept), a few
+        times in bulk, then step by step (:meth:`_repair_stepwise`, which also handles a walk
+        label whose samples are all in the batch; such a position repeats at every redraw).
+        """
+        nb, b, dev = n_batches, self.batch_size, self.device
+        out = torch.empty((b, nb), dtype=torch.int32, device=dev)
+        states = torch.empty((b, nb), dtype=torch.int64, device=dev)
+        rows = torch.arange(nb, device=dev)
+        start = torch.zeros(nb, dtype=torch.int64, device=dev)
+        current = torch.full((nb,), self._idle_state, dtype=torch.int64, device=dev)
+        for _ in range(_OPTIMISTIC_ROUNDS):
+            self._optimistic_fill(out, states, rows, start, current)
+            flat = out.T.contiguous() if rows.numel() == nb else out.index_select(1, rows).T.contiguous()
+            bad = _rows_with_repeat(flat, self.n_samples, self._workspace)
+            if bad.numel() == 0:
+                return out.T.to(torch.int64)
+            first = _first_occurrence(flat.index_select(0, bad).to(torch.int64))
+            rows = rows.index_select(0, bad)
+            start = (~first).to(torch.uint8).argmax(dim=1)
+            current = states[start, rows]
+        self._repair_stepwise(out, rows, start, current)
+        return out.T.to(torch.int64)
+
+    def _optimistic_fill(self, out, states, rows, start, current) -> None:
+        """Fill positions ``start[i]`` .. B-1 of batches ``rows`` (state ``current`` at the start),
+        ignoring "not in the batch yet"; ``states`` receives the chain state of every position."""
+        b, m, q, dev = self.batch_size, self.chain_length, self.n_labels, self.device
+        k = rows.numel()
+        steps = max(m - 1, 0)
+        idle = self._idle_state
+        cols = torch.arange(k, device=dev)
+        # walk steps after each seed label (entry q: a seed without label)
+        walk_len = torch.cat([(self._walk[:, :steps] >= 0).sum(dim=1),
+                              torch.zeros(1, dtype=torch.int64, device=dev)])
+        # local skeleton (b + 1 positions: the last one absorbs writes of complete batches); the
+        # segment of a position follows from its state
+        val = torch.empty((b + 1, k), dtype=torch.int32, device=dev)
+        val[:b] = out if k == out.shape[1] else out.index_select(1, rows)
+        st = torch.full((b + 1, k), idle, dtype=torch.int64, device=dev)
+        val_flat, st_flat = val.view(-1), st.view(-1)
+        pos = start.clone()
+        offsets = torch.arange(steps, device=dev)[None, :]
+        if steps:
+            # the chain in progress at the start: its remaining walk steps
+            walking = current != idle
+            label = torch.where(walking, torch.div(current, steps, rounding_mode="floor"), q)
+            j0 = torch.where(walking, current - label * steps, 0)
+            remaining = torch.minimum((walk_len.index_select(0, label) - j0).clamp_(min=0), b - pos)
+            at = torch.where(offsets < remaining[:, None], pos[:, None] + offsets, b) * k + cols[:, None]
+            st_flat.index_copy_(0, at.view(-1), (label * steps + j0)[:, None].add(offsets).view(-1))
+            pos += remaining
+        # new chains: a block of seeds per open batch at a time; a chain's start is the batch's
+        # position plus the lengths (1 + walk steps) of the chains before it in the block
+        open_rows = (pos < b).nonzero().reshape(-1)
+        width = -(-b // m) + 8
+        while open_rows.numel():
+            r = open_rows.numel()
+            seed = self._bulk_draws(torch.full((r * width,), q, dtype=torch.int64, device=dev)).view(r, width)
+            label = self._seed_label.index_select(0, seed.view(-1)).view(r, width)
+            label = torch.where(label >= 0, label, q)
+            length = walk_len.index_select(0, label.view(-1)).view(r, width)
+            first = pos.index_select(0, open_rows)[:, None] + torch.cumsum(1 + length, dim=1) - (1 + length)
+            length = torch.minimum(length, (b - 1 - first).clamp_(min=0))
+            used = first < b
+            col = cols.index_select(0, open_rows)[:, None]
+            val_flat.index_copy_(0, (torch.where(used, first, b) * k + col).view(-1), seed.view(-1))
+            if steps:
+                j = offsets[None, :, :]                                      # (1, 1, steps)
+                at = torch.where((j < length[:, :, None]) & used[:, :, None], first[:, :, None] + 1 + j, b)
+                st_flat.index_copy_(0, (at * k + col[:, :, None]).view(-1),
+                                    (label * steps)[:, :, None].add(j).view(-1))
+            end = first[:, -1] + 1 + length[:, -1]
+            pos.index_copy_(0, open_rows, torch.where(used[:, -1], end, b))
+            open_rows = open_rows.index_select(0, (end < b).logical_and_(used[:, -1]).nonzero().reshape(-1))
+            width = 8
+        seg_flat = self._state_segment.index_select(0, st_flat[: b * k])
+        walk_at = (seg_flat != q).nonzero().reshape(-1)
+        if walk_at.numel():
+            val_flat.index_copy_(0, walk_at, self._bulk_draws(seg_flat.index_select(0, walk_at)))
+        if k == out.shape[1]:
+            out.copy_(val[:b])
+            states.copy_(st[:b])
+        else:
+            out.index_copy_(1, rows, val[:b])
+            states.index_copy_(1, rows, st[:b])
+
+    def _repair_stepwise(self, out, rows, start, current) -> None:
+        """Redraw positions ``start[i]`` .. B-1 of batches ``rows`` step by step (state ``current``)."""
+        b, q, dev = self.batch_size, self.n_labels, self.device
+        nb = out.shape[1]
+        start, order = torch.sort(start)
+        rows, current = rows.index_select(0, order), current.index_select(0, order)
+        self._init_bitmap(nb)
+        before = torch.arange(b, device=dev)[:, None] < start[None, :]
+        prefix = out.index_select(1, rows)
+        base = self._row_base.index_select(0, rows)[None, :].expand(b, -1)
+        self._bitmap.index_fill_(0, self._slots(prefix[before], base[before]), True)
+        starts = start.tolist()
+        active = 0
+        for t in range(starts[0], b):
+            while active < len(starts) and starts[active] <= t:
+                active += 1
+            rws, st = rows[:active], current[:active]
+            segment = self._state_segment.index_select(0, st)
+            picked, found = self._draw_rejection(segment, rws, out, t)
+            if found is not None:
+                failed = (~found).nonzero().reshape(-1)
+                seeds, _ = self._draw_rejection(torch.full_like(failed, q), rws.index_select(0, failed), out, t)
+                picked.index_copy_(0, failed, seeds)
+                segment.index_fill_(0, failed, q)
+            out[t].index_copy_(0, rws, picked)
+            self._bitmap.index_fill_(0, self._slots(picked, self._row_base.index_select(0, rws)), True)
+            current[:active] = torch.where(segment == q, self._seed_state.index_select(0, picked),
+                                           self._state_next.index_select(0, st))
+        del self._bitmap, self._row_base, self._hash_bits
+
+    def _bulk_draws(self, segment: torch.Tensor) -> torch.Tensor:
+        """One draw from p restricted to ``segment[i]`` per entry, independently (rejection mode), int32.
+
+        One proposal per pending entry and round (a uniform member, accepted with probability
+        w / max(w), rate >= _CHAIN_MIN_RATE): rounds shrink geometrically.
+        """
+        g, dev = self._generator, self.device
+        lo = self._seg_start32.index_select(0, segment)
+        size = self._seg_len.index_select(0, segment)
+        out = None
+        pending = None
+        while True:
+            x = torch.rand(lo.numel(), generator=g, dtype=torch.float64, device=dev).mul_(size)
+            pos = x.to(torch.int32)
+            frac = x.sub_(pos)
+            cand = self._seg_members32.index_select(0, pos.add_(lo))
+            ok = frac < self._chain_accept.index_select(0, cand)
+            if out is None:
+                out = cand
+                pending = (~ok).nonzero().view(-1)
+            else:
+                accept = ok.nonzero().view(-1)
+                out.index_copy_(0, pending.index_select(0, accept), cand.index_select(0, accept))
+                pending = pending.index_select(0, (~ok).nonzero().view(-1))
+            if pending.numel() == 0:
+                return out
+            lo, size = self._seg_start32.index_select(0, segment.index_select(0, pending)), \
+                self._seg_len.index_select(0, segment.index_select(0, pending))
+
+    def _draw_batches_stepwise(self, n_batches: int) -> torch.Tensor:
+        """All batches built in parallel one chain step at a time (B vectorised steps)."""
         nb, b, m, q, dev = n_batches, self.batch_size, self.chain_length, self.n_labels, self.device
         # batch-major transposed (B x nb): step t writes the contiguous row out[t]
         rejection = self._use_rejection
         out = torch.empty((b, nb), dtype=torch.int32 if rejection else torch.int64, device=dev)
         sample_labels = self.label_choice == "sample"
         draw = self._draw_rejection if rejection else self._draw_restricted
-        slots = _bitmap_slots_fast if rejection else _bitmap_slots
         if sample_labels:
             current = torch.full((nb,), -1, dtype=torch.int64, device=dev)   # label to walk from, -1: seed
             length = torch.zeros(nb, dtype=torch.int64, device=dev)          # samples in the chain
@@ -721,9 +1019,9 @@ class ChainBatchSampler(AdaptiveBatchSampler):
             one = torch.ones((), dtype=torch.int64, device=dev)
         else:
             state = torch.full((nb,), self._idle_state, dtype=torch.int64, device=dev)
-        # Per-batch hashed bitmap of the members so far: a clear bit proves a candidate is not in
+        # Per-batch hashed bitmap of the members so far: a clear slot proves a candidate is not in
         # the batch, so the exact O(t) comparison runs only for the few hash hits.
-        self._bitmap = torch.zeros(nb * _BITMAP_BITS, dtype=torch.bool, device=dev)
+        self._init_bitmap(nb)
         all_rows = torch.arange(nb, device=dev)
         seed_segment = torch.full((nb,), q, dtype=torch.int64, device=dev)
         for t in range(b):
@@ -734,7 +1032,7 @@ class ChainBatchSampler(AdaptiveBatchSampler):
             else:
                 segment = self._state_segment.index_select(0, state)
             picked, found = draw(segment, all_rows, out, t)
-            if not found.all():
+            if found is not None:
                 # the walk's label has no sample left outside the batch: the chain stops and a new
                 # seed takes this position
                 failed = (~found).nonzero().reshape(-1)
@@ -742,7 +1040,7 @@ class ChainBatchSampler(AdaptiveBatchSampler):
                 picked.index_copy_(0, failed, seeds)
                 segment.index_fill_(0, failed, q)
             out[t] = picked
-            self._bitmap.index_fill_(0, slots(all_rows, picked), True)
+            self._bitmap.index_fill_(0, self._slots(picked, self._row_base), True)
             is_seed = segment == q
             if sample_labels:
                 label = self._seed_label.index_select(0, picked)
@@ -754,8 +1052,27 @@ class ChainBatchSampler(AdaptiveBatchSampler):
             else:
                 state = torch.where(is_seed, self._seed_state.index_select(0, picked),
                                     self._state_next.index_select(0, state))
-        del self._bitmap
+        del self._bitmap, self._row_base, self._hash_bits
         return out.T.to(torch.int64)
+
+    def _init_bitmap(self, nb: int) -> None:
+        """Zeroed per-batch membership bitmaps (``_BITMAP_SLOTS`` one-byte slots per batch at most)."""
+        slots = _BITMAP_SLOTS
+        while slots > 256 and nb * slots > _BITMAP_BYTES:
+            slots //= 2
+        dev = self.device
+        self._hash_bits = slots.bit_length() - 1
+        self._bitmap = torch.zeros(nb * slots, dtype=torch.bool, device=dev)
+        self._row_base = torch.arange(nb, dtype=torch.int64, device=dev) * slots
+
+    def _slots(self, samples: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        """Bitmap positions ``base + hash(sample)``: the top bits of a 32-bit multiplicative hash."""
+        bits = self._hash_bits
+        if samples.dtype == torch.int32:
+            h = (samples * -1640531535).bitwise_right_shift_(32 - bits).bitwise_and_((1 << bits) - 1)
+        else:
+            h = ((samples * 2654435761) & 0xFFFFFFFF) >> (32 - bits)
+        return base + h
 
     def _sample_next_labels(self, current: torch.Tensor, visited: torch.Tensor) -> torch.Tensor:
         """Next segment per row: a label drawn proportionally to A[current, k] over the labels k
@@ -817,74 +1134,78 @@ class ChainBatchSampler(AdaptiveBatchSampler):
         """As :meth:`_draw_restricted`, by rejection from uniform members of the segment.
 
         A proposal (uniform member i of the segment) is accepted with probability
-        ``w_i / max_segment(w)`` and rejected when already in the batch: exactly p restricted to the
-        segment minus the batch. ``_CHAIN_PROPOSALS << r`` proposals per row in round r, the first
-        accepted one is kept; rows without one after ``_CHAIN_ROUNDS`` rounds (62 proposals, all
+        ``w_i / max(w)`` and rejected when already in the batch: exactly p restricted to the
+        segment minus the batch. ``_CHAIN_PROPOSALS << 2r`` proposals per row in round r, the first
+        accepted one is kept; rows without one after ``_CHAIN_ROUNDS`` rounds (42 proposals, all
         rejected with probability ~ (1 - rate)^62 unless the segment is nearly all in the batch)
-        use the exact fallback.
+        use the exact fallback. Returns (picked, found) with ``found`` None when every row found one.
         """
-        k, dev = rows.numel(), self.device
+        k, dev, g = rows.numel(), self.device, self._generator
         picked = torch.empty(k, dtype=torch.int32, device=dev)
-        found = torch.ones(k, dtype=torch.bool, device=dev)
         if k == 0:
-            return picked, found
+            return picked, None
         lo = self._seg_start32.index_select(0, segment)
         size = self._seg_len.index_select(0, segment)
+        base = self._row_base.index_select(0, rows) if t > 0 else None
         pending = None                                               # positions still to draw
         for r in range(_CHAIN_ROUNDS):
             if pending is None:
-                lo_p, size_p, rows_p = lo, size, rows
+                lo_p, size_p, rows_p, base_p = lo, size, rows, base
             else:
                 lo_p, size_p, rows_p = lo.index_select(0, pending), size.index_select(0, pending), \
                     rows.index_select(0, pending)
+                base_p = None if base is None else base.index_select(0, pending)
+            n_prop = _CHAIN_PROPOSALS << (2 * r)
             # one uniform gives the member (integer part) and the acceptance test (fraction)
-            x = torch.rand((lo_p.numel(), _CHAIN_PROPOSALS << r), generator=self._generator, dtype=torch.float64,
-                           device=dev).mul_(size_p[:, None])
+            x = torch.rand((lo_p.numel(), n_prop), generator=g, dtype=torch.float64, device=dev).mul_(size_p[:, None])
             pos = x.to(torch.int32)
             frac = x.sub_(pos)
-            pos += lo_p[:, None]
-            cand = self._seg_members32.index_select(0, pos.reshape(-1))
-            ok = (frac < self._chain_accept.index_select(0, cand).reshape(pos.shape))
-            cand = cand.reshape(pos.shape)
+            cand = self._seg_members32.index_select(0, pos.add_(lo_p[:, None]).view(-1))
+            ok = frac < self._chain_accept.index_select(0, cand).view(x.shape)
+            cand = cand.view(x.shape)
             if t > 0:
-                hit = self._bitmap.index_select(0, _bitmap_slots_fast(rows_p[:, None], cand).reshape(-1))
-                hits = (hit.reshape(pos.shape) & ok).nonzero()
+                slot = self._slots(cand, base_p[:, None])
+                hits = self._bitmap.index_select(0, slot.view(-1)).view(x.shape).logical_and_(ok).nonzero()
                 if hits.numel():
                     # exact check of the hash hits against the batch so far
                     hr, hc = hits[:, 0], hits[:, 1]
                     value = cand[hr, hc]
                     taken = (out[:t].index_select(1, rows_p.index_select(0, hr)) == value[None, :]).any(dim=0)
                     ok[hr, hc] = ~taken
-            got = ok.any(dim=1)
-            value = cand.gather(1, ok.to(torch.uint8).argmax(dim=1, keepdim=True)).reshape(-1)
+            if n_prop == 2:
+                got = ok[:, 0] | ok[:, 1]
+                value = torch.where(ok[:, 0], cand[:, 0], cand[:, 1])
+            else:
+                got = ok.any(dim=1)
+                value = cand.gather(1, ok.to(torch.uint8).argmax(dim=1, keepdim=True)).view(-1)
             if pending is None:
                 picked.copy_(value)
-                if bool(got.all()):
-                    return picked, found
-                pending = (~got).nonzero().reshape(-1)
+                pending = (~got).nonzero().view(-1)
             else:
-                accept = got.nonzero().reshape(-1)
+                accept = got.nonzero().view(-1)
                 picked.index_copy_(0, pending.index_select(0, accept), value.index_select(0, accept))
-                pending = pending.index_select(0, (~got).nonzero().reshape(-1))
-                if pending.numel() == 0:
-                    return picked, found
+                pending = pending.index_select(0, (~got).nonzero().view(-1))
+            if pending.numel() == 0:
+                return picked, None
         values, ok = self._draw_restricted_exact(segment.index_select(0, pending), rows.index_select(0, pending),
                                                  out, t)
         picked.index_copy_(0, pending, values.to(torch.int32))
+        found = torch.ones(k, dtype=torch.bool, device=dev)
         found.index_copy_(0, pending, ok)
-        return picked, found
+        return picked, None if bool(ok.all()) else found
 
     def _draw_restricted(self, segment: torch.Tensor, rows: torch.Tensor, out: torch.Tensor, t: int):
         """One draw per row from p restricted to ``segment`` minus the batch so far, ``out[:t, row]``.
 
-        Returns (picked, found); ``found`` is False where the restricted set is empty.
+        Returns (picked, found); ``found`` is False where the restricted set is empty, None when
+        every row found a sample.
         """
         k = rows.numel()
         dev = self.device
         picked = torch.full((k,), -1, dtype=torch.int64, device=dev)
         found = torch.ones(k, dtype=torch.bool, device=dev)
         if k == 0:
-            return picked, found
+            return picked, None
         lo = self._seg_start.index_select(0, segment)
         hi = self._seg_start.index_select(0, segment + 1) - 1
         base, total = self._seg_base.index_select(0, segment), self._seg_total.index_select(0, segment)
@@ -903,8 +1224,8 @@ class ChainBatchSampler(AdaptiveBatchSampler):
             cand = self._seg_members.index_select(0, torch.minimum(torch.maximum(pos, lo_p), hi_p))
             taken = torch.zeros(cand.numel(), dtype=torch.bool, device=dev)
             if t > 0:
-                hit = self._bitmap.index_select(0, _bitmap_slots(rows_p, cand)) & ~taken
-                hits = hit.nonzero().reshape(-1)
+                slot = self._slots(cand, self._row_base.index_select(0, rows_p))
+                hits = self._bitmap.index_select(0, slot).nonzero().reshape(-1)
                 if hits.numel():
                     # exact check of the hash hits against the batch so far
                     batch = out[:t].index_select(1, rows_p.index_select(0, hits))
@@ -917,14 +1238,14 @@ class ChainBatchSampler(AdaptiveBatchSampler):
                 picked.index_copy_(0, pending.index_select(0, accept), cand.index_select(0, accept))
                 pending = pending.index_select(0, taken.nonzero().reshape(-1))
             if pending.numel() == 0:
-                return picked, found
+                return picked, None
         if pending is None:
             pending = torch.arange(k, device=dev)
         values, ok = self._draw_restricted_exact(segment.index_select(0, pending), rows.index_select(0, pending),
                                                  out, t)
         picked.index_copy_(0, pending, values)
         found.index_copy_(0, pending, ok)
-        return picked, found
+        return picked, None if bool(ok.all()) else found
 
     def _draw_restricted_exact(self, segment: torch.Tensor, rows: torch.Tensor, out: torch.Tensor, t: int):
         """Exact restricted draw by enumerating the segment's members, in groups of bounded size."""
@@ -973,21 +1294,12 @@ class ChainBatchSampler(AdaptiveBatchSampler):
 
 #: Proposals per row and round of the chain sampler's rejection draws.
 _CHAIN_PROPOSALS = 2
-#: Rounds of the chain sampler's rejection draws before the exact fallback (proposals double).
-_CHAIN_ROUNDS = 5
+#: Bulk redraws of the chain batches with a repeated sample before the step-by-step repair.
+_OPTIMISTIC_ROUNDS = 6
+#: Rounds of the chain sampler's rejection draws before the exact fallback (proposals x4 per round).
+_CHAIN_ROUNDS = 3
 #: Smallest per-segment acceptance rate for the chain sampler's rejection draws (else inverse CDF).
 _CHAIN_MIN_RATE = 0.25
-
-
-def _bitmap_slots(rows: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
-    """Flat bitmap positions of (batch row, sample): multiplicative hash into _BITMAP_BITS slots."""
-    h = ((samples * 2654435761) >> 12) & (_BITMAP_BITS - 1)
-    return rows * _BITMAP_BITS + h
-
-
-def _bitmap_slots_fast(rows: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
-    """As :func:`_bitmap_slots` for int32 samples (the rejection draws): a cheaper xor-shift hash."""
-    return rows * _BITMAP_BITS + ((samples ^ (samples >> 10)) & (_BITMAP_BITS - 1))
 
 
 def _label_walk_table(correlation: torch.Tensor, chain_length: int) -> torch.Tensor:
