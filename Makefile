@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mlabs-installed
 KERNEL := mlabs
 
-.PHONY: setup data repro repro-paper test bench clean-venv
+.PHONY: setup data repro repro-paper repro-compare test bench clean-venv
 
 setup: $(STAMP)
 
@@ -35,6 +35,11 @@ repro: data
 # The full paper profile (days on a CPU; see README): params-paper.yaml becomes params.yaml.
 repro-paper: data
 	cp params-paper.yaml params.yaml
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+# The compare profile (README): the other batch-selection methods on emotions and yeast.
+repro-compare: data
+	cp params-compare.yaml params.yaml
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 # Ray is an optional extra for users; the tests install it to exercise the Ray executor.
