@@ -16,6 +16,12 @@ What is timed (median of ``--repeats`` runs, all in the same process, after one 
 * ``update``: one ``sampler.update(idx, loss)`` call for a batch of B = 128 (validation included;
   per-batch cost, not included in ``draw``/``iter``).
 
+``--others``: the same ``draw`` timing (refresh, i.e. scoring from the histories, + drawing one
+post-warm-up epoch) and the per-batch ``update`` (with the batch's predicted probabilities) for
+the other methods of ``docs/selection.md``, after the histories have been filled with 5 epochs of
+synthetic predictions; default sizes 1e4, 1e5, 1e6 (d2ace only up to 1e5: its exact kNN
+construction is O(N^2)).
+
 Synthetic labels: q = 100 labels with a power-law skew (label j positive with probability
 0.3 * j^-1.2, about 1.2 labels per sample), losses ~ Gamma(2, 2), s_e = 2, B = 128, chain length 4.
 """
@@ -28,7 +34,17 @@ import time
 
 import torch
 
-from mlabs.selection import AdaptiveBatchSampler, ChainBatchSampler, imbalance_weights, knn_chunk_size
+from mlabs.selection import (
+    AdaptiveBatchSampler,
+    ChainBatchSampler,
+    imbalance_weights,
+    knn_chunk_size,
+    make_sampler,
+)
+
+OTHERS = ("online_batch", "active_bias", "recency_bias", "balanced", "uncertainty", "d2ace")
+#: exact kNN is O(N^2): beyond this the d2ace sampler is not built
+_D2ACE_MAX_N = 10**5
 
 
 def synthetic_labels(n: int, q: int = 100, seed: int = 0) -> torch.Tensor:
@@ -69,6 +85,52 @@ def bench_size(n: int, repeats: int, batch_size: int = 128) -> dict:
     return row
 
 
+def bench_others(n: int, repeats: int, batch_size: int = 128) -> dict:
+    """Per-epoch selection cost of the other methods at N = n (ratio to randperm in the same run)."""
+    y = synthetic_labels(n)
+    q = y.shape[1]
+    g = torch.Generator().manual_seed(1)
+    row = {"N": n, "randperm": timed(lambda: torch.randperm(n), repeats)}
+    x = torch.rand(n, 8, generator=g) if n <= _D2ACE_MAX_N else None
+    for name in OTHERS:
+        if name == "d2ace" and x is None:
+            row[name] = None
+            continue
+        s = make_sampler(name, y, batch_size, features=x, warmup_epochs=0, epochs=100, seed=0)
+        idx = torch.arange(n)
+        for _ in range(5):  # fill the prediction histories
+            s.update(idx, torch.rand(n, generator=g), probabilities=torch.rand(n, q, generator=g))
+        s.set_epoch(1)
+        nb = len(s)
+        draw = timed(lambda: s._draw_plan(nb), repeats)
+        b_idx = torch.randperm(n, generator=g)[:batch_size]
+        b_loss, b_probs = torch.rand(batch_size, generator=g), torch.rand(batch_size, q, generator=g)
+        calls = 100
+        upd = timed(lambda: [s.update(b_idx, b_loss, probabilities=b_probs) for _ in range(calls)], 1) / calls
+        row[name] = (draw, upd)
+        del s
+    return row
+
+
+def print_others(sizes, repeats) -> None:
+    print(f"\nOther methods: one post-warm-up epoch's scoring + drawing, ms (ratio to randperm); "
+          f"update per batch of 128 in us. q = 100, B = 128, histories of 5 predictions")
+    header = "| N | randperm ms | " + " | ".join(OTHERS) + " |"
+    print(header)
+    print("|" + "---|" * (len(OTHERS) + 2))
+    for n in sizes:
+        r = bench_others(n, repeats)
+        rp = r["randperm"]
+        cells = []
+        for name in OTHERS:
+            if r[name] is None:
+                cells.append("not built (kNN O(N^2))")
+            else:
+                draw, upd = r[name]
+                cells.append(f"{draw * 1e3:.1f} ({draw / rp:.1f}x), upd {upd * 1e6:.0f}")
+        print(f"| {n:.0e} | {rp * 1e3:.2f} | " + " | ".join(cells) + " |", flush=True)
+
+
 def bench_knn() -> None:
     from mlabs.data import load_dataset
 
@@ -92,9 +154,14 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="N = 1e4, 1e5, one repeat, no kNN")
     ap.add_argument("--no-knn", action="store_true", help="skip the tmc2007-500 imbalance-weight timing")
+    ap.add_argument("--others", action="store_true", help="only the other methods' table (sizes default 1e4-1e6)")
     args = ap.parse_args(argv)
     sizes = [10**4, 10**5] if args.quick else [int(s) for s in args.sizes]
     repeats = 1 if args.quick else args.repeats
+    if args.others:
+        print_others([s for s in sizes if s <= 10**6] if args.sizes == ap.get_default("sizes") else sizes,
+                     max(1, min(repeats, 3)))
+        return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B = 128, q = 100, s_e = 2, "
           f"median of {repeats} repeats (1e7: {max(1, min(repeats, 2))})")
     header = (f"| {'N':>9} | {'randperm ms':>11} | {'adaptive draw ms (x)':>21} | {'adaptive iter ms':>16} | "
