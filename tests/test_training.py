@@ -219,3 +219,25 @@ def test_fingerprint_counts_only_the_cells_own_method_options():
     longer = small_config(selection={"quantize": True, "chain_length": 6, "online_batch": {"recompute_every": None}})
     assert base.fingerprint("dela", "adaptive") == longer.fingerprint("dela", "adaptive")
     assert base.fingerprint("dela", "chain") != longer.fingerprint("dela", "chain")
+
+
+def test_the_compare_profile_options_build_every_sampler(tmp_path, split):
+    from mlabs.config import load_params, train_config
+
+    config = train_config(load_params("params-compare.yaml"), epochs=4, warmup_epochs=1,
+                          model_params={"c2ae": {}})
+    for method in OTHER_METHODS:
+        cell = Cell("emotions", "c2ae", method, fold=0)
+        res = run_cell(cell, split, config, tmp_path / "w", tmp_path / "r", progress=False)
+        assert res["status"] == "ok", res
+
+
+def test_an_unexpected_error_is_recorded_as_a_failed_cell(tmp_path, split, monkeypatch):
+    def broken(*args, **kwargs):
+        raise TypeError("boom")
+
+    monkeypatch.setattr(training, "make_sampler", broken)
+    cell = Cell("emotions", "c2ae", "adaptive", fold=0)
+    res = run_cell(cell, split, small_config(), tmp_path / "w", tmp_path / "r", progress=False)
+    assert res["status"] == "failed" and "TypeError: boom" in res["error"]
+    assert json.loads((cell_dir(tmp_path / "r", cell) / "result.json").read_text())["status"] == "failed"

@@ -454,8 +454,10 @@ def _make_sampler(cell: Cell, run: _Run, config: TrainConfig):
     features = run.split.X_train
     if cell.method in PRESSURE_METHODS and opts.get("score", "weighted_loss") != "weighted_loss":
         features = None  # the unweighted ablation needs no neighbour search
+    if cell.method in PRESSURE_METHODS:
+        opts["selection_pressure"] = cell.selection_pressure
+    # the other methods take s_e (and its schedule) from their own options, else their defaults
     sampler = make_sampler(cell.method, run.Y, cell.batch_size, features=features,
-                           selection_pressure=cell.selection_pressure if cell.method in PRESSURE_METHODS else None,
                            warmup_epochs=config.warmup_epochs, epochs=config.epochs, seed=cell.seed,
                            device=run.device, **opts)
     if cell.method != "random":
@@ -558,7 +560,7 @@ def run_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.PathL
     """
     try:
         return train_cell(cell, split, config, warmup_root, out_root, progress)
-    except (NonFiniteLoss, CheckpointMismatch, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # any failure is recorded, so the report lists it
         out = cell_dir(out_root, cell)
         out.mkdir(parents=True, exist_ok=True)
         result = {"status": "failed", "cell": dataclasses.asdict(cell),
