@@ -91,10 +91,12 @@ class PredictionWindow:
         valid = k[:, None] >= (w - self.count)[None, :]
         return vals, valid
 
-    def latest(self) -> torch.Tensor:
-        """The most recent prediction of every sample (zeros where there is none), (N, q)."""
-        slot = (self.pos - 1) % self.size
-        return self.values[slot, torch.arange(self.pos.numel(), device=self.pos.device)]
+    def latest(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """The most recent prediction of every sample, or of ``idx`` (zeros where there is none)."""
+        if idx is None:
+            idx = torch.arange(self.pos.numel(), device=self.pos.device)
+        slot = (self.pos.index_select(0, idx) - 1) % self.size
+        return self.values[slot, idx]
 
     def mean_abs_change(self) -> torch.Tensor:
         """Per label, the mean |p_t - p_(t-1)| over consecutive predictions in the window (0 if < 2)."""

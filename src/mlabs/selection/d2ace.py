@@ -119,7 +119,7 @@ class D2ACEBatchSampler(ScheduledSampler):
     # -- sampler hooks ---------------------------------------------------------------------------
     def _record(self, idx: torch.Tensor, probs: torch.Tensor) -> None:
         had = (self._window.count.index_select(0, idx) > 0).to(torch.float32)[:, None]
-        prev = self._window.latest().index_select(0, idx)
+        prev = self._window.latest(idx)  # O(batch), not O(N)
         flip = 0.7 * (probs - prev).abs() * had + 0.3 * self._flip.index_select(0, idx)
         self._flip.index_copy_(0, idx, flip)
         p = probs.clamp(1e-7, 1 - 1e-7)
