@@ -710,6 +710,18 @@ def _rows_with_repeat(draws: torch.Tensor, n: int, workspace: dict | None = None
     return torch.unique(torch.div(dup, n, rounding_mode="floor"))
 
 
+def _fill_accepted(out: torch.Tensor, pending: torch.Tensor, accepted: torch.Tensor,
+                   values: torch.Tensor) -> torch.Tensor:
+    """Write the accepted ``values`` of a retry round into ``out[pending]``; return the still pending.
+
+    ``pending`` lists the positions of ``out`` drawn in this round, aligned with ``accepted`` and
+    ``values``.
+    """
+    keep = accepted.nonzero().view(-1)
+    out.index_copy_(0, pending.index_select(0, keep), values.index_select(0, keep))
+    return pending.index_select(0, (~accepted).nonzero().view(-1))
+
+
 def _first_occurrence(draws: torch.Tensor) -> torch.Tensor:
     """Mask of the first occurrence (lowest column) of each value within every row."""
     m = draws.shape[1]
@@ -996,9 +1008,7 @@ class ChainBatchSampler(AdaptiveBatchSampler):
                 out = cand
                 pending = (~ok).nonzero().view(-1)
             else:
-                accept = ok.nonzero().view(-1)
-                out.index_copy_(0, pending.index_select(0, accept), cand.index_select(0, accept))
-                pending = pending.index_select(0, (~ok).nonzero().view(-1))
+                pending = _fill_accepted(out, pending, ok, cand)
             if pending.numel() == 0:
                 return out
             lo, size = self._seg_start32.index_select(0, segment.index_select(0, pending)), \
@@ -1182,9 +1192,7 @@ class ChainBatchSampler(AdaptiveBatchSampler):
                 picked.copy_(value)
                 pending = (~got).nonzero().view(-1)
             else:
-                accept = got.nonzero().view(-1)
-                picked.index_copy_(0, pending.index_select(0, accept), value.index_select(0, accept))
-                pending = pending.index_select(0, (~got).nonzero().view(-1))
+                pending = _fill_accepted(picked, pending, got, value)
             if pending.numel() == 0:
                 return picked, None
         values, ok = self._draw_restricted_exact(segment.index_select(0, pending), rows.index_select(0, pending),
@@ -1234,9 +1242,7 @@ class ChainBatchSampler(AdaptiveBatchSampler):
                 picked.copy_(cand)
                 pending = taken.nonzero().reshape(-1)
             else:
-                accept = (~taken).nonzero().reshape(-1)
-                picked.index_copy_(0, pending.index_select(0, accept), cand.index_select(0, accept))
-                pending = pending.index_select(0, taken.nonzero().reshape(-1))
+                pending = _fill_accepted(picked, pending, ~taken, cand)
             if pending.numel() == 0:
                 return picked, None
         if pending is None:
