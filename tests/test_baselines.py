@@ -64,9 +64,11 @@ def test_batches_are_valid_and_deterministic(method):
     batches = run_epochs(a, 4)
     assert batches == run_epochs(b, 4)
     assert len(batches) == 4 * len(a) == 4 * math.ceil(N / B)
+    last_warmup = N - (len(a) - 1) * B
     for k, batch in enumerate(batches):
         assert all(0 <= i < N for i in batch) and len(set(batch)) == len(batch)
-        assert len(batch) == (B if k >= len(a) else len(batch))   # after warm-up: full batches
+        # warm-up: a shuffled epoch (last batch smaller); afterwards every batch is full
+        assert len(batch) == (last_warmup if k == len(a) - 1 else B)
     warm = sorted(i for batch in batches[:len(a)] for i in batch)
     assert warm == list(range(N))                                   # warm-up covers every sample once
     p = a.probabilities()
@@ -255,7 +257,26 @@ def test_d2ace_mixes_uncertainty_and_hardness_as_scheduled():
 def test_d2ace_label_weights_follow_the_current_metric():
     y, x = data()
     s = D2ACEBatchSampler(y, B, features=x, warmup_epochs=0)
-    m = torch.zeros(N, Q)
-    base = s.sample_scores(m)
-    m[:, 2] = 1.0   # a label that became uncertain everywhere weighs more than before
-    assert torch.all(s.sample_scores(m) > base)
+    g = torch.Generator().manual_seed(5)
+    m = torch.rand(N, Q, generator=g) * 0.2
+    before = s.label_weights(m)
+    m[:, 2] += 0.6   # label 2 became uncertain everywhere: its weight rises, the others stay
+    after = s.label_weights(m)
+    assert after[2] > before[2] and torch.allclose(after[[0, 1, 3, 4, 5]], before[[0, 1, 3, 4, 5]])
+    torch.testing.assert_close(after, torch.exp(0.5 * m.mean(0) + 0.5 * m.std(0, unbiased=False)))
+    # the weights scale each label's contribution to the sample scores
+    doubled = D2ACEBatchSampler(y, B, features=x, warmup_epochs=0)
+    doubled.label_weights = lambda metric: 2 * s.label_weights(metric)
+    torch.testing.assert_close(doubled.sample_scores(m), 2 * s.sample_scores(m))
+
+
+def test_balanced_batches_complete_rows_that_need_more_draws():
+    # 40 labelled samples and B = 40: almost every row needs draws beyond the first 2B
+    y = torch.zeros(60, 3, dtype=torch.long)
+    y[:30, 0] = 1
+    y[30:38, 1] = 1
+    y[38:40, 2] = 1
+    s = BalancedBatchSampler(y, 40, warmup_epochs=0, seed=3)
+    s.set_epoch(0)
+    for batch in s:
+        assert sorted(batch) == list(range(40))

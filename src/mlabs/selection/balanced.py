@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ._validation import as_label_matrix, check_positive_int
-from .samplers import _EpochBatchSampler
+from .samplers import _EpochBatchSampler, _first_occurrence
 
 __all__ = ["BalancedBatchSampler"]
 
@@ -35,9 +35,9 @@ class BalancedBatchSampler(_EpochBatchSampler):
     Notes
     -----
     Choices (ours): a batch holds B **distinct** samples, like the other samplers (the original
-    draws with replacement): each row keeps the first B distinct of ``2B`` candidate draws, which
-    is successive sampling without replacement from the per-draw distribution; the rare rows
-    with fewer distinct candidates are completed by further draws. Samples without any label are
+    draws with replacement): each row keeps the first B distinct values of a sequence of
+    independent draws (``2B`` at first, extended for the rare rows that need more), which is
+    successive sampling without replacement from the per-draw distribution. Samples without any label are
     never drawn after warm-up.
     """
 
@@ -82,39 +82,25 @@ class BalancedBatchSampler(_EpochBatchSampler):
     def _draw_plan(self, remaining: int):
         if self.in_warmup:
             return self._shuffled_epoch()
-        b, n = self.batch_size, self.n_samples
-        cand = self._draws((remaining, _OVERSAMPLE * b))
-        first = _first_distinct(cand, n)
-        rank = torch.cumsum(first, dim=1)
-        keep = first & (rank <= b)
+        b = self.batch_size
         out = torch.empty((remaining, b), dtype=torch.int64, device=self.device)
-        full = rank[:, -1] >= b
-        rows = full.nonzero().reshape(-1)
-        out[rows] = cand[rows].masked_select(keep[rows]).view(-1, b)
-        for r in (~full).nonzero().reshape(-1).tolist():  # rare rows, not samples
-            got = cand[r].masked_select(first[r]).tolist()
-            seen = set(got)
-            while len(got) < b:
-                for v in self._draws((b,)).tolist():
-                    if v not in seen and len(got) < b:
-                        seen.add(v)
-                        got.append(v)
-            out[r] = torch.tensor(got, device=self.device)
-        return out.reshape(-1), [b] * remaining
+        rows = torch.arange(remaining, device=self.device)
+        cand = self._draws((remaining, _OVERSAMPLE * b))
+        while True:
+            first = _first_occurrence(cand)
+            rank = torch.cumsum(first, dim=1)
+            full = rank[:, -1] >= b
+            done = full.nonzero().view(-1)
+            keep = (first & (rank <= b)).index_select(0, done)
+            out.index_copy_(0, rows.index_select(0, done), cand.index_select(0, done).masked_select(keep).view(-1, b))
+            short = (~full).nonzero().view(-1)
+            if short.numel() == 0:
+                return out.reshape(-1), [b] * remaining
+            # rows still short of B distinct samples continue the same sequence of draws
+            rows = rows.index_select(0, short)
+            cand = torch.cat([cand.index_select(0, short), self._draws((short.numel(), b))], dim=1)
 
     def __repr__(self) -> str:
         return (f"BalancedBatchSampler(n_samples={self.n_samples}, batch_size={self.batch_size}, "
                 f"n_labels={self.n_labels}, warmup_epochs={self.warmup_epochs}, seed={self.seed})")
 
-
-def _first_distinct(rows: torch.Tensor, n: int) -> torch.Tensor:
-    """Mask of the first occurrence of each value within every row."""
-    m = rows.shape[1]
-    keys = rows * m + torch.arange(m, device=rows.device)
-    keys = torch.sort(keys, dim=1).values
-    values, cols = torch.div(keys, m, rounding_mode="floor"), keys % m
-    new = torch.ones_like(keys, dtype=torch.bool)
-    new[:, 1:] = values[:, 1:] != values[:, :-1]
-    first = torch.empty_like(new)
-    first.scatter_(1, cols, new)
-    return first

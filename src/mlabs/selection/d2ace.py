@@ -106,9 +106,13 @@ class D2ACEBatchSampler(ScheduledSampler):
         """H (N, q)."""
         return (-torch.expm1(-self._entry_loss)) * (1.0 - self._flip)
 
+    def label_weights(self, metric: torch.Tensor) -> torch.Tensor:
+        """Dynamic label weights ``v_j = exp(mean_i M_ij / 2 + std_i M_ij / 2)`` (population std)."""
+        return torch.exp(0.5 * metric.mean(0) + 0.5 * metric.std(0, unbiased=False))
+
     def sample_scores(self, metric: torch.Tensor) -> torch.Tensor:
         """``sum_j v_j M_ij (1 + Y_ij S_ij)`` for a metric M (N, q)."""
-        v = torch.exp(0.5 * metric.mean(0) + 0.5 * metric.std(0, unbiased=False))
+        v = self.label_weights(metric)
         masked = metric * self._yf
         cols = masked / (masked.norm(dim=0, keepdim=True) + 1e-8)
         corr = cols.T @ cols
