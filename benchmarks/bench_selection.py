@@ -150,17 +150,17 @@ def bench_knn() -> None:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", nargs="+", type=float, default=[1e4, 1e5, 1e6, 1e7])
+    ap.add_argument("--sizes", nargs="+", type=float, help="default 1e4 1e5 1e6 1e7 (--others: 1e4 1e5 1e6)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="N = 1e4, 1e5, one repeat, no kNN")
     ap.add_argument("--no-knn", action="store_true", help="skip the tmc2007-500 imbalance-weight timing")
     ap.add_argument("--others", action="store_true", help="only the other methods' table (sizes default 1e4-1e6)")
     args = ap.parse_args(argv)
-    sizes = [10**4, 10**5] if args.quick else [int(s) for s in args.sizes]
+    default = [1e4, 1e5, 1e6] if args.others else [1e4, 1e5, 1e6, 1e7]
+    sizes = [10**4, 10**5] if args.quick else [int(s) for s in (args.sizes or default)]
     repeats = 1 if args.quick else args.repeats
     if args.others:
-        print_others([s for s in sizes if s <= 10**6] if args.sizes == ap.get_default("sizes") else sizes,
-                     max(1, min(repeats, 3)))
+        print_others(sizes, max(1, min(repeats, 3)))
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B = 128, q = 100, s_e = 2, "
           f"median of {repeats} repeats (1e7: {max(1, min(repeats, 2))})")
