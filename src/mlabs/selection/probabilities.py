@@ -71,24 +71,26 @@ def selection_probabilities(scores, selection_pressure: float, quantize: bool = 
     return _probabilities(s, math.log(s_e), quantize)
 
 
-def _log_weights(s: torch.Tensor, log_se: float, quantize: bool) -> torch.Tensor:
+def _log_weights(s: torch.Tensor, log_se: float, quantize: bool, out: torch.Tensor | None = None) -> torch.Tensor:
     """Unnormalised log-probabilities (largest 0) for validated float64 scores.
 
     Kept separate from the normalisation so that the samplers can turn them straight into
-    acceptance thresholds without a float64 exp and sum per refresh.
+    acceptance thresholds without a float64 exp and sum per refresh. ``out`` (float64, length N,
+    not aliasing ``s``) receives the result of the quantized rule, so a sampler can reuse one
+    buffer across refreshes.
     """
     n = s.numel()
     if quantize:
         s_max = s.max()
         top = float(s_max)
         if top == 0.0:
-            return torch.zeros_like(s)
+            return torch.zeros_like(s) if out is None else out.zero_()
         if top / n < 2.2250738585072014e-308:
             # the step s_max / N would be subnormal or 0 (tiny scores): rescale first
             s, s_max = s / s_max, torch.ones((), dtype=s.dtype, device=s.device)
         # levels relative to the top level N: Q_i - N = ceil(s_i N / s_max) - N, clamped because
         # s_max / (s_max / N) may round to N + tiny, whose ceil would be N + 1
-        level = torch.div(s, s_max / n).ceil_().clamp_(max=n).sub_(n)
+        level = torch.div(s, s_max / n, out=out).ceil_().clamp_(max=n).sub_(n)
         return level.mul_(log_se / n)
     return _average_descending_rank(s).mul_(-log_se / n)
 

@@ -474,6 +474,18 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         # scores are finite and non-negative by construction (validated in update)
         return _log_weights(self.scores(), math.log(self.selection_pressure), self.quantize)
 
+    def _draw_log_weights(self) -> torch.Tensor:
+        """:meth:`_log_weights` for a refresh, computed in reused scratch buffers (the previous
+        refresh's log-weights held there are replaced at the same time); subclasses with their
+        own scores override this with their rule."""
+        if type(self)._log_weights is not AdaptiveBatchSampler._log_weights:
+            return self._log_weights()
+        n = self.n_samples
+        scores = self._loss if self._weights is None else torch.mul(
+            self._weights, self._loss, out=self._scratch("scores", n, torch.float64))
+        return _log_weights(scores, math.log(self.selection_pressure), self.quantize,
+                            out=self._scratch("logw", n, torch.float64))
+
     @property
     def _logw(self) -> torch.Tensor | None:
         """Unnormalised log-probabilities of the refresh in force (None between refreshes)."""
@@ -496,7 +508,7 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         if self.in_warmup:
             return self._shuffled_epoch()
         n_batches = remaining if self.refresh_every is None else min(remaining, self.refresh_every)
-        self._logw = self._log_weights()
+        self._logw = self._draw_log_weights()
         self._refresh(self._logw)
         batches = self._draw_batches(n_batches)
         return batches.reshape(-1), [self.batch_size] * n_batches
@@ -509,8 +521,9 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         # logw lies in [-log s_e, 0]: float32 keeps exp(logw) to ~1e-7 relative, below the
         # 24-bit resolution of the acceptance test, and is several times cheaper than float64.
         n, dev = logw.numel(), logw.device
-        ratio = torch.exp(logw.to(torch.float32))                 # p_i / p_max
-        self._accept_rate = float(ratio.sum(dtype=torch.float64)) / n
+        ratio = self._scratch("ratio", n, torch.float32).copy_(logw).exp_()   # p_i / p_max
+        # the rate only sizes the draws (a float32 sum is accurate enough for that)
+        self._accept_rate = float(ratio.sum()) / n
         self._cdf = self._accept = self._accept_lo = None
         if self._accept_rate < 0.25:
             self._cdf = torch.cumsum(torch.exp(logw), 0)
@@ -542,7 +555,8 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         thr = ratio.mul_(_ACCEPT_SCALE / bound)
         if doubled is not None:
             thr.index_copy_(0, doubled, thr.index_select(0, doubled).mul_(0.5))
-        accept = self._scratch("slot_accept", slots, torch.int32).zero_()   # spare slots 0: rejected
+        accept = self._scratch("slot_accept", slots, torch.int32)
+        accept[n:].zero_()                                        # spare slots 0: rejected
         accept[:n] = thr.round_().clamp_(1, _ACCEPT_SCALE - 1)
         if getattr(self, "_slot_base", None) is None or self._slot_base.numel() != slots:
             self._slot_base = torch.arange(slots, dtype=torch.int32, device=dev) << shift
@@ -573,42 +587,47 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         if self._cdf is not None:
             u = torch.rand(count, generator=g, dtype=torch.float64, device=dev).mul_(self._cdf[-1])
             return torch.searchsorted(self._cdf, u, right=True).clamp_(max=n - 1)
-        chunks, have = [], 0
+        wide = self._index_shift is None
+        out = torch.empty(count, dtype=torch.int64 if wide else torch.int32, device=dev)
+        have = 0
         while have < count:
             k = int((count - have) / self._proposal_rate * 1.03) + 64
-            if self._index_shift is None:
+            if wide:
                 # one integer per proposal: the high part is a uniform index, the low 24 bits an
                 # independent uniform for the acceptance test
                 r = torch.randint(0, n * _ACCEPT_SCALE, (k,), generator=g, device=dev)
                 cand = r >> _ACCEPT_BITS
                 ok = (r & (_ACCEPT_SCALE - 1)) < self._accept.index_select(0, cand)
-                acc = cand.index_select(0, ok.nonzero().view(-1))
-            else:
-                # one 31-bit integer per proposal: the high bits are a uniform slot, the low `shift`
-                # bits the high part of the 24-bit acceptance uniform; its low part is drawn only on
-                # a tie with the threshold's high part (probability 2^-shift): exact to 24 bits
-                # (the large temporaries live in reused scratch buffers: fresh multi-MB tensors
-                # cost page faults on every draw)
-                shift, mask = self._index_shift, (1 << self._index_shift) - 1
-                r = self._scratch("r", k, torch.int32).random_(generator=g)   # [0, 2^31)
-                slot = torch.bitwise_right_shift(r, shift, out=self._scratch("slot", k, torch.int32))
-                u = r.bitwise_and_(mask)
-                entry = torch.index_select(self._accept, 0, slot, out=self._scratch("entry", k, torch.int32))
-                threshold = torch.bitwise_and(entry, mask, out=self._scratch("threshold", k, torch.int32))
-                ok = torch.lt(u, threshold, out=self._scratch("ok", k, torch.bool))
-                if self._tie_bits:
-                    tie = torch.eq(u, threshold, out=self._scratch("tie", k, torch.bool)).nonzero().view(-1)
-                    if tie.numel():
-                        low = torch.empty(tie.numel(), dtype=torch.int32, device=dev).random_(generator=g)
-                        low.bitwise_and_((1 << self._tie_bits) - 1)
-                        ok.index_put_((tie,), low < self._accept_lo.index_select(0, slot.index_select(0, tie)))
-                keep = self._workspace.setdefault("keep", torch.empty(0, dtype=torch.int64, device=dev))
-                torch.nonzero(ok, out=keep.resize_(0))                     # storage kept
-                acc = entry.index_select(0, keep.view(-1)).bitwise_right_shift_(shift)
-            chunks.append(acc)
-            have += acc.numel()
-        # the first `count` accepted proposals: a count-based cut keeps them i.i.d.
-        return torch.cat(chunks)[:count] if len(chunks) > 1 else chunks[0][:count]
+                acc = cand.index_select(0, ok.nonzero().view(-1)[: count - have])
+                out[have:have + acc.numel()] = acc
+                have += acc.numel()
+                continue
+            # one 31-bit integer per proposal: the high bits are a uniform slot, the low `shift`
+            # bits the high part of the 24-bit acceptance uniform; its low part is drawn only on
+            # a tie with the threshold's high part (probability 2^-shift): exact to 24 bits
+            # (the large temporaries live in reused scratch buffers: fresh multi-MB tensors
+            # cost page faults on every draw)
+            shift, mask = self._index_shift, (1 << self._index_shift) - 1
+            r = self._scratch("r", k, torch.int32).random_(generator=g)   # [0, 2^31)
+            slot = torch.bitwise_right_shift(r, shift, out=self._scratch("slot", k, torch.int32))
+            u = r.bitwise_and_(mask)
+            entry = torch.index_select(self._accept, 0, slot, out=self._scratch("entry", k, torch.int32))
+            threshold = torch.bitwise_and(entry, mask, out=self._scratch("threshold", k, torch.int32))
+            ok = torch.lt(u, threshold, out=self._scratch("ok", k, torch.bool))
+            if self._tie_bits:
+                tie = torch.eq(u, threshold, out=self._scratch("tie", k, torch.bool)).nonzero().view(-1)
+                if tie.numel():
+                    low = torch.empty(tie.numel(), dtype=torch.int32, device=dev).random_(generator=g)
+                    low.bitwise_and_((1 << self._tie_bits) - 1)
+                    ok.index_put_((tie,), low < self._accept_lo.index_select(0, slot.index_select(0, tie)))
+            keep = self._workspace.setdefault("keep", torch.empty(0, dtype=torch.int64, device=dev))
+            torch.nonzero(ok, out=keep.resize_(0))                         # storage kept
+            # the first accepted proposals in order: a count-based cut keeps them i.i.d.
+            keep = keep.view(-1)[: count - have]
+            acc = torch.index_select(entry, 0, keep, out=out[have:have + keep.numel()])
+            acc.bitwise_right_shift_(shift)
+            have += keep.numel()
+        return out
 
     def _scratch(self, name: str, numel: int, dtype: torch.dtype) -> torch.Tensor:
         """A reused 1-D scratch tensor of ``numel`` elements (contents undefined)."""
@@ -629,16 +648,16 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         # (p_max = 1 / (N * acceptance rate) needs no pass over p).
         p_max = 1.0 / (n * self._accept_rate) if self._accept is not None else float(self._p.max())
         lam = 0.5 * b * b * p_max
-        m = b + int(math.ceil(2.0 * lam + 6.0 * math.sqrt(lam) + 8.0))
-        draws = self._iid_draws(n_batches * m).view(n_batches, m)
-        # Most rows have no repeat among their first B draws (probability ~ 1 - lam): find the
-        # others from those B columns, then treat them in full.
-        head = draws[:, :b]
-        bad = _rows_with_repeat(head, n, self._workspace)
-        out = head.to(torch.int64)
+        extra = int(math.ceil(2.0 * lam + 6.0 * math.sqrt(lam) + 8.0))
+        # Most rows have no repeat among their B draws (probability ~ 1 - lam); only the others
+        # continue their own stream of i.i.d. draws (drawn after all rows: the draws are
+        # independent, so the order in which they are generated does not matter).
+        out = self._iid_draws(n_batches * b).view(n_batches, b)
+        bad = _rows_with_repeat(out, n, self._workspace)
         if bad.numel() == 0:
             return out
-        rows = draws.index_select(0, bad).to(torch.int64)
+        more = self._iid_draws(bad.numel() * extra).view(bad.numel(), extra)
+        rows = torch.cat([out.index_select(0, bad), more.to(out.dtype)], dim=1).to(torch.int64)
         first = _first_occurrence(rows)
         rank = torch.cumsum(first, dim=1)
         complete = rank[:, -1] >= b
@@ -646,9 +665,10 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         done = complete.nonzero().reshape(-1)
         if done.numel():
             out.index_copy_(0, bad.index_select(0, done),
-                            rows.index_select(0, done).masked_select(keep.index_select(0, done)).view(-1, b))
+                            rows.index_select(0, done).masked_select(keep.index_select(0, done)).view(-1, b)
+                            .to(out.dtype))
         for j in (~complete).nonzero().reshape(-1).tolist():
-            # Fewer than B distinct values among m draws (very rare rows, not samples): continue
+            # Fewer than B distinct values among B + extra draws (very rare rows, not samples): continue
             # the same successive sampling exactly, from p restricted to the samples not drawn yet.
             got = rows[j].masked_select(first[j])
             rest_p = self._p.clone()
@@ -695,12 +715,14 @@ def _rows_with_repeat(draws: torch.Tensor, n: int, workspace: dict | None = None
         h.bitwise_right_shift_(32 - bits).bitwise_and_(slots - 1)
     else:
         h = ((draws * 2654435761) & 0xFFFFFFFF) >> (32 - bits)
-    base = torch.arange(rows, dtype=torch.int64, device=dev)[:, None] * slots
-    slot = torch.add(base, h, out=scratch("slot", (rows, b), torch.int64)).view(-1)
+    # slot indices in the draws' integer type (rows * slots <= _REPEAT_TABLE_BYTES fits int32):
+    # index_add_ takes int32 indices, which saves widening a copy of every draw
+    base = torch.arange(rows, dtype=h.dtype, device=dev)[:, None] * slots
+    slot = torch.add(base, h, out=scratch("slot", (rows, b), h.dtype)).view(-1)
     # per-slot counts; a row's slot receives at most b increments, so the count type cannot wrap
     ctype = torch.uint8 if (b < 256 and dev.type == "cpu") else torch.int32
     counts = scratch("counts", (rows * slots,), ctype).zero_()
-    counts.scatter_add_(0, slot, torch.ones((), dtype=ctype, device=dev).expand(slot.numel()))
+    counts.index_add_(0, slot, torch.ones((), dtype=ctype, device=dev).expand(slot.numel()))
     flagged = (counts.index_select(0, slot) > 1).nonzero().view(-1)
     if flagged.numel() == 0:
         return flagged
@@ -843,7 +865,7 @@ class ChainBatchSampler(AdaptiveBatchSampler):
         # w / max(w) (exact for p restricted to the segment); used when min(w) / max(w) >=
         # _CHAIN_MIN_RATE (s_e <= 1 / _CHAIN_MIN_RATE), which bounds every segment's acceptance
         # rate, else inverse CDF. float32 keeps the acceptance probabilities to ~1e-7 relative.
-        w32 = torch.exp(logw.to(torch.float32))
+        w32 = self._scratch("ratio", logw.numel(), torch.float32).copy_(logw).exp_()
         lo, hi = torch.aminmax(w32)
         self._use_rejection = self._small and bool(lo >= _CHAIN_MIN_RATE * hi)
         if self._use_rejection:
