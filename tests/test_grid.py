@@ -84,3 +84,16 @@ def test_warmup_only_reports_every_warmup(tmp_path, prepared_dir):
     assert len(first) == 1  # c2ae random and adaptive share one warm-up
     again = run_grid(cells, spec, n_jobs=1, warmup_only=True, progress=False)
     assert len(again) == 2 and all(r["status"] == "ok" for r in again)
+
+
+def test_pool_runs_warmups_first_then_untimed_pairs_then_longest_cells(tmp_path, prepared_dir):
+    backend = grid_mod._PoolBackend(spec_for(tmp_path, prepared_dir), 2)
+    try:
+        short, long_, new = (Cell("emotions", m, "random", fold=0) for m in ("c2ae", "dela", "mpvae"))
+        backend.queue = [(short, False), (long_, False), (new, False), (short, True)]
+        # seconds per epoch measured on finished tasks of each (data set, model) pair
+        backend.epoch_seconds = {("emotions", "c2ae"): 1.0, ("emotions", "dela"): 3.0}
+        order = [backend._next_task() for _ in range(4)]
+        assert order == [(short, True), (new, False), (long_, False), (short, False)]
+    finally:
+        backend.close()

@@ -4,8 +4,10 @@ Cells are independent, so the runner farms them out through a pluggable
 executor:
 
 ``local`` (default)
-    A process pool over the machine's cores, one torch thread per worker so
-    that two runs do not fight over the same cores.
+    ``n_jobs`` slots over the machine's cores, one torch thread each so that
+    two runs do not fight over the same cores: the calling process (a thread,
+    ready at once) plus ``n_jobs - 1`` spawned worker processes. Queued cells
+    go longest first, estimated from the tasks already finished.
 ``ray``
     Ray tasks on a local Ray instance or an existing cluster (``address`` or
     the ``RAY_ADDRESS`` environment variable), each with its own CPU and
@@ -130,7 +132,8 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
     spec : GridSpec
     executor : {"local", "ray"}
     n_jobs : int, optional
-        Worker processes of the local executor (default: all cores).
+        Slots of the local executor (default: all cores): this process plus ``n_jobs - 1``
+        worker processes; 1 runs everything in this process.
     address : str, optional
         Ray cluster address (default: ``RAY_ADDRESS`` or a new local instance).
     cpus_per_cell, gpus_per_cell : float
@@ -235,40 +238,99 @@ class _SerialBackend:
 
 
 class _PoolBackend:
-    """A process pool over the machine's cores (spawned workers, one torch thread each)."""
+    """``workers`` slots: this process (one thread) plus ``workers - 1`` spawned processes.
+
+    The calling process already has torch loaded, so its slot starts at once while the spawned
+    workers import torch (~2 s each); every slot runs one task at a time on one torch thread.
+    Tasks wait here and go to the first free slot: warm-ups first (cells wait for them), then
+    cells of a (data set, model) pair not timed yet, then the longest cells first, estimated
+    from the measured time per epoch of the pair's finished tasks, so that no long cell is
+    left to run alone at the end of the grid.
+    """
 
     def __init__(self, spec: GridSpec, workers: int):
         import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
         self.spec = spec
+        self.local = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlabs-grid")
+        self.local_future = None
+        self.n_procs = workers - 1
         # spawn, not fork: torch's thread pools do not survive a fork safely
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(max_workers=self.n_procs, mp_context=mp.get_context("spawn"))
+        self.queue: list[tuple[Cell, bool]] = []
         self.futures: dict = {}
+        self.started: dict = {}
+        self.epoch_seconds: dict[tuple[str, str], float] = {}   # latest per (data set, model)
 
     @property
     def pending(self) -> int:
-        return len(self.futures)
+        return len(self.futures) + len(self.queue)
 
     def submit(self, cell: Cell, wu: bool) -> None:
-        self.futures[self.pool.submit(_execute, cell, self.spec, wu)] = (cell, wu)
+        self.queue.append((cell, wu))
+        self._dispatch()
+
+    def _epochs(self, wu: bool) -> int:
+        cfg = self.spec.config
+        return max(cfg.warmup_epochs if wu else cfg.epochs - cfg.warmup_epochs, 1)
+
+    def _next_task(self) -> tuple[Cell, bool]:
+        def priority(item):
+            cell, wu = item
+            per_epoch = self.epoch_seconds.get((cell.dataset, cell.model))
+            if wu:
+                return (0, 0.0)
+            if per_epoch is None:
+                return (1, 0.0)
+            return (2, -per_epoch * self._epochs(False))
+        best = min(range(len(self.queue)), key=lambda i: priority(self.queue[i]))  # first on ties
+        return self.queue.pop(best)
+
+    def _dispatch(self) -> None:
+        import time
+
+        # the local slot first: it needs no start-up; the pool never holds more tasks than it has
+        # processes, so a task never waits in the pool while the local slot is free (and the
+        # time from dispatch to result is the task's run time, start-up of a worker aside)
+        in_pool = len(self.futures) - (self.local_future is not None)
+        while self.queue and (self.local_future is None or in_pool < self.n_procs):
+            cell, wu = self._next_task()
+            if self.local_future is None:
+                fut = self.local_future = self.local.submit(_execute, cell, self.spec, wu)
+            else:
+                fut = self.pool.submit(_execute, cell, self.spec, wu)
+                in_pool += 1
+            self.futures[fut] = (cell, wu)
+            self.started[fut] = time.perf_counter()
 
     def next_result(self):
+        import time
         from concurrent.futures import FIRST_COMPLETED, wait
 
         done, _ = wait(self.futures, return_when=FIRST_COMPLETED)
         fut = next(iter(done))
         cell, wu = self.futures.pop(fut)
+        seconds = time.perf_counter() - self.started.pop(fut)
+        self.epoch_seconds[(cell.dataset, cell.model)] = seconds / self._epochs(wu)
+        if fut is self.local_future:
+            self.local_future = None
         try:
             result = fut.result()
         except Exception as exc:  # a crashed worker is reported like a failed cell
             result = {"status": "failed", "cell": cell.__dict__, "error": f"{type(exc).__name__}: {exc}"}
+        self._dispatch()
         return cell, wu, result
 
     def close(self) -> None:
+        self.queue.clear()
         for fut in self.futures:
             fut.cancel()
-        self.pool.shutdown(wait=True)
+        self.local.shutdown(wait=True)
+        # after a complete grid, do not wait for the idle worker processes to exit (torch's
+        # tear-down takes a fraction of a second each); after an interruption, wait for the
+        # tasks still running as before
+        self.pool.shutdown(wait=bool(self.futures), cancel_futures=True)
 
 
 def _files_under(root: Path) -> dict[str, bytes]:
