@@ -865,11 +865,15 @@ class ChainBatchSampler(AdaptiveBatchSampler):
         # w / max(w) (exact for p restricted to the segment); used when min(w) / max(w) >=
         # _CHAIN_MIN_RATE (s_e <= 1 / _CHAIN_MIN_RATE), which bounds every segment's acceptance
         # rate, else inverse CDF. float32 keeps the acceptance probabilities to ~1e-7 relative.
-        w32 = self._scratch("ratio", logw.numel(), torch.float32).copy_(logw).exp_()
+        w32 = self._scratch("chain_accept", logw.numel(), torch.float32).copy_(logw).exp_()
         lo, hi = torch.aminmax(w32)
         self._use_rejection = self._small and bool(lo >= _CHAIN_MIN_RATE * hi)
         if self._use_rejection:
             self._chain_accept = w32.div_(hi)
+            if self.label_choice == "argmax":
+                # the optimistic bulk path draws its seeds (i.i.d. from p over all samples) with
+                # the adaptive sampler's slot table: several times cheaper than segment draws
+                super()._refresh(logw)
             return
         self._chain_accept = None
         w = torch.exp(logw).index_select(0, self._seg_members)
@@ -908,13 +912,13 @@ class ChainBatchSampler(AdaptiveBatchSampler):
             flat = out.T.contiguous() if rows.numel() == nb else out.index_select(1, rows).T.contiguous()
             bad = _rows_with_repeat(flat, self.n_samples, self._workspace)
             if bad.numel() == 0:
-                return out.T.to(torch.int64)
+                return flat if rows.numel() == nb else out.T.contiguous()
             first = _first_occurrence(flat.index_select(0, bad).to(torch.int64))
             rows = rows.index_select(0, bad)
             start = (~first).to(torch.uint8).argmax(dim=1)
             current = states[start, rows]
         self._repair_stepwise(out, rows, start, current)
-        return out.T.to(torch.int64)
+        return out.T.contiguous()
 
     def _optimistic_fill(self, out, states, rows, start, current) -> None:
         """Fill positions ``start[i]`` .. B-1 of batches ``rows`` (state ``current`` at the start),
@@ -950,7 +954,7 @@ class ChainBatchSampler(AdaptiveBatchSampler):
         width = -(-b // m) + 8
         while open_rows.numel():
             r = open_rows.numel()
-            seed = self._bulk_draws(torch.full((r * width,), q, dtype=torch.int64, device=dev)).view(r, width)
+            seed = self._iid_draws(r * width).view(r, width)
             label = self._seed_label.index_select(0, seed.view(-1)).view(r, width)
             label = torch.where(label >= 0, label, q)
             length = walk_len.index_select(0, label.view(-1)).view(r, width)
@@ -1013,7 +1017,9 @@ class ChainBatchSampler(AdaptiveBatchSampler):
         """One draw from p restricted to ``segment[i]`` per entry, independently (rejection mode), int32.
 
         One proposal per pending entry and round (a uniform member, accepted with probability
-        w / max(w), rate >= _CHAIN_MIN_RATE): rounds shrink geometrically.
+        w / max(w), rate >= _CHAIN_MIN_RATE): rounds shrink geometrically. (Several proposals per
+        pending entry in the later rounds, fewer but larger rounds, measured slower: the float64
+        uniforms dominate.)
         """
         g, dev = self._generator, self.device
         lo = self._seg_start32.index_select(0, segment)
