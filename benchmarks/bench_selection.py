@@ -10,7 +10,9 @@ What is timed (median of ``--repeats`` runs, all in the same process, after one 
 
 * ``randperm``: ``torch.randperm(N)``, the cost of one shuffled (random) epoch's index work.
 * ``draw``: the selection work of one post-warm-up epoch: recompute the probabilities from the
-  whole loss table (refresh) and draw all ceil(N/B) batches as one index tensor.
+  whole loss table (refresh) and draw all ceil(N/B) batches as one index tensor. Within each
+  repeat randperm, the adaptive draw and the chain draw run in turn; the ratio printed is the
+  median of the per-repeat ratios (times: medians).
 * ``iter``: the same epoch through the public iterator, including the conversion of the
   batches to Python lists that the DataLoader receives.
 * ``update``: one ``sampler.update(idx, loss)`` call for a batch of B = 128 (validation included;
@@ -69,14 +71,32 @@ def bench_size(n: int, repeats: int, batch_size: int = 128) -> dict:
     y = synthetic_labels(n)
     losses = torch.distributions.Gamma(2.0, 2.0).sample((n,)).double()
     row = {"N": n}
-    row["randperm"] = timed(lambda: torch.randperm(n), repeats)
+    samplers = {}
     for name, cls in (("adaptive", AdaptiveBatchSampler), ("chain", ChainBatchSampler)):
         s = cls(y, batch_size, warmup_epochs=0, selection_pressure=2.0, seed=0)
         s.update(torch.arange(n), losses)
         s.set_epoch(0)
-        nb = len(s)
-        # draw: refresh + all batches of one epoch (private entry point of the iterator)
-        row[f"{name}_draw"] = timed(lambda: s._draw_plan(nb), repeats)
+        samplers[name] = s
+    nb = len(samplers["adaptive"])
+    # draw: refresh + all batches of one epoch (private entry point of the iterator). randperm and
+    # the draws are timed in turn within each repeat and the ratio is the median of the per-repeat
+    # ratios: the speed of this machine drifts between runs and within one (randperm alone varied
+    # from 6 to 11 ms at N = 1e6), so a ratio of medians taken minutes apart would mix two states.
+    fns = {"randperm": lambda: torch.randperm(n)}
+    fns.update({f"{name}_draw": (lambda s=s: s._draw_plan(nb)) for name, s in samplers.items()})
+    for fn in fns.values():
+        fn()  # warm-up (allocations, kernels)
+    times = {key: [] for key in fns}
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - t0)
+    for key, values in times.items():
+        row[key] = statistics.median(values)
+    for name in samplers:
+        row[f"{name}_ratio"] = statistics.median(d / r for d, r in zip(times[f"{name}_draw"], times["randperm"]))
+    for name, s in samplers.items():
         row[f"{name}_iter"] = timed(lambda: sum(1 for _ in s), max(1, repeats // 2))
         idx = torch.randperm(n)[:batch_size]
         loss = torch.rand(batch_size)
@@ -171,8 +191,8 @@ def main(argv=None) -> None:
     for n in sizes:
         r = bench_size(n, repeats if n < 10**7 else max(1, min(repeats, 2)))
         rp = r["randperm"]
-        print(f"| {n:>9.0e} | {rp * 1e3:>11.2f} | {r['adaptive_draw'] * 1e3:>10.1f} ({r['adaptive_draw'] / rp:>6.1f}x) | "
-              f"{r['adaptive_iter'] * 1e3:>16.1f} | {r['chain_draw'] * 1e3:>9.1f} ({r['chain_draw'] / rp:>5.1f}x) | "
+        print(f"| {n:>9.0e} | {rp * 1e3:>11.2f} | {r['adaptive_draw'] * 1e3:>10.1f} ({r['adaptive_ratio']:>6.1f}x) | "
+              f"{r['adaptive_iter'] * 1e3:>16.1f} | {r['chain_draw'] * 1e3:>9.1f} ({r['chain_ratio']:>5.1f}x) | "
               f"{r['chain_iter'] * 1e3:>13.1f} | {r['adaptive_update_us']:>9.0f} |", flush=True)
     if not (args.quick or args.no_knn):
         bench_knn()
