@@ -513,15 +513,18 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         batches = self._draw_batches(n_batches)
         return batches.reshape(-1), [self.batch_size] * n_batches
 
-    def _refresh(self, logw: torch.Tensor) -> None:
+    def _refresh(self, logw: torch.Tensor, ratio: torch.Tensor | None = None) -> None:
         # Proposals for the vectorised draws: uniform slots of a table, accepted with a probability
         # proportional to p_i / (slots holding i). Rejection needs one random memory access per
         # proposal, while inverse-CDF search needs ~log2(N); the CDF is used only when the
         # acceptance rate is low (exact-rank ablation with a large s_e).
         # logw lies in [-log s_e, 0]: float32 keeps exp(logw) to ~1e-7 relative, below the
         # 24-bit resolution of the acceptance test, and is several times cheaper than float64.
+        # ``ratio``: p_i / p_max already computed by a subclass, in the "ratio" scratch buffer
+        # (overwritten here).
         n, dev = logw.numel(), logw.device
-        ratio = self._scratch("ratio", n, torch.float32).copy_(logw).exp_()   # p_i / p_max
+        if ratio is None:
+            ratio = self._scratch("ratio", n, torch.float32).copy_(logw).exp_()   # p_i / p_max
         # the rate only sizes the draws (a float32 sum is accurate enough for that)
         self._accept_rate = float(ratio.sum()) / n
         self._cdf = self._accept = self._accept_lo = None
@@ -851,6 +854,20 @@ class ChainBatchSampler(AdaptiveBatchSampler):
         lab = self._seed_label
         self._seed_state = (torch.where(lab >= 0, lab * steps, torch.full_like(lab, idle)) if steps
                             else torch.full_like(lab, idle))
+        # optimistic bulk path: walk steps after each seed label (entry q: a seed without label),
+        # samples per chain started by each sample (1 + its walk steps, int32; their mean and
+        # variance under uniform draws size the seed blocks), and per state the segment start
+        # (int32) and size (float64) of its draw
+        self._walk_len = torch.cat([(self._walk[:, :steps] >= 0).sum(dim=1),
+                                    torch.zeros(1, dtype=torch.int64, device=dev)])
+        self._seed_len = (1 + self._walk_len.index_select(0, torch.where(lab >= 0, lab, q))).to(torch.int32)
+        chain_len = self._seed_len.to(torch.float64)
+        self._chain_len_mean = float(chain_len.mean())
+        self._chain_len_var = float(chain_len.var()) if chain_len.numel() > 1 else 0.0
+        self._seed_state32 = self._seed_state.to(torch.int32)
+        if self._small:
+            self._state_lo32 = self._seg_start32.index_select(0, self._state_segment)
+            self._state_size = self._seg_len.index_select(0, self._state_segment)
         # flat CDF of the rows of A: row l occupies [l * q, (l + 1) * q)
         a = self.correlation.to(torch.float64)
         self._corr_flat = a.reshape(-1).contiguous()
@@ -865,7 +882,8 @@ class ChainBatchSampler(AdaptiveBatchSampler):
         # w / max(w) (exact for p restricted to the segment); used when min(w) / max(w) >=
         # _CHAIN_MIN_RATE (s_e <= 1 / _CHAIN_MIN_RATE), which bounds every segment's acceptance
         # rate, else inverse CDF. float32 keeps the acceptance probabilities to ~1e-7 relative.
-        w32 = self._scratch("chain_accept", logw.numel(), torch.float32).copy_(logw).exp_()
+        n = logw.numel()
+        w32 = self._scratch("chain_accept", n, torch.float32).copy_(logw).exp_()
         lo, hi = torch.aminmax(w32)
         self._use_rejection = self._small and bool(lo >= _CHAIN_MIN_RATE * hi)
         if self._use_rejection:
@@ -873,7 +891,8 @@ class ChainBatchSampler(AdaptiveBatchSampler):
             if self.label_choice == "argmax":
                 # the optimistic bulk path draws its seeds (i.i.d. from p over all samples) with
                 # the adaptive sampler's slot table: several times cheaper than segment draws
-                super()._refresh(logw)
+                # (it takes a copy of the ratios p_i / p_max instead of recomputing them)
+                super()._refresh(logw, ratio=self._scratch("ratio", n, torch.float32).copy_(w32))
             return
         self._chain_accept = None
         w = torch.exp(logw).index_select(0, self._seg_members)
@@ -902,86 +921,118 @@ class ChainBatchSampler(AdaptiveBatchSampler):
         label whose samples are all in the batch; such a position repeats at every redraw).
         """
         nb, b, dev = n_batches, self.batch_size, self.device
-        out = torch.empty((b, nb), dtype=torch.int32, device=dev)
-        states = torch.empty((b, nb), dtype=torch.int64, device=dev)
-        rows = torch.arange(nb, device=dev)
-        start = torch.zeros(nb, dtype=torch.int64, device=dev)
-        current = torch.full((nb,), self._idle_state, dtype=torch.int64, device=dev)
+        # batch-major (nb x B) with one extra entry that absorbs the writes of unused positions
+        flat = torch.empty(nb * b + 1, dtype=torch.int32, device=dev)
+        out = flat[: nb * b].view(nb, b)
+        rows = start = current = None
         for _ in range(_OPTIMISTIC_ROUNDS):
-            self._optimistic_fill(out, states, rows, start, current)
-            flat = out.T.contiguous() if rows.numel() == nb else out.index_select(1, rows).T.contiguous()
-            bad = _rows_with_repeat(flat, self.n_samples, self._workspace)
+            if rows is None:
+                self._optimistic_fill(flat, nb)
+                vals = out
+            else:
+                # the batches being redrawn, compacted (their prefix before `start` is kept)
+                k = rows.numel()
+                buf = torch.empty(k * b + 1, dtype=torch.int32, device=dev)
+                vals = buf[: k * b].view(k, b)
+                torch.index_select(out, 0, rows, out=vals)
+                self._optimistic_fill(buf, k, start, current)
+                out.index_copy_(0, rows, vals)
+            bad = _rows_with_repeat(vals, self.n_samples, self._workspace)
             if bad.numel() == 0:
-                return flat if rows.numel() == nb else out.T.contiguous()
-            first = _first_occurrence(flat.index_select(0, bad).to(torch.int64))
-            rows = rows.index_select(0, bad)
+                return out
+            redo = vals.index_select(0, bad)
+            first = _first_occurrence(redo.to(torch.int64))
             start = (~first).to(torch.uint8).argmax(dim=1)
-            current = states[start, rows]
-        self._repair_stepwise(out, rows, start, current)
-        return out.T.contiguous()
+            current = self._chain_state_at(redo, start)
+            rows = bad if rows is None else rows.index_select(0, bad)
+        sub = out.index_select(0, rows).T.contiguous()            # B x k, as the step-by-step draws
+        self._repair_stepwise(sub, torch.arange(rows.numel(), device=dev), start, current)
+        out.index_copy_(0, rows, sub.T)
+        return out
 
-    def _optimistic_fill(self, out, states, rows, start, current) -> None:
-        """Fill positions ``start[i]`` .. B-1 of batches ``rows`` (state ``current`` at the start),
-        ignoring "not in the batch yet"; ``states`` receives the chain state of every position."""
-        b, m, q, dev = self.batch_size, self.chain_length, self.n_labels, self.device
-        k = rows.numel()
-        steps = max(m - 1, 0)
-        idle = self._idle_state
-        cols = torch.arange(k, device=dev)
-        # walk steps after each seed label (entry q: a seed without label)
-        walk_len = torch.cat([(self._walk[:, :steps] >= 0).sum(dim=1),
-                              torch.zeros(1, dtype=torch.int64, device=dev)])
-        # local skeleton (b + 1 positions: the last one absorbs writes of complete batches); the
-        # segment of a position follows from its state
-        val = torch.empty((b + 1, k), dtype=torch.int32, device=dev)
-        val[:b] = out if k == out.shape[1] else out.index_select(1, rows)
-        st = torch.full((b + 1, k), idle, dtype=torch.int64, device=dev)
-        val_flat, st_flat = val.view(-1), st.view(-1)
-        pos = start.clone()
-        offsets = torch.arange(steps, device=dev)[None, :]
-        if steps:
-            # the chain in progress at the start: its remaining walk steps
-            walking = current != idle
-            label = torch.where(walking, torch.div(current, steps, rounding_mode="floor"), q)
-            j0 = torch.where(walking, current - label * steps, 0)
-            remaining = torch.minimum((walk_len.index_select(0, label) - j0).clamp_(min=0), b - pos)
-            at = torch.where(offsets < remaining[:, None], pos[:, None] + offsets, b) * k + cols[:, None]
-            st_flat.index_copy_(0, at.view(-1), (label * steps + j0)[:, None].add(offsets).view(-1))
-            pos += remaining
-        # new chains: a block of seeds per open batch at a time; a chain's start is the batch's
-        # position plus the lengths (1 + walk steps) of the chains before it in the block
-        open_rows = (pos < b).nonzero().reshape(-1)
-        width = -(-b // m) + 8
+    def _chain_state_at(self, vals: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Chain state (see :meth:`_chain_tables`) of the draw at position ``t[i]`` of each complete
+        optimistic batch ``vals[i]`` (int64).
+
+        The chains tile the batch: the seeds are the positions reached from 0 by jumps of the
+        chain length of each seed (``_seed_len``, cut at B), found by pointer doubling.
+        """
+        k, b = vals.shape
+        dev, idle = self.device, self._idle_state
+        steps = max(self.chain_length - 1, 0)
+        if steps == 0 or k == 0:
+            return torch.full((k,), idle, dtype=torch.int64, device=dev)
+        at = torch.arange(b, device=dev)
+        jump = torch.full((k, b + 1), b, dtype=torch.int64, device=dev)       # column b: past the end
+        jump[:, :b] = self._seed_len.index_select(0, vals.reshape(-1)).view(k, b).add(at).clamp_(max=b)
+        seed = torch.zeros((k, b + 1), dtype=torch.bool, device=dev)
+        seed[:, 0] = True
+        for _ in range(max(b - 1, 1).bit_length()):
+            # the seeds found so far (the first 2^i) also mark those 2^i chains further on
+            seed.scatter_(1, torch.where(seed, jump, b), True)
+            jump = jump.gather(1, jump)
+        u = torch.where(seed[:, :b] & (at[None, :] <= t[:, None]), at, -1).amax(dim=1)   # the chain's seed
+        d = t - u
+        base = self._seed_state.index_select(0, vals.gather(1, u[:, None]).reshape(-1))
+        return torch.where(d == 0, idle, base + d - 1)
+
+    def _optimistic_fill(self, val_flat: torch.Tensor, k: int, start: torch.Tensor | None = None,
+                         current: torch.Tensor | None = None) -> None:
+        """Fill positions ``start[i]`` .. B-1 (default 0) of the k batch-major batches in
+        ``val_flat`` (k * B entries and a last one absorbing unused writes), state ``current``
+        (default idle) at the start, ignoring "not in the batch yet"."""
+        b, dev = self.batch_size, self.device
+        steps = max(self.chain_length - 1, 0)
+        idle, q, dump = self._idle_state, self.n_labels, k * b
+        off = torch.arange(steps, dtype=torch.int32, device=dev)
+        walk_at, walk_state = [], []      # flat position and state of every walk draw
+        if start is None:
+            pos = torch.zeros(k, dtype=torch.int32, device=dev)
+        else:
+            pos = start.to(torch.int32)
+            if steps:
+                # the chain in progress at the start: its remaining walk steps
+                walking = current != idle
+                label = torch.where(walking, torch.div(current, steps, rounding_mode="floor"), q)
+                j0 = torch.where(walking, current - label * steps, 0)
+                remaining = torch.minimum((self._walk_len.index_select(0, label) - j0).clamp_(min=0),
+                                          b - start).to(torch.int32)
+                cont = off[None, :] < remaining[:, None]
+                walk_at.append(torch.where(cont, (torch.arange(k, device=dev) * b + start)[:, None] + off,
+                                           dump).view(-1))
+                walk_state.append(torch.where(cont, current[:, None] + off, idle).to(torch.int32).view(-1))
+                pos = pos + remaining
+        # new chains: a block of i.i.d. seeds per open batch at a time (the unused ones are
+        # discarded); a chain starts at the batch's position plus the lengths of the chains
+        # before it in the block, and is cut at B
+        open_rows = (pos < b).nonzero().view(-1)
+        pos = pos.index_select(0, open_rows)
+        mean, var = self._chain_len_mean, self._chain_len_var
         while open_rows.numel():
             r = open_rows.numel()
-            seed = self._iid_draws(r * width).view(r, width)
-            label = self._seed_label.index_select(0, seed.view(-1)).view(r, width)
-            label = torch.where(label >= 0, label, q)
-            length = walk_len.index_select(0, label.view(-1)).view(r, width)
-            first = pos.index_select(0, open_rows)[:, None] + torch.cumsum(1 + length, dim=1) - (1 + length)
-            length = torch.minimum(length, (b - 1 - first).clamp_(min=0))
-            used = first < b
-            col = cols.index_select(0, open_rows)[:, None]
-            val_flat.index_copy_(0, (torch.where(used, first, b) * k + col).view(-1), seed.view(-1))
+            need = int(b - pos.min())
+            width = int(math.ceil(need / mean + 1.5 * math.sqrt(need * var / mean ** 3))) + 2
+            seed = self._iid_draws(r * width).to(torch.int32).view(r, width)
+            length = torch.index_select(self._seed_len, 0, seed.view(-1),
+                                        out=self._scratch("chain_len", r * width, torch.int32)).view(r, width)
+            end = torch.cumsum(length, dim=1, dtype=torch.int32).add_(pos[:, None])
+            first = end - length
+            at = first + (open_rows * b)[:, None]                          # flat position (int64)
+            val_flat.scatter_(0, at.masked_fill_(first >= b, dump).view(-1), seed.view(-1))
             if steps:
-                j = offsets[None, :, :]                                      # (1, 1, steps)
-                at = torch.where((j < length[:, :, None]) & used[:, :, None], first[:, :, None] + 1 + j, b)
-                st_flat.index_copy_(0, (at * k + col[:, :, None]).view(-1),
-                                    (label * steps)[:, :, None].add(j).view(-1))
-            end = first[:, -1] + 1 + length[:, -1]
-            pos.index_copy_(0, open_rows, torch.where(used[:, -1], end, b))
-            open_rows = open_rows.index_select(0, (end < b).logical_and_(used[:, -1]).nonzero().reshape(-1))
-            width = 8
-        seg_flat = self._state_segment.index_select(0, st_flat[: b * k])
-        walk_at = (seg_flat != q).nonzero().reshape(-1)
-        if walk_at.numel():
-            val_flat.index_copy_(0, walk_at, self._bulk_draws(seg_flat.index_select(0, walk_at)))
-        if k == out.shape[1]:
-            out.copy_(val[:b])
-            states.copy_(st[:b])
-        else:
-            out.index_copy_(1, rows, val[:b])
-            states.index_copy_(1, rows, st[:b])
+                chains = ((length > 1) & (first < b - 1)).view(-1).nonzero().view(-1)
+                size = (end.clamp_(max=b) - first).view(-1).index_select(0, chains)   # within the batch
+                p = at.view(-1).index_select(0, chains)[:, None] + 1 + off
+                walk_at.append(p.masked_fill_(off[None, :] + 1 >= size[:, None], dump).view(-1))
+                state = self._seed_state32.index_select(0, seed.view(-1).index_select(0, chains))
+                walk_state.append((state[:, None] + off).view(-1))
+            last = end[:, -1]
+            keep = (last < b).nonzero().view(-1)
+            open_rows, pos = open_rows.index_select(0, keep), last.index_select(0, keep)
+        if walk_at:
+            at = walk_at[0] if len(walk_at) == 1 else torch.cat(walk_at)
+            state = walk_state[0] if len(walk_state) == 1 else torch.cat(walk_state)
+            val_flat.scatter_(0, at, self._bulk_draws(state))
 
     def _repair_stepwise(self, out, rows, start, current) -> None:
         """Redraw positions ``start[i]`` .. B-1 of batches ``rows`` step by step (state ``current``)."""
@@ -1013,34 +1064,42 @@ class ChainBatchSampler(AdaptiveBatchSampler):
                                            self._state_next.index_select(0, st))
         del self._bitmap, self._row_base, self._hash_bits
 
-    def _bulk_draws(self, segment: torch.Tensor) -> torch.Tensor:
-        """One draw from p restricted to ``segment[i]`` per entry, independently (rejection mode), int32.
+    def _bulk_draws(self, state: torch.Tensor) -> torch.Tensor:
+        """One draw from p restricted to the segment of chain state ``state[i]`` per entry,
+        independently (rejection mode), int32.
 
         One proposal per pending entry and round (a uniform member, accepted with probability
-        w / max(w), rate >= _CHAIN_MIN_RATE): rounds shrink geometrically. (Several proposals per
-        pending entry in the later rounds, fewer but larger rounds, measured slower: the float64
-        uniforms dominate.)
+        w / max(w), rate >= _CHAIN_MIN_RATE): rounds shrink geometrically. One float64 uniform
+        per proposal gives the member (integer part of u * size) and the acceptance test (the
+        fraction). (Several proposals per pending entry in the later rounds, fewer but larger
+        rounds, measured slower: the float64 uniforms dominate.) The large temporaries live in
+        reused scratch buffers.
         """
         g, dev = self._generator, self.device
-        lo = self._seg_start32.index_select(0, segment)
-        size = self._seg_len.index_select(0, segment)
-        out = None
-        pending = None
+        e = state.numel()
+        out = torch.empty(e, dtype=torch.int32, device=dev)
+        lo_all = torch.index_select(self._state_lo32, 0, state, out=self._scratch("bulk_lo", e, torch.int32))
+        size_all = torch.index_select(self._state_size, 0, state, out=self._scratch("bulk_size", e, torch.float64))
+        lo, size = lo_all, size_all
+        pending = None                          # entries of `out` drawn in this round (None: all)
         while True:
-            x = torch.rand(lo.numel(), generator=g, dtype=torch.float64, device=dev).mul_(size)
-            pos = x.to(torch.int32)
+            c = lo.numel()
+            x = self._scratch("bulk_x", c, torch.float64).uniform_(generator=g).mul_(size)
+            pos = self._scratch("bulk_pos", c, torch.int32).copy_(x)          # floor (x >= 0)
             frac = x.sub_(pos)
-            cand = self._seg_members32.index_select(0, pos.add_(lo))
-            ok = frac < self._chain_accept.index_select(0, cand)
-            if out is None:
-                out = cand
-                pending = (~ok).nonzero().view(-1)
+            cand = out if pending is None else self._scratch("bulk_cand", c, torch.int32)
+            torch.index_select(self._seg_members32, 0, pos.add_(lo), out=cand)
+            accept = torch.index_select(self._chain_accept, 0, cand, out=self._scratch("bulk_acc", c, torch.float32))
+            rejected = torch.ge(frac, accept, out=self._scratch("bulk_rej", c, torch.bool)).nonzero().view(-1)
+            if pending is None:
+                pending = rejected
             else:
-                pending = _fill_accepted(out, pending, ok, cand)
+                # every entry drawn is written; a rejected value is overwritten in a later round
+                out.scatter_(0, pending, cand)
+                pending = pending.index_select(0, rejected)
             if pending.numel() == 0:
                 return out
-            lo, size = self._seg_start32.index_select(0, segment.index_select(0, pending)), \
-                self._seg_len.index_select(0, segment.index_select(0, pending))
+            lo, size = lo_all.index_select(0, pending), size_all.index_select(0, pending)
 
     def _draw_batches_stepwise(self, n_batches: int) -> torch.Tensor:
         """All batches built in parallel one chain step at a time (B vectorised steps)."""
