@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,8 +260,7 @@ class _PoolBackend:
         # spawn, not fork: torch's thread pools do not survive a fork safely
         self.pool = ProcessPoolExecutor(max_workers=self.n_procs, mp_context=mp.get_context("spawn"))
         self.queue: list[tuple[Cell, bool]] = []
-        self.futures: dict = {}
-        self.started: dict = {}
+        self.futures: dict = {}                   # future -> (cell, warm-up?, start time)
         self.epoch_seconds: dict[tuple[str, str], float] = {}   # latest per (data set, model)
 
     @property
@@ -283,13 +283,11 @@ class _PoolBackend:
                 return (0, 0.0)
             if per_epoch is None:
                 return (1, 0.0)
-            return (2, -per_epoch * self._epochs(False))
+            return (2, -per_epoch)   # every cell trains the same number of epochs
         best = min(range(len(self.queue)), key=lambda i: priority(self.queue[i]))  # first on ties
         return self.queue.pop(best)
 
     def _dispatch(self) -> None:
-        import time
-
         # the local slot first: it needs no start-up; the pool never holds more tasks than it has
         # processes, so a task never waits in the pool while the local slot is free (and the
         # time from dispatch to result is the task's run time, start-up of a worker aside)
@@ -301,17 +299,15 @@ class _PoolBackend:
             else:
                 fut = self.pool.submit(_execute, cell, self.spec, wu)
                 in_pool += 1
-            self.futures[fut] = (cell, wu)
-            self.started[fut] = time.perf_counter()
+            self.futures[fut] = (cell, wu, time.perf_counter())
 
     def next_result(self):
-        import time
         from concurrent.futures import FIRST_COMPLETED, wait
 
         done, _ = wait(self.futures, return_when=FIRST_COMPLETED)
         fut = next(iter(done))
-        cell, wu = self.futures.pop(fut)
-        seconds = time.perf_counter() - self.started.pop(fut)
+        cell, wu, t0 = self.futures.pop(fut)
+        seconds = time.perf_counter() - t0
         self.epoch_seconds[(cell.dataset, cell.model)] = seconds / self._epochs(wu)
         if fut is self.local_future:
             self.local_future = None

@@ -195,6 +195,9 @@ class ScheduledSampler(AdaptiveBatchSampler):
     def _load_extra_state(self, extra: dict) -> None:
         pass
 
+    def _draw_log_weights(self) -> torch.Tensor:
+        return self._log_weights()   # computed fresh: the scores come from the histories
+
     def _log_weights(self) -> torch.Tensor:
         log_se = math.log(self.pressure())
         score = self._score().to(torch.float64)

@@ -477,9 +477,7 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
     def _draw_log_weights(self) -> torch.Tensor:
         """:meth:`_log_weights` for a refresh, computed in reused scratch buffers (the previous
         refresh's log-weights held there are replaced at the same time); subclasses with their
-        own scores override this with their rule."""
-        if type(self)._log_weights is not AdaptiveBatchSampler._log_weights:
-            return self._log_weights()
+        own :meth:`_log_weights` override this too."""
         n = self.n_samples
         scores = self._loss if self._weights is None else torch.mul(
             self._weights, self._loss, out=self._scratch("scores", n, torch.float64))
