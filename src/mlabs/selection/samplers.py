@@ -698,7 +698,7 @@ def _rows_with_repeat(draws: torch.Tensor, n: int, workspace: dict | None = None
     dev = draws.device
     if b < 2 or rows == 0:
         return torch.zeros(0, dtype=torch.int64, device=dev)
-    slots = 1 << max(16 * b - 1, 1).bit_length()          # power of two >= 16 B: ~3% flagged
+    slots = 1 << max(16 * b - 1, 1).bit_length()          # power of two >= 16 B: ~6% flagged (uniform draws)
     while slots > 2 * b and rows * slots > _REPEAT_TABLE_BYTES:
         slots //= 2
     bits = slots.bit_length() - 1
