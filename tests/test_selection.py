@@ -383,6 +383,89 @@ def test_chain_length_one_is_successive_sampling():
     assert _two_sample_chi2(counts, _mc_inclusion(p, b, nb, seed=3)) > 1e-4
 
 
+def _refreshed_sampler(n, b=8, s_e=2.0, seed=0):
+    """An adaptive sampler on the slot-table path with its table built from gamma-like losses."""
+    s = AdaptiveBatchSampler(np.eye(1, dtype=np.float32).repeat(n, 0), b, selection_pressure=s_e,
+                             warmup_epochs=0, seed=seed, score="loss")
+    g = torch.Generator().manual_seed(seed)
+    s.update(torch.arange(n), torch.distributions.Gamma(2.0, 2.0).sample((n,)).double() * torch.rand(n, generator=g))
+    s._logw = s._draw_log_weights()
+    s._refresh(s._logw)
+    assert s._cdf is None and s._index_shift is not None
+    return s
+
+
+@pytest.mark.parametrize("n", [3_000, (1 << 17) + 5])
+def test_iid_draws_follow_p(n):
+    # the in-place rounds, the compaction of the last rejected positions and (at the larger N,
+    # where a proposal ties its threshold with probability 2^-13) the tie test together draw from p
+    s = _refreshed_sampler(n)
+    assert s._tie_bits > 0
+    p = s.probabilities()
+    draws = s._iid_draws(40 * n)
+    assert draws.dtype == torch.int32 and int(draws.min()) >= 0 and int(draws.max()) < n
+    counts = torch.bincount(draws.long(), minlength=n).double()
+    expected = p * counts.sum()
+    stat = float(((counts - expected) ** 2 / expected).sum())
+    assert stats.chi2.sf(stat, n - 1) > 1e-4
+    # the statistic has power: the same number of uniform draws is rejected
+    uniform = torch.bincount(torch.randint(0, n, (40 * n,), generator=torch.Generator().manual_seed(1)),
+                             minlength=n).double()
+    assert stats.chi2.sf(float(((uniform - expected) ** 2 / expected).sum()), n - 1) < 1e-6
+
+
+def test_iid_draws_keep_first_proposals_accepted_on_a_tie(monkeypatch):
+    # Crafted first-round proposals: accepted, rejected, and ties decided by a patched tie test.
+    # Tie winners stay listed as rejected (they are redrawn) and must get their first value back.
+    s = _refreshed_sampler(5_000)
+    shift, mask = s._index_shift, (1 << s._index_shift) - 1
+    count = 4_000
+    slot = torch.randint(0, 5_000, (count,), generator=torch.Generator().manual_seed(2), dtype=torch.int32)
+    thr = s._accept.index_select(0, slot) & mask
+    kind = torch.arange(count) % 4                       # 0 accept, 1 reject, 2 tie won, 3 tie lost
+    kind[(kind == 1) & (thr == mask)] = 3                # no uniform above the largest threshold
+    kind[(kind == 0) & (thr == 0)] = 3
+    u = torch.where(kind == 0, thr - 1, torch.where(kind == 1, torch.full_like(thr, mask), thr))
+    assert all(int((kind == k).sum()) > 500 for k in range(4))
+    crafted = [(slot << shift) | u]
+    real_random31 = samplers_mod.AdaptiveBatchSampler._random31
+    monkeypatch.setattr(samplers_mod.AdaptiveBatchSampler, "_random31",
+                        lambda self, k, name: crafted.pop() if crafted else real_random31(self, k, name))
+    real_tie = samplers_mod.AdaptiveBatchSampler._tie_accepted
+    calls = []
+
+    def tie_accepted(self, slot_, tie):
+        if not calls:                                    # the first round's ties: decided by kind
+            calls.append(tie)
+            return kind.index_select(0, tie) == 2
+        return real_tie(self, slot_, tie)
+
+    monkeypatch.setattr(samplers_mod.AdaptiveBatchSampler, "_tie_accepted", tie_accepted)
+    monkeypatch.setattr(samplers_mod, "_COMPACT_BELOW", 0)   # second round in place as well
+    out = s._iid_draws(count)
+    assert calls and set(kind.index_select(0, calls[0]).tolist()) == {2, 3}
+    sample = s._accept.index_select(0, slot) >> shift    # the sample a slot proposes
+    kept = (kind == 0) | (kind == 2)
+    assert torch.equal(out[kept], sample[kept])
+    # the rejected first proposals were replaced by independent draws (not all their old values)
+    assert not torch.equal(out[~kept], sample[~kept])
+    assert int(out.min()) >= 0 and int(out.max()) < 5_000
+
+
+@pytest.mark.parametrize("rows,b,n,dtype", [(500, 16, 1_000, torch.int32), (300, 2, 50, torch.int32),
+                                            (40, 300, 100_000, torch.int32), (200, 8, 10**6, torch.int64)])
+def test_rows_with_repeat_matches_brute_force(rows, b, n, dtype):
+    g = torch.Generator().manual_seed(rows + b)
+    draws = torch.randint(0, n, (rows, b), generator=g).to(dtype)
+    # force repeats in some rows, and equal low bits without a repeat (hash collisions) in others
+    draws[::7, 1] = draws[::7, 0]
+    if b > 2 and n > 4096:
+        draws[1::5, 2] = (draws[1::5, 0] + 4096) % n
+    expected = [r for r in range(rows) if draws[r].unique().numel() < b]
+    got = samplers_mod._rows_with_repeat(draws, n, {})
+    assert got.tolist() == expected and len(expected) > 0
+
+
 def test_hard_minority_samples_selected_more_often():
     rng = np.random.default_rng(0)
     n = 400

@@ -198,6 +198,9 @@ class ScheduledSampler(AdaptiveBatchSampler):
     def _draw_log_weights(self) -> torch.Tensor:
         return self._log_weights()   # computed fresh: the scores come from the histories
 
+    def _refresh_draw(self) -> None:
+        self._refresh_from_log_weights()   # not the loss table's levels
+
     def _log_weights(self) -> torch.Tensor:
         log_se = math.log(self.pressure())
         score = self._score().to(torch.float64)

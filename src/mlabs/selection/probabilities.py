@@ -81,18 +81,32 @@ def _log_weights(s: torch.Tensor, log_se: float, quantize: bool, out: torch.Tens
     """
     n = s.numel()
     if quantize:
-        s_max = s.max()
-        top = float(s_max)
-        if top == 0.0:
+        level = _levels(s, out)
+        if level is None:
             return torch.zeros_like(s) if out is None else out.zero_()
-        if top / n < 2.2250738585072014e-308:
-            # the step s_max / N would be subnormal or 0 (tiny scores): rescale first
-            s, s_max = s / s_max, torch.ones((), dtype=s.dtype, device=s.device)
-        # levels relative to the top level N: Q_i - N = ceil(s_i N / s_max) - N, clamped because
-        # s_max / (s_max / N) may round to N + tiny, whose ceil would be N + 1
-        level = torch.div(s, s_max / n, out=out).ceil_().clamp_(max=n).sub_(n)
-        return level.mul_(log_se / n)
+        return _levels_to_log_weights(level, log_se)
     return _average_descending_rank(s).mul_(-log_se / n)
+
+
+def _levels(s: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The quantization levels ``ceil(s_i / Delta)`` (float64, exact integers in [0, N + 1]) of
+    validated float64 scores, or None when all scores are 0 (uniform); ``out`` as in
+    :func:`_log_weights`. A level may be N + 1: s_max / (s_max / N) can round to N + tiny."""
+    n = s.numel()
+    s_max = s.max()
+    top = float(s_max)
+    if top == 0.0:
+        return None
+    if top / n < 2.2250738585072014e-308:
+        # the step s_max / N would be subnormal or 0 (tiny scores): rescale first
+        s, s_max = s / s_max, torch.ones((), dtype=s.dtype, device=s.device)
+    return torch.div(s, s_max / n, out=out).ceil_()
+
+
+def _levels_to_log_weights(level: torch.Tensor, log_se: float) -> torch.Tensor:
+    """Log-weights (Q_i - N) * log(s_e) / N from :func:`_levels`, in place (the top level clamped to N)."""
+    n = level.numel()
+    return level.clamp_(max=n).sub_(n).mul_(log_se / n)
 
 
 def _probabilities(s: torch.Tensor, log_se: float, quantize: bool) -> torch.Tensor:

@@ -57,7 +57,7 @@ from ._validation import (
     check_selection_pressure,
 )
 from .imbalance import imbalance_weights, label_correlation
-from .probabilities import _log_weights
+from .probabilities import _levels, _levels_to_log_weights, _log_weights
 
 __all__ = ["RandomBatchSampler", "AdaptiveBatchSampler", "ChainBatchSampler"]
 
@@ -79,9 +79,20 @@ _ACCEPT_BITS = 24
 _ACCEPT_SCALE = 1 << _ACCEPT_BITS
 #: Bound on the bytes of the adaptive sampler's per-row hashed occurrence counts (repeat detection).
 _REPEAT_TABLE_BYTES = 1 << 26
+#: Rejected draws of the adaptive sampler's second round are redrawn in place above this many,
+#: by compacting accepted ones of fresh proposals below.
+_COMPACT_BELOW = 1 << 14
 
 _SCORES = ("weighted_loss", "loss")
 _LABEL_CHOICES = ("argmax", "sample")
+
+
+def _scratch(workspace: dict, name: str, numel: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """A reused 1-D scratch tensor of ``numel`` elements from ``workspace`` (contents undefined)."""
+    buf = workspace.get(name)
+    if buf is None or buf.numel() < numel or buf.dtype != dtype:
+        buf = workspace[name] = torch.empty(numel, dtype=dtype, device=device)
+    return buf[:numel]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -393,7 +404,7 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         else:
             self._weights = None
         self._loss = torch.zeros(self.n_samples, dtype=torch.float64, device=device)
-        self._logw = None   # log-weights of the refresh in force (resets the cached p)
+        self._logw = None   # log-weights of the refresh in force (resets the cached p and levels)
         self._workspace: dict = {}   # scratch tensors kept between draws (no state)
 
     def __repr__(self) -> str:
@@ -487,11 +498,15 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
     @property
     def _logw(self) -> torch.Tensor | None:
         """Unnormalised log-probabilities of the refresh in force (None between refreshes)."""
+        if self._logw_value is None and self._levels is not None:
+            # a refresh from quantization levels computes the log-weights only when asked
+            self._logw_value = _levels_to_log_weights(self._levels.clone(), math.log(self.selection_pressure))
         return self._logw_value
 
     @_logw.setter
     def _logw(self, value: torch.Tensor | None) -> None:
         self._logw_value = value
+        self._levels = None
         self._p_value = None          # normalised p, computed on demand from these log-weights
 
     @property
@@ -506,10 +521,36 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         if self.in_warmup:
             return self._shuffled_epoch()
         n_batches = remaining if self.refresh_every is None else min(remaining, self.refresh_every)
-        self._logw = self._draw_log_weights()
-        self._refresh(self._logw)
+        self._refresh_draw()
         batches = self._draw_batches(n_batches)
         return batches.reshape(-1), [self.batch_size] * n_batches
+
+    def _refresh_draw(self) -> None:
+        """Recompute p from the loss table and build the tables the draws use.
+
+        With quantized scores the float32 ratios p_i / p_max come straight from the levels
+        Q_i (float64 exact integers): exp(log(s_e) (Q_i - N) / N) with Q_i - N exact in float32 up
+        to N = 2^24; the float64 log-weights are computed only if asked for (the passes over
+        N float64 values are a good part of a refresh's cost).
+        """
+        n = self.n_samples
+        levels = None
+        if self.quantize and n <= 1 << 24:
+            scores = self._loss if self._weights is None else torch.mul(
+                self._weights, self._loss, out=self._scratch("scores", n, torch.float64))
+            levels = _levels(scores, out=self._scratch("logw", n, torch.float64))
+        if levels is None:                       # exact ranks, all-zero scores, N > 2^24
+            self._refresh_from_log_weights()
+            return
+        self._logw = None
+        self._levels = levels
+        ratio = self._scratch("ratio", n, torch.float32).copy_(levels).sub_(n)
+        self._refresh(None, ratio=ratio.mul_(math.log(self.selection_pressure) / n).exp_())
+
+    def _refresh_from_log_weights(self) -> None:
+        """:meth:`_refresh_draw` from the float64 log-weights of :meth:`_draw_log_weights`."""
+        self._logw = self._draw_log_weights()
+        self._refresh(self._logw)
 
     def _refresh(self, logw: torch.Tensor, ratio: torch.Tensor | None = None) -> None:
         # Proposals for the vectorised draws: uniform slots of a table, accepted with a probability
@@ -518,16 +559,17 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         # acceptance rate is low (exact-rank ablation with a large s_e).
         # logw lies in [-log s_e, 0]: float32 keeps exp(logw) to ~1e-7 relative, below the
         # 24-bit resolution of the acceptance test, and is several times cheaper than float64.
-        # ``ratio``: p_i / p_max already computed by a subclass, in the "ratio" scratch buffer
-        # (overwritten here).
-        n, dev = logw.numel(), logw.device
+        # ``ratio``: p_i / p_max already computed (by :meth:`_refresh_draw` or a subclass), in
+        # the "ratio" scratch buffer (overwritten here); ``logw`` may then be None (the
+        # log-weights of the refresh are self._logw).
+        n, dev = self.n_samples, self.device
         if ratio is None:
             ratio = self._scratch("ratio", n, torch.float32).copy_(logw).exp_()   # p_i / p_max
         # the rate only sizes the draws (a float32 sum is accurate enough for that)
         self._accept_rate = float(ratio.sum()) / n
         self._cdf = self._accept = self._accept_lo = None
         if self._accept_rate < 0.25:
-            self._cdf = torch.cumsum(torch.exp(logw), 0)
+            self._cdf = torch.cumsum(torch.exp(self._logw if logw is None else logw), 0)
             return
         index_bits = max((n - 1).bit_length(), 1)
         shift = 31 - index_bits
@@ -546,8 +588,9 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         bound, doubled = r_max, None
         if spare:
             # cut c with at most `spare` ratios above it, from a strided sample of the ratios
-            sample = torch.sort(ratio[:: max(n // 4096, 1)]).values
-            cut = float(sample[min(int(sample.numel() * (1.0 - 0.9 * spare / n)), sample.numel() - 1)])
+            sample = ratio[:: max(n // 4096, 1)]
+            k = min(int(sample.numel() * (1.0 - 0.9 * spare / n)), sample.numel() - 1)
+            cut = float(torch.kthvalue(sample, k + 1).values)
             doubled = (ratio > cut).nonzero().view(-1)
             if doubled.numel() > spare:                           # unrepresentative sample: no copies
                 doubled = None
@@ -588,55 +631,122 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         if self._cdf is not None:
             u = torch.rand(count, generator=g, dtype=torch.float64, device=dev).mul_(self._cdf[-1])
             return torch.searchsorted(self._cdf, u, right=True).clamp_(max=n - 1)
-        wide = self._index_shift is None
-        out = torch.empty(count, dtype=torch.int64 if wide else torch.int32, device=dev)
-        have = 0
-        while have < count:
-            k = int((count - have) / self._proposal_rate * 1.03) + 64
-            if wide:
-                # one integer per proposal: the high part is a uniform index, the low 24 bits an
-                # independent uniform for the acceptance test
+        if self._index_shift is None:
+            # N > 2^30: one 64-bit integer per proposal, the high part a uniform index, the low
+            # 24 bits an independent uniform for the acceptance test
+            out = torch.empty(count, dtype=torch.int64, device=dev)
+            have = 0
+            while have < count:
+                k = int((count - have) / self._proposal_rate * 1.03) + 64
                 r = torch.randint(0, n * _ACCEPT_SCALE, (k,), generator=g, device=dev)
                 cand = r >> _ACCEPT_BITS
                 ok = (r & (_ACCEPT_SCALE - 1)) < self._accept.index_select(0, cand)
                 acc = cand.index_select(0, ok.nonzero().view(-1)[: count - have])
                 out[have:have + acc.numel()] = acc
                 have += acc.numel()
-                continue
-            # one 31-bit integer per proposal: the high bits are a uniform slot, the low `shift`
-            # bits the high part of the 24-bit acceptance uniform; its low part is drawn only on
-            # a tie with the threshold's high part (probability 2^-shift): exact to 24 bits
-            # (the large temporaries live in reused scratch buffers: fresh multi-MB tensors
-            # cost page faults on every draw)
-            shift, mask = self._index_shift, (1 << self._index_shift) - 1
-            r = self._scratch("r", k, torch.int32).random_(generator=g)   # [0, 2^31)
-            slot = torch.bitwise_right_shift(r, shift, out=self._scratch("slot", k, torch.int32))
-            u = r.bitwise_and_(mask)
-            entry = torch.index_select(self._accept, 0, slot, out=self._scratch("entry", k, torch.int32))
-            threshold = torch.bitwise_and(entry, mask, out=self._scratch("threshold", k, torch.int32))
-            ok = torch.lt(u, threshold, out=self._scratch("ok", k, torch.bool))
-            if self._tie_bits:
-                tie = torch.eq(u, threshold, out=self._scratch("tie", k, torch.bool)).nonzero().view(-1)
-                if tie.numel():
-                    low = torch.empty(tie.numel(), dtype=torch.int32, device=dev).random_(generator=g)
-                    low.bitwise_and_((1 << self._tie_bits) - 1)
-                    ok.index_put_((tie,), low < self._accept_lo.index_select(0, slot.index_select(0, tie)))
-            keep = self._workspace.setdefault("keep", torch.empty(0, dtype=torch.int64, device=dev))
-            torch.nonzero(ok, out=keep.resize_(0))                         # storage kept
-            # the first accepted proposals in order: a count-based cut keeps them i.i.d.
-            keep = keep.view(-1)[: count - have]
-            acc = torch.index_select(entry, 0, keep, out=out[have:have + keep.numel()])
-            acc.bitwise_right_shift_(shift)
-            have += keep.numel()
+            return out
+        out = torch.empty(count, dtype=torch.int32, device=dev)
+        # Every position gets a proposal, its sample written in place whatever the outcome; the
+        # rejected positions (~1 - acceptance rate) get a second one the same way, and the few
+        # still rejected then take, in order, the accepted ones among fresh proposals. Each
+        # position thus ends with the first accepted value of its own i.i.d. proposals: exact.
+        # (Writing every proposal and listing the rejected ones avoids listing the accepted ones:
+        # nonzero's cost grows with the number of indices it returns.)
+        pending, ties = self._propose_in_place(out)
+        if pending.numel() > _COMPACT_BELOW:
+            pending = self._propose_in_place(out, pending)[0]
+        while pending.numel():
+            m = pending.numel()
+            acc = self._accepted_proposals(int(m / self._proposal_rate * 1.05) + 64)
+            take = min(m, acc.numel())
+            out.index_copy_(0, pending[:take], acc[:take])
+            pending = pending[take:]
+        if ties is not None:
+            out.index_copy_(0, *ties)      # first proposals accepted on a tie, overwritten since
         return out
+
+    def _random31(self, count: int, name: str) -> torch.Tensor:
+        """``count`` independent uniform int32 in [0, 2^31), in a reused scratch buffer.
+
+        Drawn as 64-bit integers split in two: torch's per-element overhead dominates the cost of
+        its generator, and a 64-bit draw costs little more than a 32-bit one.
+        """
+        r64 = self._scratch(name, (count + 1) // 2, torch.int64).random_(generator=self._generator)
+        return r64.view(torch.int32)[:count].bitwise_and_(0x7FFFFFFF)
+
+    def _proposal_fields(self, count: int, prefix: str) -> tuple[torch.Tensor, ...]:
+        """``count`` proposals: (slot, 24-bit uniform's high part, slot-table entry).
+
+        One 31-bit integer per proposal: its high bits are a uniform slot, its low ``shift`` bits
+        the high part of the acceptance uniform, compared with the high part of the slot's 24-bit
+        threshold; the low parts are drawn only on a tie (:meth:`_tie_accepted`). The large
+        temporaries live in reused scratch buffers: fresh multi-MB tensors cost page faults.
+        """
+        shift = self._index_shift
+        mask = (1 << shift) - 1
+        r = self._random31(count, prefix + "r")
+        slot = torch.bitwise_right_shift(r, shift, out=self._scratch(prefix + "slot", count, torch.int32))
+        u = r.bitwise_and_(mask)
+        entry = torch.index_select(self._accept, 0, slot, out=self._scratch(prefix + "entry", count, torch.int32))
+        return slot, u, entry
+
+    def _tie_accepted(self, slot: torch.Tensor, tie: torch.Tensor) -> torch.Tensor:
+        """Mask of the ties (indices ``tie`` into ``slot``) accepted by the threshold's low bits.
+
+        A tie, equal high parts of the uniform and the threshold (probability 2^-shift per
+        proposal), is decided by ``tie_bits`` more random bits: the test is exact to 24 bits.
+        """
+        low = torch.empty(tie.numel(), dtype=torch.int32, device=slot.device).random_(generator=self._generator)
+        low.bitwise_and_((1 << self._tie_bits) - 1)
+        return low < self._accept_lo.index_select(0, slot.index_select(0, tie))
+
+    def _propose_in_place(self, out: torch.Tensor, positions: torch.Tensor | None = None):
+        """One proposal for each of ``positions`` of ``out`` (all when None), its sample written there.
+
+        Returns the positions whose proposal was rejected and, for the first round, the
+        (positions, samples) of proposals accepted on a tie, which are still listed as rejected
+        (removing them from the long list would cost more than writing them back at the end).
+        """
+        first = positions is None
+        count = out.numel() if first else positions.numel()
+        prefix = "" if first else "retry_"
+        slot, u, entry = self._proposal_fields(count, prefix)
+        if first:
+            torch.bitwise_right_shift(entry, self._index_shift, out=out)
+        else:
+            out.index_copy_(0, positions, torch.bitwise_right_shift(entry, self._index_shift))
+        # u - threshold (the entry's low bits), in place: >= 0 rejected, == 0 a tie
+        diff = u.sub_(entry.bitwise_and_((1 << self._index_shift) - 1))
+        rejected = torch.ge(diff, 0, out=self._scratch(prefix + "reject", count, torch.bool)).nonzero().view(-1)
+        ties = None
+        if self._tie_bits and rejected.numel():
+            tie = (diff.index_select(0, rejected) == 0).nonzero().view(-1)
+            if tie.numel():
+                won = tie.masked_select(self._tie_accepted(slot, rejected.index_select(0, tie)))
+                if first:
+                    pos = rejected.index_select(0, won)
+                    ties = (pos, out.index_select(0, pos))
+                else:
+                    keep = torch.ones(rejected.numel(), dtype=torch.bool, device=rejected.device)
+                    keep[won] = False
+                    rejected = rejected.masked_select(keep)
+        return (rejected if first else positions.index_select(0, rejected)), ties
+
+    def _accepted_proposals(self, count: int) -> torch.Tensor:
+        """The samples of the accepted ones among ``count`` proposals, in proposal order (i.i.d. from p)."""
+        slot, u, entry = self._proposal_fields(count, "fresh_")
+        threshold = entry & ((1 << self._index_shift) - 1)
+        accept = torch.lt(u, threshold)
+        if self._tie_bits:
+            tie = torch.eq(u, threshold).nonzero().view(-1)
+            if tie.numel():
+                accept.index_put_((tie,), self._tie_accepted(slot, tie))
+        keep = accept.nonzero().view(-1)
+        return entry.index_select(0, keep).bitwise_right_shift_(self._index_shift)
 
     def _scratch(self, name: str, numel: int, dtype: torch.dtype) -> torch.Tensor:
         """A reused 1-D scratch tensor of ``numel`` elements (contents undefined)."""
-        buf = self._workspace.get(name)
-        if buf is None or buf.numel() < numel or buf.dtype != dtype:
-            buf = torch.empty(numel, dtype=dtype, device=self.device)
-            self._workspace[name] = buf
-        return buf[:numel]
+        return _scratch(self._workspace, name, numel, dtype, self.device)
 
     def _draw_batches(self, n_batches: int) -> torch.Tensor:
         """``n_batches`` independent rows of B distinct indices, successive sampling from p."""
@@ -690,47 +800,48 @@ def _rows_with_repeat(draws: torch.Tensor, n: int, workspace: dict | None = None
     """Sorted indices of the rows of ``draws`` (values in [0, n)) that contain a value more than once.
 
     Exact, without sorting every row: each row counts its values in a small hashed table of its
-    own; only the values whose slot was hit more than once (a repeat or a hash collision, a few
-    per cent of them) are compared exactly, by one sort of (row, value) keys. ``workspace`` (a
+    own, keyed by the values' low bits; only the values whose slot was hit more than once (a
+    repeat or a hash collision) are compared exactly, after one sort by value. ``workspace`` (a
     dict) keeps the count table between calls.
     """
     rows, b = draws.shape
     dev = draws.device
     if b < 2 or rows == 0:
         return torch.zeros(0, dtype=torch.int64, device=dev)
-    slots = 1 << max(16 * b - 1, 1).bit_length()          # power of two >= 16 B: ~6% flagged (uniform draws)
+    slots = 1 << max(8 * b - 1, 1).bit_length()          # power of two >= 8 B: ~12% flagged (uniform draws)
     while slots > 2 * b and rows * slots > _REPEAT_TABLE_BYTES:
         slots //= 2
-    bits = slots.bit_length() - 1
     ws = {} if workspace is None else workspace
 
-    def scratch(name, shape, dtype):
-        buf = ws.get(name)
-        if buf is None or buf.numel() < math.prod(shape) or buf.dtype != dtype:
-            buf = ws[name] = torch.empty(math.prod(shape), dtype=dtype, device=dev)
-        return buf[: math.prod(shape)].view(shape)
+    def scratch(name, numel, dtype):
+        return _scratch(ws, name, numel, dtype, dev)
 
-    if draws.dtype == torch.int32:
-        # multiplicative hash: the top `bits` bits of the 32-bit product (wrapping int32 arithmetic)
-        h = torch.mul(draws, -1640531535, out=scratch("hash", (rows, b), torch.int32))
-        h.bitwise_right_shift_(32 - bits).bitwise_and_(slots - 1)
-    else:
-        h = ((draws * 2654435761) & 0xFFFFFFFF) >> (32 - bits)
-    # slot indices in the draws' integer type (rows * slots <= _REPEAT_TABLE_BYTES fits int32):
-    # index_add_ takes int32 indices, which saves widening a copy of every draw
-    base = torch.arange(rows, dtype=h.dtype, device=dev)[:, None] * slots
-    slot = torch.add(base, h, out=scratch("slot", (rows, b), h.dtype)).view(-1)
-    # per-slot counts; a row's slot receives at most b increments, so the count type cannot wrap
+    flat = draws.reshape(-1)
+    # Counts start at -1 (255 in uint8, which wraps), so a slot hit exactly once ends at 0 and the
+    # values of slots hit more than once are the nonzero ones (a row adds at most b < 256 to a
+    # uint8 count). Row-wise scatter/gather (dim 1 of a rows x slots table) are several times
+    # cheaper than the same work as 1-D index_add_/index_select over the flat table.
     ctype = torch.uint8 if (b < 256 and dev.type == "cpu") else torch.int32
-    counts = scratch("counts", (rows * slots,), ctype).zero_()
-    counts.index_add_(0, slot, torch.ones((), dtype=ctype, device=dev).expand(slot.numel()))
-    flagged = (counts.index_select(0, slot) > 1).nonzero().view(-1)
-    if flagged.numel() == 0:
-        return flagged
-    key = torch.div(flagged, b, rounding_mode="floor").mul_(n).add_(draws.reshape(-1).index_select(0, flagged))
-    key = torch.sort(key).values
-    dup = key[1:][key[1:] == key[:-1]]
-    return torch.unique(torch.div(dup, n, rounding_mode="floor"))
+    table = scratch("repeat_counts", rows * slots, ctype).fill_(255 if ctype == torch.uint8 else -1).view(rows, slots)
+    # int64 keys (scatter/gather indices); widening first and masking in place is cheaper than a
+    # mixed-type bitwise op
+    key = scratch("repeat_key", rows * b, torch.int64).view(rows, b).copy_(draws).bitwise_and_(slots - 1)
+    ones = ws.get("repeat_ones")
+    if ones is None or ones.numel() < rows * b or ones.dtype != ctype:
+        ones = ws["repeat_ones"] = torch.ones(rows * b, dtype=ctype, device=dev)
+    table.scatter_add_(1, key, ones[: rows * b].view(rows, b))
+    hits = torch.gather(table, 1, key, out=scratch("repeat_hits", rows * b, ctype).view(rows, b))
+    cand = hits.view(-1).nonzero().view(-1)                  # ~6 % of the values (uniform draws)
+    if cand.numel() == 0:
+        return cand
+    # Exact check of the candidates: a stable sort by value keeps each value's entries in flat
+    # (row-major) order, so two entries of one row with the same value end up side by side.
+    values = flat.index_select(0, cand)
+    order = torch.argsort(values, stable=True)
+    values, cand = values.index_select(0, order), cand.index_select(0, order)
+    row = torch.div(cand, b, rounding_mode="floor")
+    same = (values[1:] == values[:-1]) & (row[1:] == row[:-1])
+    return torch.unique(row[1:][same])
 
 
 def _fill_accepted(out: torch.Tensor, pending: torch.Tensor, accepted: torch.Tensor,
@@ -873,6 +984,9 @@ class ChainBatchSampler(AdaptiveBatchSampler):
         before = torch.cat([torch.zeros(1, dtype=torch.float64, device=dev), self._corr_cum])
         self._corr_base = before[torch.arange(q, device=dev) * q]
         self._corr_total = before[torch.arange(1, q + 1, device=dev) * q] - self._corr_base
+
+    def _refresh_draw(self) -> None:
+        self._refresh_from_log_weights()   # the segment tables below start from the log-weights
 
     def _refresh(self, logw: torch.Tensor) -> None:
         # the base class passes unnormalised log-weights; segment draws only need relative weights
