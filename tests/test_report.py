@@ -395,3 +395,21 @@ def test_write_report_on_empty_root(tmp_path, monkeypatch):
     assert (out / "findings.md").read_text().count("No finished cells") == 1
     assert json.loads((out / "metrics.json").read_text())["cells"] == {"ok": 0, "failed": 0}
     assert {p for paths in written.values() for p in paths} == {p for p in out.rglob("*") if p.is_file()}
+
+
+def test_write_report_keeps_only_the_profiles_datasets_and_models(runs_root, tmp_path, monkeypatch):
+    # outputs persist across profiles: cells of a data set the profile no longer runs stay on disk
+    fake_figures(monkeypatch)
+    dsdir = tmp_path / "datasets"
+    dsdir.mkdir()
+    for ds in DATASETS:
+        (dsdir / f"{ds}.json").write_text(json.dumps({"instances": 10, "labels": 3}))
+    out = tmp_path / "reports"
+    kept_ds, kept_model = list(DATASETS[:1]), list(MODELS[:1])
+    report.write_report(runs_root, out, datasets_dir=dsdir, datasets=kept_ds, models=kept_model)
+    cells = json.loads((out / "metrics.json").read_text())["cells"]
+    assert cells["ok"] == len(METHODS) * len(FOLDS)            # one data set, one model
+    assert pd.read_csv(out / "tables/datasets.csv")["dataset"].tolist() == kept_ds
+    table = pd.read_csv(out / "tables/main_macro_auc.csv")
+    assert set(table["dataset"]) == set(kept_ds) and set(table["model"]) == set(kept_model)
+    assert not any(ds in p.name for ds in DATASETS[1:] for p in (out / "figures").glob("convergence_*.png"))

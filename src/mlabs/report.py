@@ -1065,6 +1065,7 @@ def _safe_name(name: str) -> str:
 
 def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_root: str | Path | None = None,
                  datasets_dir: str | Path | None = None, methods: Sequence[str] | None = None,
+                 datasets: Sequence[str] | None = None, models: Sequence[str] | None = None,
                  alpha: float = 0.05) -> dict[str, list[Path]]:
     """Write all tables, figures, DVC metrics / plots and findings of the study.
 
@@ -1081,6 +1082,10 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         Folder of per-data-set statistics JSON files, for ``tables/datasets.md`` / ``.csv``.
     methods : sequence of str, optional
         Methods to report, in column order (default: all present).
+    datasets, models : sequence of str, optional
+        Data sets and models to report (default: all present). The results root keeps the cells
+        of every profile run before (outputs persist), so a profile that drops a data set passes
+        its own lists; the data-set statistics table is restricted to ``datasets`` as well.
     alpha : float
         Significance level of the tests and the critical-difference diagram.
 
@@ -1104,8 +1109,9 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         written["figures"].append(_save_figure(fig, out / rel))
 
     raw = collect_results(results_root)
-    if methods is not None:
-        raw = raw[raw["method"].isin(list(methods))].reset_index(drop=True)
+    for column, keep in (("method", methods), ("dataset", datasets), ("model", models)):
+        if keep is not None:
+            raw = raw[raw[column].isin(list(keep))].reset_index(drop=True)
     results, excluded = select_main_setting(raw)
     order = _method_order(_ok(results)["method"], methods)
     curves = collect_curves(results_root)
@@ -1143,6 +1149,8 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
     # data sets and failures
     if datasets_dir is not None:
         ds = dataset_table(datasets_dir)
+        if datasets is not None and len(ds):
+            ds = ds[ds["dataset"].isin(list(datasets))].reset_index(drop=True)
         text("tables", "tables/datasets.md", to_markdown(ds) if len(ds) else f"No statistics in {datasets_dir}.\n")
         text("tables", "tables/datasets.csv", ds.to_csv(index=False))
     text("tables", "tables/failed.md", failed_markdown(results, excluded))
