@@ -79,8 +79,8 @@ _ACCEPT_BITS = 24
 _ACCEPT_SCALE = 1 << _ACCEPT_BITS
 #: Bound on the bytes of the adaptive sampler's per-row hashed occurrence counts (repeat detection).
 _REPEAT_TABLE_BYTES = 1 << 26
-#: Rejected draws of the adaptive sampler's second round are redrawn in place above this many,
-#: by compacting accepted ones of fresh proposals below.
+#: The adaptive sampler gives the positions rejected by its first round a second proposal in place
+#: when there are more than this many; fewer take accepted fresh proposals in order at once.
 _COMPACT_BELOW = 1 << 14
 
 _SCORES = ("weighted_loss", "loss")
@@ -831,7 +831,7 @@ def _rows_with_repeat(draws: torch.Tensor, n: int, workspace: dict | None = None
         ones = ws["repeat_ones"] = torch.ones(rows * b, dtype=ctype, device=dev)
     table.scatter_add_(1, key, ones[: rows * b].view(rows, b))
     hits = torch.gather(table, 1, key, out=scratch("repeat_hits", rows * b, ctype).view(rows, b))
-    cand = hits.view(-1).nonzero().view(-1)                  # ~6 % of the values (uniform draws)
+    cand = hits.view(-1).nonzero().view(-1)                  # ~12 % of the values (uniform draws)
     if cand.numel() == 0:
         return cand
     # Exact check of the candidates: a stable sort by value keeps each value's entries in flat
