@@ -414,41 +414,51 @@ def test_iid_draws_follow_p(n):
     assert stats.chi2.sf(float(((uniform - expected) ** 2 / expected).sum()), n - 1) < 1e-6
 
 
-def test_iid_draws_keep_first_proposals_accepted_on_a_tie(monkeypatch):
-    # Crafted first-round proposals: accepted, rejected, and ties decided by a patched tie test.
-    # Tie winners stay listed as rejected (they are redrawn) and must get their first value back.
+def test_iid_draws_keep_proposals_accepted_on_a_tie(monkeypatch):
+    # Crafted proposals in both in-place rounds, ties decided by a patched tie test. Round 1:
+    # accepted, rejected and ties; round 2 (every position rejected in round 1): ties only. Tie
+    # winners stay listed as rejected (they are redrawn) and must get their value back, a round-1
+    # winner its round-1 value.
     s = _refreshed_sampler(5_000)
     shift, mask = s._index_shift, (1 << s._index_shift) - 1
     count = 4_000
-    slot = torch.randint(0, 5_000, (count,), generator=torch.Generator().manual_seed(2), dtype=torch.int32)
+    g = torch.Generator().manual_seed(2)
+    slot = torch.randint(0, 5_000, (count,), generator=g, dtype=torch.int32)
     thr = s._accept.index_select(0, slot) & mask
     kind = torch.arange(count) % 4                       # 0 accept, 1 reject, 2 tie won, 3 tie lost
     kind[(kind == 1) & (thr == mask)] = 3                # no uniform above the largest threshold
     kind[(kind == 0) & (thr == 0)] = 3
     u = torch.where(kind == 0, thr - 1, torch.where(kind == 1, torch.full_like(thr, mask), thr))
     assert all(int((kind == k).sum()) > 500 for k in range(4))
-    crafted = [(slot << shift) | u]
+    pending = (kind != 0).nonzero().view(-1)             # round 1's rejected list (winners kept in it)
+    slot2 = torch.randint(0, 5_000, (pending.numel(),), generator=g, dtype=torch.int32)
+    u2 = s._accept.index_select(0, slot2) & mask         # every round-2 proposal ties
+    won2 = torch.arange(pending.numel()) % 2 == 0
+    crafted = {"r": (slot << shift) | u, "retry_r": (slot2 << shift) | u2}
     real_random31 = samplers_mod.AdaptiveBatchSampler._random31
     monkeypatch.setattr(samplers_mod.AdaptiveBatchSampler, "_random31",
-                        lambda self, k, name: crafted.pop() if crafted else real_random31(self, k, name))
-    real_tie = samplers_mod.AdaptiveBatchSampler._tie_accepted
-    calls = []
+                        lambda self, k, name: crafted.pop(name) if name in crafted else real_random31(self, k, name))
+    decided = []
 
     def tie_accepted(self, slot_, tie):
-        if not calls:                                    # the first round's ties: decided by kind
-            calls.append(tie)
-            return kind.index_select(0, tie) == 2
-        return real_tie(self, slot_, tie)
+        decided.append(tie)
+        return (kind.index_select(0, tie) == 2) if len(decided) == 1 else won2.index_select(0, tie)
 
     monkeypatch.setattr(samplers_mod.AdaptiveBatchSampler, "_tie_accepted", tie_accepted)
     monkeypatch.setattr(samplers_mod, "_COMPACT_BELOW", 0)   # second round in place as well
     out = s._iid_draws(count)
-    assert calls and set(kind.index_select(0, calls[0]).tolist()) == {2, 3}
+    assert len(decided) >= 2 and set(kind.index_select(0, decided[0]).tolist()) == {2, 3}
+    assert decided[1].numel() == pending.numel()
     sample = s._accept.index_select(0, slot) >> shift    # the sample a slot proposes
     kept = (kind == 0) | (kind == 2)
     assert torch.equal(out[kept], sample[kept])
-    # the rejected first proposals were replaced by independent draws (not all their old values)
-    assert not torch.equal(out[~kept], sample[~kept])
+    sample2 = s._accept.index_select(0, slot2) >> shift
+    kept2 = won2 & (kind.index_select(0, pending) != 2)
+    assert int(kept2.sum()) > 500
+    assert torch.equal(out[pending[kept2]], sample2[kept2])
+    # the round-2 ties that lost were redrawn independently (not all their round-2 values)
+    lost2 = ~won2 & (kind.index_select(0, pending) != 2)
+    assert not torch.equal(out[pending[lost2]], sample2[lost2])
     assert int(out.min()) >= 0 and int(out.max()) < 5_000
 
 

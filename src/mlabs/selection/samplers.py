@@ -485,15 +485,18 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         # scores are finite and non-negative by construction (validated in update)
         return _log_weights(self.scores(), math.log(self.selection_pressure), self.quantize)
 
+    def _draw_scores(self) -> torch.Tensor:
+        """:meth:`scores` for a refresh, in a reused scratch buffer when weighted."""
+        if self._weights is None:
+            return self._loss
+        return torch.mul(self._weights, self._loss, out=self._scratch("scores", self.n_samples, torch.float64))
+
     def _draw_log_weights(self) -> torch.Tensor:
         """:meth:`_log_weights` for a refresh, computed in reused scratch buffers (the previous
         refresh's log-weights held there are replaced at the same time); subclasses with their
         own :meth:`_log_weights` override this too."""
-        n = self.n_samples
-        scores = self._loss if self._weights is None else torch.mul(
-            self._weights, self._loss, out=self._scratch("scores", n, torch.float64))
-        return _log_weights(scores, math.log(self.selection_pressure), self.quantize,
-                            out=self._scratch("logw", n, torch.float64))
+        return _log_weights(self._draw_scores(), math.log(self.selection_pressure), self.quantize,
+                            out=self._scratch("logw", self.n_samples, torch.float64))
 
     @property
     def _logw(self) -> torch.Tensor | None:
@@ -536,40 +539,39 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         n = self.n_samples
         levels = None
         if self.quantize and n <= 1 << 24:
-            scores = self._loss if self._weights is None else torch.mul(
-                self._weights, self._loss, out=self._scratch("scores", n, torch.float64))
-            levels = _levels(scores, out=self._scratch("logw", n, torch.float64))
+            levels = _levels(self._draw_scores(), out=self._scratch("logw", n, torch.float64))
         if levels is None:                       # exact ranks, all-zero scores, N > 2^24
             self._refresh_from_log_weights()
             return
         self._logw = None
         self._levels = levels
         ratio = self._scratch("ratio", n, torch.float32).copy_(levels).sub_(n)
-        self._refresh(None, ratio=ratio.mul_(math.log(self.selection_pressure) / n).exp_())
+        self._build_slot_table(ratio.mul_(math.log(self.selection_pressure) / n).exp_())
 
     def _refresh_from_log_weights(self) -> None:
         """:meth:`_refresh_draw` from the float64 log-weights of :meth:`_draw_log_weights`."""
         self._logw = self._draw_log_weights()
         self._refresh(self._logw)
 
-    def _refresh(self, logw: torch.Tensor, ratio: torch.Tensor | None = None) -> None:
+    def _refresh(self, logw: torch.Tensor) -> None:
+        """The draw tables from the refresh's log-weights ``logw`` (the ratios exp(logw) in float32:
+        logw lies in [-log s_e, 0], so float32 keeps them to ~1e-7 relative, below the 24-bit
+        resolution of the acceptance test, and is several times cheaper than float64)."""
+        self._build_slot_table(self._scratch("ratio", logw.numel(), torch.float32).copy_(logw).exp_())
+
+    def _build_slot_table(self, ratio: torch.Tensor) -> None:
         # Proposals for the vectorised draws: uniform slots of a table, accepted with a probability
         # proportional to p_i / (slots holding i). Rejection needs one random memory access per
         # proposal, while inverse-CDF search needs ~log2(N); the CDF is used only when the
         # acceptance rate is low (exact-rank ablation with a large s_e).
-        # logw lies in [-log s_e, 0]: float32 keeps exp(logw) to ~1e-7 relative, below the
-        # 24-bit resolution of the acceptance test, and is several times cheaper than float64.
-        # ``ratio``: p_i / p_max already computed (by :meth:`_refresh_draw` or a subclass), in
-        # the "ratio" scratch buffer (overwritten here); ``logw`` may then be None (the
-        # log-weights of the refresh are self._logw).
+        # ``ratio``: p_i / p_max (float32) of the refresh in force, in the "ratio" scratch buffer
+        # (overwritten here); the CDF path takes the refresh's float64 log-weights instead.
         n, dev = self.n_samples, self.device
-        if ratio is None:
-            ratio = self._scratch("ratio", n, torch.float32).copy_(logw).exp_()   # p_i / p_max
         # the rate only sizes the draws (a float32 sum is accurate enough for that)
         self._accept_rate = float(ratio.sum()) / n
         self._cdf = self._accept = self._accept_lo = None
         if self._accept_rate < 0.25:
-            self._cdf = torch.cumsum(torch.exp(self._logw if logw is None else logw), 0)
+            self._cdf = torch.cumsum(torch.exp(self._logw), 0)
             return
         index_bits = max((n - 1).bit_length(), 1)
         shift = 31 - index_bits
@@ -652,17 +654,20 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
         # position thus ends with the first accepted value of its own i.i.d. proposals: exact.
         # (Writing every proposal and listing the rejected ones avoids listing the accepted ones:
         # nonzero's cost grows with the number of indices it returns.)
-        pending, ties = self._propose_in_place(out)
+        pending, tie_wins = self._propose_in_place(out)
         if pending.numel() > _COMPACT_BELOW:
-            pending = self._propose_in_place(out, pending)[0]
+            pending, later_wins = self._propose_in_place(out, pending)
+            tie_wins = later_wins + tie_wins
         while pending.numel():
             m = pending.numel()
             acc = self._accepted_proposals(int(m / self._proposal_rate * 1.05) + 64)
             take = min(m, acc.numel())
             out.index_copy_(0, pending[:take], acc[:take])
             pending = pending[take:]
-        if ties is not None:
-            out.index_copy_(0, *ties)      # first proposals accepted on a tie, overwritten since
+        # proposals accepted on a tie were left listed as rejected and overwritten since: write
+        # them back, the first round's last (a position keeps its first accepted value)
+        for positions, samples in tie_wins:
+            out.index_copy_(0, positions, samples)
         return out
 
     def _random31(self, count: int, name: str) -> torch.Tensor:
@@ -703,34 +708,29 @@ class AdaptiveBatchSampler(_EpochBatchSampler):
     def _propose_in_place(self, out: torch.Tensor, positions: torch.Tensor | None = None):
         """One proposal for each of ``positions`` of ``out`` (all when None), its sample written there.
 
-        Returns the positions whose proposal was rejected and, for the first round, the
-        (positions, samples) of proposals accepted on a tie, which are still listed as rejected
-        (removing them from the long list would cost more than writing them back at the end).
+        Returns the positions whose proposal was rejected and a list with the (positions,
+        samples) of proposals accepted on a tie, which are still listed as rejected: removing
+        them from the long list would cost more than writing them back at the end.
         """
-        first = positions is None
-        count = out.numel() if first else positions.numel()
-        prefix = "" if first else "retry_"
+        count = out.numel() if positions is None else positions.numel()
+        prefix = "" if positions is None else "retry_"
         slot, u, entry = self._proposal_fields(count, prefix)
-        if first:
+        if positions is None:
             torch.bitwise_right_shift(entry, self._index_shift, out=out)
         else:
             out.index_copy_(0, positions, torch.bitwise_right_shift(entry, self._index_shift))
         # u - threshold (the entry's low bits), in place: >= 0 rejected, == 0 a tie
         diff = u.sub_(entry.bitwise_and_((1 << self._index_shift) - 1))
         rejected = torch.ge(diff, 0, out=self._scratch(prefix + "reject", count, torch.bool)).nonzero().view(-1)
-        ties = None
+        rejected_at = rejected if positions is None else positions.index_select(0, rejected)
+        tie_wins = []
         if self._tie_bits and rejected.numel():
             tie = (diff.index_select(0, rejected) == 0).nonzero().view(-1)
             if tie.numel():
                 won = tie.masked_select(self._tie_accepted(slot, rejected.index_select(0, tie)))
-                if first:
-                    pos = rejected.index_select(0, won)
-                    ties = (pos, out.index_select(0, pos))
-                else:
-                    keep = torch.ones(rejected.numel(), dtype=torch.bool, device=rejected.device)
-                    keep[won] = False
-                    rejected = rejected.masked_select(keep)
-        return (rejected if first else positions.index_select(0, rejected)), ties
+                at = rejected_at.index_select(0, won)
+                tie_wins.append((at, out.index_select(0, at)))
+        return rejected_at, tie_wins
 
     def _accepted_proposals(self, count: int) -> torch.Tensor:
         """The samples of the accepted ones among ``count`` proposals, in proposal order (i.i.d. from p)."""
@@ -826,10 +826,8 @@ def _rows_with_repeat(draws: torch.Tensor, n: int, workspace: dict | None = None
     # int64 keys (scatter/gather indices); widening first and masking in place is cheaper than a
     # mixed-type bitwise op
     key = scratch("repeat_key", rows * b, torch.int64).view(rows, b).copy_(draws).bitwise_and_(slots - 1)
-    ones = ws.get("repeat_ones")
-    if ones is None or ones.numel() < rows * b or ones.dtype != ctype:
-        ones = ws["repeat_ones"] = torch.ones(rows * b, dtype=ctype, device=dev)
-    table.scatter_add_(1, key, ones[: rows * b].view(rows, b))
+    # (a materialised source: an expanded scalar is copied by scatter_add_ on every call)
+    table.scatter_add_(1, key, scratch("repeat_ones", rows * b, ctype).fill_(1).view(rows, b))
     hits = torch.gather(table, 1, key, out=scratch("repeat_hits", rows * b, ctype).view(rows, b))
     cand = hits.view(-1).nonzero().view(-1)                  # ~12 % of the values (uniform draws)
     if cand.numel() == 0:
@@ -1004,7 +1002,7 @@ class ChainBatchSampler(AdaptiveBatchSampler):
                 # the optimistic bulk path draws its seeds (i.i.d. from p over all samples) with
                 # the adaptive sampler's slot table: several times cheaper than segment draws
                 # (it takes a copy of the ratios p_i / p_max instead of recomputing them)
-                super()._refresh(logw, ratio=self._scratch("ratio", n, torch.float32).copy_(w32))
+                self._build_slot_table(self._scratch("ratio", n, torch.float32).copy_(w32))
             return
         self._chain_accept = None
         w = torch.exp(logw).index_select(0, self._seg_members)
