@@ -7,6 +7,7 @@ Features for Multi-Label Classification*, IEEE TPAMI 44(12), 2022. See
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import torch
@@ -17,6 +18,7 @@ from . import register
 from .base import MultiLabelModel, StepOutput
 from .graph import GIN, cosine_link_loss, label_cooccurrence
 from .layers import GroupedLinear, mlp
+from .sizes import resolve_size
 
 __all__ = ["CLIF"]
 
@@ -43,14 +45,15 @@ class CLIF(MultiLabelModel):
         0/1 labels of the training part of the fold; ``A`` is built from them
         (``A_jk = (P(j|k) + P(k|j)) / 2``, zero diagonal). There is no
         fallback: the identity graph of the authors' code is a defect.
-    hidden_dim : int, default 512
-        FD width ``H`` (authors' variant: 768).
+    hidden_dim : int or size rule, default 512
+        FD width ``H`` (authors' variant: 768). Sizes take an int or a rule of
+        :mod:`mlabs.models.sizes` (``"q"``, ``"half_q"``, ...).
     in_layers : int, default 1
         Layers of ``NN1`` (``d -> H -> ... -> H``; authors' variant: 3).
-    embedding_dim : int, default 256
-        Label-embedding size (authors' variant: q).
-    gin_hidden : sequence of int, default (128,)
-        Hidden widths of each GIN layer's MLP (authors' variant: ceil(q/2)).
+    embedding_dim : int or size rule, default 256
+        Label-embedding size (authors' variant: ``"q"``).
+    gin_hidden : sequence of int or size rule, default (128,)
+        Hidden widths of each GIN layer's MLP (authors' variant: ``["half_q"]``).
     gin_layers : int, default 2
         Number of GIN layers.
     link_weight : float, default 1.0
@@ -96,13 +99,19 @@ class CLIF(MultiLabelModel):
             raise ValueError("CLIF needs at least 2 labels (BatchNorm over label nodes)")
         if in_layers < 1:
             raise ValueError(f"in_layers must be >= 1, got {in_layers}")
+        size = functools.partial(resolve_size, n_features=n_features, n_labels=n_labels)
+        hidden_dim = size(hidden_dim, name="hidden_dim")
+        embedding_dim = size(embedding_dim, name="embedding_dim")
+        if isinstance(gin_hidden, (int, str)):  # one hidden layer written without a list
+            gin_hidden = (gin_hidden,)
+        gin_hidden = tuple(size(h, name="gin_hidden") for h in gin_hidden)
         self.link_weight = float(link_weight)
         self.gate_sigmoid = bool(gate_sigmoid)
         self.register_buffer("adj", adj)
         # frozen random node features: a buffer, so it moves with .to() and is saved, not trained
         self.register_buffer("node_features", torch.randn(n_labels, n_labels))
 
-        self.gin = GIN(n_labels, embedding_dim, n_layers=gin_layers, hidden=tuple(gin_hidden),
+        self.gin = GIN(n_labels, embedding_dim, n_layers=gin_layers, hidden=gin_hidden,
                        negative_slope=negative_slope)
         # NN1: in_layers linear maps of width H, each followed by leaky-ReLU
         self.nn1 = mlp(n_features, [hidden_dim] * in_layers, activation="leaky_relu",

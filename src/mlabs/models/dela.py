@@ -7,8 +7,6 @@ Reimplemented from the paper and the official DELA code package (vendored in
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,6 +14,7 @@ from torch import nn
 from . import register
 from .base import MultiLabelModel, StepOutput
 from .layers import GroupedLinear, mlp
+from .sizes import resolve_size
 
 __all__ = ["DELA", "gumbel_sigmoid"]
 
@@ -74,10 +73,10 @@ class DELA(MultiLabelModel):
     ----------
     n_features, n_labels : int
         ``d`` and ``q``.
-    latent_dim : int or "half_d", default 50
+    latent_dim : int or size rule, default 50
         L. Official default 50 (tuned values differ per data set, e.g. 64 for
         tmc2007, 256 for mediamill). ``"half_d"`` gives ceil(d / 2), the
-        batch-selection authors' setting.
+        batch-selection authors' setting (rules: :mod:`mlabs.models.sizes`).
     tau : float, default 2/3
         Gumbel-sigmoid temperature (official and authors).
     off_noise : float, default 0.5
@@ -102,12 +101,7 @@ class DELA(MultiLabelModel):
                  tau: float = 2.0 / 3.0, off_noise: float = 0.5, beta: float = 1.0,
                  dropout: float = 0.0, decoder_dropout: float = 0.0, lr_ratio: float = 1.0):
         super().__init__(n_features, n_labels)
-        if latent_dim == "half_d":
-            latent_dim = math.ceil(n_features / 2)
-        elif isinstance(latent_dim, str):
-            raise ValueError(f"latent_dim must be an int or 'half_d', got {latent_dim!r}")
-        if int(latent_dim) < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+        latent_dim = resolve_size(latent_dim, n_features=n_features, n_labels=n_labels, name="latent_dim")
         if tau <= 0:
             raise ValueError(f"tau must be > 0, got {tau}")
         if not 0.0 <= off_noise <= 1.0:

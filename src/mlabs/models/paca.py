@@ -16,6 +16,7 @@ from . import register
 from .base import MultiLabelModel, StepOutput
 from .flows import PrototypeFlow
 from .layers import mlp
+from .sizes import resolve_size
 
 __all__ = ["PACA", "paca_default_latent_dim"]
 
@@ -69,9 +70,11 @@ class PACA(MultiLabelModel):
     ----------
     n_features, n_labels : int
         ``d`` and ``q``.
-    latent_dim : int or None, default None
+    latent_dim : int, size rule or None, default None
         ``L``; ``None`` means :func:`paca_default_latent_dim` ``(d) =
-        min(ceil(d/2), 32)``. Any ``L >= 1`` works with the flows.
+        min(ceil(d/2), 32)``; ``"half_d"`` is the batch-selection authors'
+        ceil(d/2) (rules: :mod:`mlabs.models.sizes`). Any ``L >= 1`` works
+        with the flows.
     alpha : float, default 2.0
         Weight of the prototype classification loss.
     gamma : float, default 10.0
@@ -85,8 +88,10 @@ class PACA(MultiLabelModel):
         authors use MSE).
     flow_hidden : int, default 256
         Hidden width of the flows' masked conditioner.
-    flow_context : int, default 12
+    flow_context : int or "authors", default 12
         Conditioner values per latent dimension (independent of ``L``).
+        ``"authors"`` is the public rule ``3 * (256 // L)``, kept at 3 or more
+        so that it also works for ``L > 256`` (where the public rule gives 0).
     flow_sigmoids : int, default 16
         Sigmoid units of the deep-sigmoidal transform.
 
@@ -119,13 +124,16 @@ class PACA(MultiLabelModel):
     def __init__(self, n_features: int, n_labels: int, *, latent_dim: int | None = None,
                  alpha: float = 2.0, gamma: float = 10.0, dropout: float = 0.1,
                  kl_eps: float = 1e-8, binary_data: bool = False, flow_hidden: int = 256,
-                 flow_context: int = 12, flow_sigmoids: int = 16):
+                 flow_context: int | str = 12, flow_sigmoids: int = 16):
         super().__init__(n_features, n_labels)
         d, q = self.n_features, self.n_labels
-        L = paca_default_latent_dim(d) if latent_dim is None else int(latent_dim)
-        if L < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+        L = (paca_default_latent_dim(d) if latent_dim is None
+             else resolve_size(latent_dim, n_features=d, n_labels=q, name="latent_dim"))
         self.latent_dim = L
+        if flow_context == "authors":
+            flow_context = max(3, 3 * (256 // L))
+        elif isinstance(flow_context, str):
+            raise ValueError(f"flow_context must be a positive int or 'authors', got {flow_context!r}")
         self.alpha, self.gamma = float(alpha), float(gamma)
         self.kl_eps, self.binary_data = float(kl_eps), bool(binary_data)
 
