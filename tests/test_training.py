@@ -10,7 +10,7 @@ import torch
 
 from mlabs import training
 from mlabs.data import fold_split, load_dataset, prepare
-from mlabs.models import MODEL_NAMES
+from mlabs.models import MODEL_NAMES, build
 from mlabs.training import (Cell, CheckpointMismatch, TrainConfig, cell_dir, run_cell, train_cell,
                             warmup_path)
 
@@ -70,7 +70,7 @@ def test_rerun_skips_finished_cell(tmp_path, split, monkeypatch):
 
 
 def test_resume_after_interruption_matches_uninterrupted(tmp_path, split, monkeypatch):
-    config = small_config(epochs=4)
+    config = small_config(epochs=4, checkpoint_seconds=0)
     cell = Cell("emotions", "clif", "chain", fold=0, seed=2)
     full = train_cell(cell, split, config, tmp_path / "w", tmp_path / "full", progress=False)
 
@@ -105,8 +105,9 @@ def test_best_epoch_weights_are_a_real_copy(tmp_path, split, monkeypatch):
     first = dict(zip(cols, rows[0].split("\t")))
     last = dict(zip(cols, rows[-1].split("\t")))
     # re-evaluating the kept weights reproduces epoch 1, not the last epoch
-    assert res["test"]["macro_auc"] == pytest.approx(float(first["test_macro_auc"]), abs=1e-5)
-    assert float(first["test_macro_auc"]) != pytest.approx(float(last["test_macro_auc"]), abs=1e-5)
+    assert res["val"]["macro_auc"] == pytest.approx(float(first["val_macro_auc"]), abs=1e-5)
+    assert float(first["val_macro_auc"]) != pytest.approx(float(last["val_macro_auc"]), abs=1e-5)
+    assert not any(c.startswith("test_") for c in cols)  # the test half is evaluated once, at the end
 
 
 def test_nan_loss_fails_the_cell_with_a_clear_message(tmp_path, split, monkeypatch):
@@ -241,3 +242,12 @@ def test_an_unexpected_error_is_recorded_as_a_failed_cell(tmp_path, split, monke
     res = run_cell(cell, split, small_config(), tmp_path / "w", tmp_path / "r", progress=False)
     assert res["status"] == "failed" and "TypeError: boom" in res["error"]
     assert json.loads((cell_dir(tmp_path / "r", cell) / "result.json").read_text())["status"] == "failed"
+
+
+def test_model_lr_overrides_the_shared_rate_for_that_model_only():
+    config = small_config(lr=1e-4, model_lr={"mpvae": 1e-3})
+    assert config.lr_for("mpvae") == 1e-3 and config.lr_for("dela") == 1e-4
+    assert config.warmup_fingerprint("mpvae") != small_config(lr=1e-4).warmup_fingerprint("mpvae")
+    assert config.warmup_fingerprint("dela") == small_config(lr=1e-4).warmup_fingerprint("dela")
+    model = build("mpvae", 5, 3, n_train_sample=2, n_test_sample=2)
+    assert {g["lr"] for g in training._make_optimizer(model, config).param_groups} == {1e-3}

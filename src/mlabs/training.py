@@ -11,15 +11,17 @@ size). The protocol follows ``method.md`` sections 4 and 6:
    are chosen; the tables seed the samplers.
 2. **Selection epochs**: each epoch draws its batches from the cell's sampler,
    updates the sampler with the per-sample losses (and predicted
-   probabilities) of the training forward pass, then evaluates validation and
-   test with the six metrics. A sampler that asks for it (``recompute_due``)
+   probabilities) of the training forward pass, then evaluates the
+   validation half with the six metrics. A sampler that asks for it (``recompute_due``)
    first gets fresh losses of the whole training set.
 3. **Model selection**: the epoch with the best validation macro-AUC is kept
    as a real copy of the weights (the authors' shallow ``state_dict().copy()``
-   silently kept the last epoch); its test metrics are the cell's result.
+   silently kept the last epoch); its test metrics, evaluated once on those
+   weights, are the cell's result.
 
-Every epoch ends with an atomically written resume checkpoint, so an
-interrupted run loses at most the epoch in progress; a finished cell writes
+An atomically written resume checkpoint follows an epoch whenever
+``checkpoint_seconds`` have passed since the last one, so an interrupted run
+loses at most that much work; a finished cell writes
 ``result.json`` atomically and is skipped when run again.
 """
 
@@ -125,6 +127,9 @@ class TrainConfig:
     lr: float = 1e-4
     weight_decay: float = 1e-4
     model_params: dict = field(default_factory=dict)
+    #: learning rate of a model whose own published rate differs from ``lr`` (model name -> rate);
+    #: it holds for every selection method of that model
+    model_lr: dict = field(default_factory=dict)
     #: sampler options: flat keys (score, quantize, refresh_every, k_neighbors, chain_length,
     #: label_choice) for adaptive and chain, and one mapping per other method, e.g.
     #: ``{"online_batch": {"recompute_every": 5}}``
@@ -132,6 +137,9 @@ class TrainConfig:
     threshold: float = 0.5
     device: str = "cpu"
     deterministic: bool = True
+    #: seconds between resume checkpoints of a cell (0: after every epoch); an interrupted cell
+    #: loses at most this much work, and its result does not depend on it
+    checkpoint_seconds: float = 30.0
 
     def __post_init__(self):
         if self.epochs < 1:
@@ -141,7 +149,7 @@ class TrainConfig:
 
     def warmup_fingerprint(self, model: str) -> str:
         """Hash of everything that determines the warm-up checkpoint."""
-        payload = {"warmup_epochs": self.warmup_epochs, "lr": self.lr,
+        payload = {"warmup_epochs": self.warmup_epochs, "lr": self.lr_for(model),
                    "weight_decay": self.weight_decay, "model_params": self.params_for(model)}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -154,6 +162,10 @@ class TrainConfig:
         payload = {"warmup": self.warmup_fingerprint(model), "epochs": self.epochs,
                    "selection": self.selection_for(method), "threshold": self.threshold}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def lr_for(self, model: str) -> float:
+        """The learning rate of ``model``: its entry of :attr:`model_lr`, else :attr:`lr`."""
+        return float(self.model_lr.get(model, self.lr))
 
     def params_for(self, model: str) -> dict:
         """The hyper-parameters of ``model`` (``model_params`` is keyed by model name)."""
@@ -200,10 +212,12 @@ def load_result(directory: str | os.PathLike) -> dict | None:
 # helpers
 
 
-def _seed_everything(seed: int, deterministic: bool) -> None:
+def _seed_everything(seed: int, deterministic: bool, device: str) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
-    if deterministic:
+    # the flag selects deterministic CUDA kernels; the CPU kernels used here are deterministic
+    # on one thread already, and setting it imports torch._dynamo (about 2 s per process)
+    if deterministic and torch.device(device).type != "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
@@ -213,8 +227,8 @@ def _set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
 
 
 def _make_optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
-    optimizer = torch.optim.Adam(model.parameter_groups(config.lr), lr=config.lr,
-                                 weight_decay=config.weight_decay)
+    lr = config.lr_for(model.name)
+    optimizer = torch.optim.Adam(model.parameter_groups(lr), lr=lr, weight_decay=config.weight_decay)
     for group in optimizer.param_groups:
         group["initial_lr"] = group["lr"]
     return optimizer
@@ -313,13 +327,13 @@ class _Run:
                "minority_share_train": share_train,
                "loss_minority": float(self.loss_table[self.has_minority].mean()) if self.has_minority.any() else float("nan"),
                "loss_rest": float(self.loss_table[~self.has_minority].mean()) if (~self.has_minority).any() else float("nan")}
+        # validation only: it picks the best epoch; the test set is evaluated once, on the
+        # weights of that epoch (_finish), so no test number can steer the selection
         try:
             val = _evaluate(model, self.X_val, self.Y_val, self.config.threshold)
-            test = _evaluate(model, self.X_test, self.Y_test, self.config.threshold)
         except ValueError as exc:  # e.g. NaN predictions from diverged weights
             raise NonFiniteLoss(f"{self.cell.label()}: evaluation failed after epoch {epoch}: {exc}") from exc
         row.update({f"val_{k}": v for k, v in val.items()})
-        row.update({f"test_{k}": v for k, v in test.items()})
         self.curves.append(row)
         if _auc_key(val["macro_auc"]) > self.best_auc:
             self.best_auc = _auc_key(val["macro_auc"])
@@ -433,7 +447,7 @@ def run_warmup(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
     with :class:`CheckpointMismatch`.
     """
     path = warmup_path(warmup_root, cell)
-    _seed_everything(cell.seed, config.deterministic)
+    _seed_everything(cell.seed, config.deterministic, config.device)
     run = _Run(cell, split, config)
     meta = run.meta(config.warmup_fingerprint(cell.model))
     if path.exists() and _load_checkpoint(path, meta) is not None:
@@ -483,7 +497,7 @@ def train_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
         return done
     wpath = run_warmup(cell, split, config, warmup_root, progress)
 
-    _seed_everything(cell.seed, config.deterministic)
+    _seed_everything(cell.seed, config.deterministic, config.device)
     run = _Run(cell, split, config)
     warm_meta = run.meta(config.warmup_fingerprint(cell.model))
     warm = _load_checkpoint(wpath, warm_meta)
@@ -501,10 +515,12 @@ def train_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
         first_epoch = int(payload["epoch"]) + 1
 
     bar = _progress_bar(config.epochs, first_epoch - 1, cell.label(), progress)
-    t_start = time.perf_counter()
+    t_start = last_save = time.perf_counter()
     for epoch in range(first_epoch, config.epochs + 1):
         row = run.train_epoch(sampler, epoch)
-        _save_checkpoint(resume, cell_meta, run.state(), sampler=sampler.state_dict(), epoch=epoch)
+        if epoch < config.epochs and time.perf_counter() - last_save >= config.checkpoint_seconds:
+            _save_checkpoint(resume, cell_meta, run.state(), sampler=sampler.state_dict(), epoch=epoch)
+            last_save = time.perf_counter()
         bar.update(1)
         bar.set_postfix(val_auc=f"{row['val_macro_auc']:.4f}", best=run.best_epoch)
     bar.close()
