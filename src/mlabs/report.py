@@ -22,8 +22,12 @@ Conventions
 - "Result" of a cell = its test metrics at the epoch of best validation macro-AUC.
 - A (data set, model) pair is a *block*; its value for a method is the mean over
   the method's runs (folds x seeds) in the block.
-- Win / tie / loss compare such means rounded to 4 decimals, in the metric's
-  direction (:data:`mlabs.metrics.HIGHER_IS_BETTER`).
+- Win / tie / loss compare such means in the metric's direction
+  (:data:`mlabs.metrics.HIGHER_IS_BETTER`): a difference within the metric's tie
+  margin (:func:`tie_margin`: 0.005 for the metrics, 1 epoch for epochs to 95 %)
+  is a tie, and the paired tests count such differences as zero, so that no
+  verdict hinges on noise in the fourth decimal (a rerun on another machine moved
+  mean macro-AUCs by up to 0.0024).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from matplotlib.ticker import MaxNLocator, NullLocator
 from scipy import stats
 
 from ._io import atomic_path, write_json_atomic, write_text_atomic
+from .convergence import CONVERGENCE_METRICS, convergence_results
 from .metrics import ALL_METRICS, HIGHER_IS_BETTER, REPORTED_METRICS
 
 __all__ = [
@@ -54,8 +59,8 @@ __all__ = [
     "wilcoxon_table", "friedman_nemenyi", "friedman_markdown",
     "plot_critical_difference", "plot_convergence", "plot_motivation", "plot_minority_share",
     "plot_sensitivity_se", "plot_sensitivity_batch", "placeholder_figure",
-    "headline_metrics", "plot_data", "findings", "dataset_table", "failed_markdown",
-    "to_markdown", "write_report",
+    "headline_metrics", "plot_data", "findings", "verdict", "verdict_table", "dataset_table", "failed_markdown",
+    "to_markdown", "write_report", "tie_margin", "TIE_MARGIN",
 ]
 
 #: Columns that identify a cell (one training run).
@@ -74,10 +79,21 @@ _RUN_DIR = re.compile(r"^fold(?P<fold>\d+)-seed(?P<seed>\d+)$")
 # Reading
 # ---------------------------------------------------------------------------------------------
 
+#: every value the report compares -> whether higher is better
+_DIRECTION = {**HIGHER_IS_BETTER, **CONVERGENCE_METRICS}
+#: a difference up to this is a tie (metrics in [0, 1]); epochs to 95 % use 1 epoch
+TIE_MARGIN = 0.005
+
+
+def tie_margin(metric: str) -> float:
+    """The largest difference of ``metric`` that still counts as a tie."""
+    return 1.0 if metric == "epochs_to_95" else TIE_MARGIN
+
+
 def _higher(metric: str) -> bool:
-    if metric not in HIGHER_IS_BETTER:
-        raise KeyError(f"unknown metric {metric!r}; known: {sorted(HIGHER_IS_BETTER)}")
-    return HIGHER_IS_BETTER[metric]
+    if metric not in _DIRECTION:
+        raise KeyError(f"unknown metric {metric!r}; known: {sorted(_DIRECTION)}")
+    return _DIRECTION[metric]
 
 
 def _method_order(present: Iterable[str], methods: Sequence[str] | None = None) -> list[str]:
@@ -372,11 +388,10 @@ def to_markdown(frame: pd.DataFrame, floatfmt: str = ".4g") -> str:
 
 
 def _wtl(a: pd.Series, b: pd.Series, metric: str) -> tuple[int, int, int]:
-    """Win / tie / loss of ``a`` against ``b`` on values rounded to 4 decimals."""
-    a, b = a.round(_DECIMALS), b.round(_DECIMALS)
-    better = a > b if _higher(metric) else a < b
-    worse = a < b if _higher(metric) else a > b
-    return int(better.sum()), int((a == b).sum()), int(worse.sum())
+    """Win / tie / loss of ``a`` against ``b``; differences within the tie margin are ties."""
+    diff = (a - b) if _higher(metric) else (b - a)
+    margin = tie_margin(metric) + 1e-12  # a difference of exactly the margin is a tie
+    return int((diff > margin).sum()), int((diff.abs() <= margin).sum()), int((diff < -margin).sum())
 
 
 def _pairs(results: pd.DataFrame, metric: str, method: str, baseline: str) -> pd.DataFrame:
@@ -389,8 +404,12 @@ def _pairs(results: pd.DataFrame, metric: str, method: str, baseline: str) -> pd
     return merged.sort_values(key, kind="mergesort").reset_index(drop=True)
 
 
-def _wilcoxon(x: np.ndarray, y: np.ndarray, min_pairs: int = 2) -> tuple[float, float, str]:
-    """scipy's two-sided Wilcoxon signed-rank test; NaN with a note where it cannot run."""
+def _wilcoxon(x: np.ndarray, y: np.ndarray, min_pairs: int = 2, margin: float = 0.0) -> tuple[float, float, str]:
+    """scipy's two-sided Wilcoxon signed-rank test; NaN with a note where it cannot run.
+
+    Differences within ``margin`` count as zero (and are dropped, scipy's default
+    ``zero_method="wilcox"``).
+    """
     n = len(x)
     if n < min_pairs:
         return np.nan, np.nan, f"fewer than {min_pairs} pairs"
@@ -399,8 +418,9 @@ def _wilcoxon(x: np.ndarray, y: np.ndarray, min_pairs: int = 2) -> tuple[float, 
     # switches scipy between its exact and approximate p-values; rounding far below any real
     # difference removes that noise. scipy then gets the differences (its one-sample form).
     d = np.round(np.asarray(x, float) - np.asarray(y, float), _DIFF_DECIMALS)
+    d[np.abs(d) <= margin + 1e-12] = 0.0
     if np.all(d == 0):
-        return np.nan, np.nan, "all differences are zero"
+        return np.nan, np.nan, "all differences are within the tie margin" if margin else "all differences are zero"
     notes = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -422,8 +442,9 @@ def wilcoxon_table(results: pd.DataFrame, metric: str, baseline: str = "random",
     For every model and non-baseline method, the runs are paired with the baseline's on
     (dataset, fold, seed) and tested with :func:`scipy.stats.wilcoxon` (two-sided, scipy's
     defaults) on the differences rounded to 12 decimals (removes floating-point noise that
-    would split ties). Win / tie / loss count data sets, comparing means over the paired runs rounded
-    to 4 decimals. A final row per method, model ``"all (block means)"``, tests the
+    would split ties), differences within :func:`tie_margin` counting as zero. Win / tie / loss
+    count data sets, comparing means over the paired runs (a difference within the tie margin is
+    a tie). A final row per method, model ``"all (block means)"``, tests the
     (dataset, model) block means across all models (Demšar's recommended unit) and counts
     win / tie / loss over blocks.
 
@@ -449,7 +470,7 @@ def wilcoxon_table(results: pd.DataFrame, metric: str, baseline: str = "random",
         pairs = _pairs(results, metric, method, baseline)
         for model in sorted(ok["model"].unique()):
             p = pairs[pairs["model"] == model]
-            stat, pval, note = _wilcoxon(p["x"].to_numpy(), p["y"].to_numpy())
+            stat, pval, note = _wilcoxon(p["x"].to_numpy(), p["y"].to_numpy(), margin=tie_margin(metric))
             by_ds = p.groupby("dataset")[["x", "y"]].mean()
             w, t, l = _wtl(by_ds["x"], by_ds["y"], metric)
             rows.append({"model": model, "method": method, "baseline": baseline, "n_pairs": len(p),
@@ -457,7 +478,7 @@ def wilcoxon_table(results: pd.DataFrame, metric: str, baseline: str = "random",
                          "statistic": stat, "p_value": pval, "wins": w, "ties": t, "losses": l,
                          "note": note})
         blocks = pairs.groupby(["dataset", "model"])[["x", "y"]].mean()
-        stat, pval, note = _wilcoxon(blocks["x"].to_numpy(), blocks["y"].to_numpy())
+        stat, pval, note = _wilcoxon(blocks["x"].to_numpy(), blocks["y"].to_numpy(), margin=tie_margin(metric))
         w, t, l = _wtl(blocks["x"], blocks["y"], metric)
         rows.append({"model": "all (block means)", "method": method, "baseline": baseline,
                      "n_pairs": len(blocks),
@@ -869,7 +890,8 @@ def _num(value) -> float | None:
 
 
 def headline_metrics(results: pd.DataFrame, methods: Sequence[str] | None = None,
-                     baseline: str = "random", friedman: FriedmanResult | None = None) -> dict:
+                     baseline: str = "random", friedman: FriedmanResult | None = None,
+                     convergence: pd.DataFrame | None = None) -> dict:
     """Headline numbers for ``reports/metrics.json`` (DVC metrics).
 
     Returns
@@ -880,6 +902,8 @@ def headline_metrics(results: pd.DataFrame, methods: Sequence[str] | None = None
         ``friedman_macro_auc``: p-value, number of blocks and average rank per method;
         ``vs_random_macro_auc``: win / tie / loss over (dataset, model) blocks. NaN → null.
         ``friedman`` may pass the already computed macro-AUC :class:`FriedmanResult`.
+        ``convergence_mean`` (with ``convergence``): per method, the mean epochs to 95 % and
+        curve area over its runs.
     """
     ok = _ok(results)
     order = _method_order(ok["method"], methods)
@@ -899,6 +923,10 @@ def headline_metrics(results: pd.DataFrame, methods: Sequence[str] | None = None
             w, t, l = _wtl(means[m], means[baseline], "macro_auc") if len(means) else (0, 0, 0)
             vs[m] = {"win": w, "tie": t, "loss": l}
     out[f"vs_{baseline}_macro_auc"] = vs
+    if convergence is not None and len(convergence):
+        out["convergence_mean"] = {m: {c: _num(convergence.loc[convergence["method"] == m, c].mean())
+                                       for c in CONVERGENCE_METRICS}
+                                   for m in order if m in set(convergence["method"])}
     return out
 
 
@@ -924,21 +952,110 @@ def _p(value: float) -> str:
     return "n/a" if not np.isfinite(value) else (f"{value:.2g}" if value < 0.001 else f"{value:.3f}")
 
 
+def verdict(pooled: pd.Series, metric: str, alpha: float = 0.05) -> str:
+    """``"better"``, ``"worse"`` or ``"no significant difference"`` from a pooled Wilcoxon row.
+
+    Better (worse) needs all three: more wins than losses (losses than wins) over the blocks,
+    where a difference within the tie margin is a tie; a mean difference beyond the tie margin
+    in that direction; and a Wilcoxon p-value over block means below ``alpha``.
+    """
+    higher = _higher(metric)
+    diff = pooled["mean_diff"]
+    if not (np.isfinite(pooled["p_value"]) and pooled["p_value"] < alpha and np.isfinite(diff)):
+        return "no significant difference"
+    gain = diff if higher else -diff
+    if pooled["wins"] > pooled["losses"] and gain > tie_margin(metric):
+        return "better"
+    if pooled["losses"] > pooled["wins"] and gain < -tie_margin(metric):
+        return "worse"
+    return "no significant difference"
+
+
+def verdict_table(wilcoxon: dict[str, pd.DataFrame], alpha: float = 0.05) -> pd.DataFrame:
+    """One row per (metric, method): blocks, W/T/L, mean difference, p and :func:`verdict`."""
+    rows = []
+    for metric, table in wilcoxon.items():
+        for r in table[table["model"] == "all (block means)"].itertuples():
+            pooled = pd.Series(r._asdict())
+            rows.append({"metric": metric, "method": r.method, "baseline": r.baseline, "blocks": r.n_pairs,
+                         "wins": r.wins, "ties": r.ties, "losses": r.losses, "mean_diff": r.mean_diff,
+                         "p_value": r.p_value, "verdict": verdict(pooled, metric, alpha)})
+    return pd.DataFrame(rows, columns=["metric", "method", "baseline", "blocks", "wins", "ties", "losses",
+                                       "mean_diff", "p_value", "verdict"])
+
+
+def _metric_findings(results: pd.DataFrame, metric: str, order: list[str], baseline: str, alpha: float,
+                     table: pd.DataFrame | None, fr: FriedmanResult | None) -> list[str]:
+    """The findings section of one metric: each method against ``baseline``, then Friedman."""
+    higher = _higher(metric)
+    lines = [f"## {metric} ({'higher' if higher else 'lower'} is better; tie margin {tie_margin(metric):g})", ""]
+    if table is None:
+        table = wilcoxon_table(results, metric, baseline, order)
+    if baseline not in order:
+        lines.append(f"- No finished `{baseline}` cells, so no method can be compared with it.")
+    for method in [m for m in order if m != baseline]:
+        rows = table[table["method"] == method]
+        pooled = rows[rows["model"] == "all (block means)"].iloc[0]
+        per_model = rows[rows["model"] != "all (block means)"]
+        w, t, l = int(pooled["wins"]), int(pooled["ties"]), int(pooled["losses"])
+        n = w + t + l
+        if n == 0:
+            lines.append(f"- **{method}** has no (dataset, model) block in common with {baseline}.")
+            continue
+        diff = pooled["mean_diff"]
+        text = (f"- **{method} vs {baseline}** ({n} paired (dataset, model) blocks; per model "
+                f"{', '.join(f'{r.model} {r.n_pairs} folds' for r in per_model.itertuples())}): "
+                f"{method} wins {w}, ties {t}, loses {l}; mean difference ({method} − {baseline}) {diff:+.4f}. "
+                f"Wilcoxon over block means: p = {_p(pooled['p_value'])}"
+                + (f" ({pooled['note']})" if pooled["note"] else "") + ". Per model: "
+                + ", ".join(f"{r.model} p = {_p(r.p_value)} ({r.wins}/{r.ties}/{r.losses} W/T/L)"
+                            for r in per_model.itertuples()) + ".")
+        outcome = verdict(pooled, metric, alpha)
+        if outcome == "better":
+            why = f"{method} is **better** than {baseline} on {metric} at α = {alpha:g}."
+        elif outcome == "worse":
+            why = f"{method} is **worse** than {baseline} on {metric} (significant at α = {alpha:g})."
+        else:
+            why = f"**no significant difference** between {method} and {baseline} on {metric} at α = {alpha:g}"
+            why += (f" ({method} wins more blocks than it loses, which alone is not evidence)." if w > l else
+                    f" ({method} loses more blocks than it wins, which alone is not evidence)." if l > w else ".")
+        sig_models = [f"{r.model} ({'better' if ((r.mean_diff > 0) == higher) else 'worse'})"
+                      for r in per_model.itertuples() if np.isfinite(r.p_value) and r.p_value < alpha]
+        why += (f" Significant per-model differences at α = {alpha:g}: {', '.join(sig_models)}."
+                if sig_models else f" No single model shows a significant difference at α = {alpha:g}.")
+        lines.append(text + " Verdict: " + why)
+    if fr is not None:
+        if np.isfinite(fr.p_value):
+            outcome = "rejects" if fr.p_value < alpha else "does not reject"
+            ranks = ", ".join(f"{m} {r:.2f}" for m, r in fr.ranks.sort_values(kind="mergesort").items())
+            lines.append(f"- Friedman test over {len(fr.blocks)} complete blocks and {len(fr.methods)} methods: "
+                         f"χ² = {fr.statistic:.3g}, p = {_p(fr.p_value)}; it {outcome} equal performance at "
+                         f"α = {alpha:g}. Average ranks (1 = best): {ranks}.")
+        else:
+            lines.append(f"- Friedman test not computed: {fr.note}.")
+    lines.append("")
+    return lines
+
+
 def findings(results: pd.DataFrame, methods: Sequence[str] | None = None, baseline: str = "random",
              alpha: float = 0.05, metrics: Sequence[str] = REPORTED_METRICS, excluded: int = 0,
              wilcoxon: dict[str, pd.DataFrame] | None = None,
-             friedman: dict[str, FriedmanResult] | None = None) -> str:
+             friedman: dict[str, FriedmanResult] | None = None,
+             convergence: pd.DataFrame | None = None,
+             convergence_wilcoxon: dict[str, pd.DataFrame] | None = None) -> str:
     """Generated markdown saying, per reported metric, what the numbers show.
 
-    For each method against ``baseline``: win / tie / loss over (dataset, model) pairs, the
-    mean difference, the per-model Wilcoxon p-values and the Wilcoxon test over block means;
-    then the Friedman test and average ranks. A method is said to beat the baseline only if it
-    wins more pairs than it loses *and* the Wilcoxon test over block means is significant at
-    ``alpha`` in its favour; otherwise the text says plainly that it does not.
+    For each method against ``baseline``: the number of paired blocks, win / tie / loss over
+    (dataset, model) blocks (differences within the tie margin are ties), the mean difference,
+    the per-model Wilcoxon p-values and the Wilcoxon test over block means, and a
+    :func:`verdict` (better / no significant difference / worse); then the Friedman test and
+    average ranks. With ``convergence`` (:func:`mlabs.convergence.convergence_results`) a second
+    part does the same for epochs to 95 % of random's best validation macro-AUC and the area
+    under the validation curve.
 
-    ``wilcoxon`` / ``friedman`` may pass tables already computed by :func:`wilcoxon_table` /
-    :func:`friedman_nemenyi` (keyed by metric, same ``methods``, ``baseline`` and ``alpha``);
-    ``excluded`` is the number of cells :func:`select_main_setting` left out, for the record.
+    ``wilcoxon`` / ``friedman`` / ``convergence_wilcoxon`` may pass tables already computed
+    (keyed by metric, same ``methods``, ``baseline`` and ``alpha``); ``excluded`` is the number
+    of cells :func:`select_main_setting` left out, for the record.
     """
     ok = _ok(results)
     order = _method_order(ok["method"], methods)
@@ -947,67 +1064,30 @@ def findings(results: pd.DataFrame, methods: Sequence[str] | None = None, baseli
              f"Generated from {n_ok} finished and {n_failed} failed cells"
              + (f" ({excluded} cells of other batch-size / s_e settings excluded)" if excluded else "")
              + f"; methods: {', '.join(order) or 'none'}. Values are test metrics at the epoch of best "
-             "validation macro-AUC. A (dataset, model) pair counts as a win, tie or loss by comparing "
-             "means over folds rounded to 4 decimals. Per-model p-values are two-sided Wilcoxon "
+             "validation macro-AUC. A (dataset, model) block counts as a win, tie or loss by comparing "
+             "means over folds; a difference within the tie margin is a tie, and the Wilcoxon tests "
+             "count it as zero. A method is better (worse) than the baseline only when it wins more "
+             "(fewer) blocks than it loses, its mean difference exceeds the tie margin and the Wilcoxon "
+             "test over block means is significant. Per-model p-values are two-sided Wilcoxon "
              "signed-rank tests over paired folds and are not corrected for multiple comparisons.", ""]
     if ok.empty:
         lines.append("No finished cells: nothing to report.")
         return "\n".join(lines) + "\n"
     for metric in metrics:
-        higher = _higher(metric)
-        lines += [f"## {metric} ({'higher' if higher else 'lower'} is better)", ""]
-        table = (wilcoxon or {}).get(metric)
-        if table is None:
-            table = wilcoxon_table(results, metric, baseline, order)
-        if baseline not in order:
-            lines.append(f"- No finished `{baseline}` cells, so no method can be compared with it.")
-        for method in [m for m in order if m != baseline]:
-            rows = table[table["method"] == method]
-            pooled = rows[rows["model"] == "all (block means)"].iloc[0]
-            per_model = rows[rows["model"] != "all (block means)"]
-            n = int(pooled["wins"] + pooled["ties"] + pooled["losses"])
-            w, t, l = int(pooled["wins"]), int(pooled["ties"]), int(pooled["losses"])
-            if n == 0:
-                lines.append(f"- **{method}** has no (dataset, model) pair in common with {baseline}.")
-                continue
-            diff = pooled["mean_diff"]
-            favourable = (diff > 0) == higher and diff != 0
-            text = (f"- **{method} vs {baseline}**: {method} beats {baseline} on {w} of {n} (dataset, model) "
-                    f"pairs, ties {t}, loses {l}; mean difference ({method} − {baseline}) {diff:+.4f}. "
-                    f"Wilcoxon over block means: p = {_p(pooled['p_value'])}"
-                    + (f" ({pooled['note']})" if pooled["note"] else "") + ". Per model: "
-                    + ", ".join(f"{r.model} p = {_p(r.p_value)} ({r.wins}/{r.ties}/{r.losses} W/T/L)"
-                                for r in per_model.itertuples()) + ".")
-            significant = np.isfinite(pooled["p_value"]) and pooled["p_value"] < alpha
-            if w > l and significant and favourable:
-                verdict = f" Verdict: {method} is better than {baseline} on {metric} at α = {alpha:g}."
-            elif significant and not favourable and diff != 0:
-                verdict = f" Verdict: {method} is worse than {baseline} on {metric} (significant at α = {alpha:g})."
-            else:
-                if l > w:
-                    why = "it loses more pairs than it wins"
-                elif w == l:
-                    why = "its wins and losses balance"
-                elif not significant:
-                    why = f"it wins more pairs than it loses, but the difference is not significant at α = {alpha:g}"
-                else:
-                    why = "the test is significant but the mean difference is not in its favour"
-                verdict = f" Verdict: {method} does not beat {baseline} on {metric}: {why}."
-            sig_models = [f"{r.model} ({'better' if ((r.mean_diff > 0) == higher) else 'worse'})"
-                          for r in per_model.itertuples() if np.isfinite(r.p_value) and r.p_value < alpha]
-            verdict += (f" Significant per-model differences at α = {alpha:g}: {', '.join(sig_models)}."
-                        if sig_models else f" No single model shows a significant difference at α = {alpha:g}.")
-            lines.append(text + verdict)
         fr = (friedman or {}).get(metric) or friedman_nemenyi(results, metric, order, alpha)
-        if np.isfinite(fr.p_value):
-            verdict = "rejects" if fr.p_value < alpha else "does not reject"
-            ranks = ", ".join(f"{m} {r:.2f}" for m, r in fr.ranks.sort_values(kind="mergesort").items())
-            lines.append(f"- Friedman test over {len(fr.blocks)} complete blocks and {len(fr.methods)} methods: "
-                         f"χ² = {fr.statistic:.3g}, p = {_p(fr.p_value)}; it {verdict} equal performance at "
-                         f"α = {alpha:g}. Average ranks (1 = best): {ranks}.")
-        else:
-            lines.append(f"- Friedman test not computed: {fr.note}.")
-        lines.append("")
+        lines += _metric_findings(results, metric, order, baseline, alpha, (wilcoxon or {}).get(metric), fr)
+    if convergence is not None and len(convergence):
+        conv_order = [m for m in order if m in set(convergence["method"])]
+        never = convergence[~convergence["reached_95"].astype(bool)]
+        lines += ["# Convergence speed", "",
+                  f"Per (dataset, model, fold, seed) the target is 95 % of the random run's best validation "
+                  f"macro-AUC. `epochs_to_95` is the first epoch whose validation macro-AUC reaches it (runs that "
+                  f"never do count as epochs + 1: {len(never)} of {len(convergence)} runs"
+                  + (f", by method {never.groupby('method').size().to_dict()}" if len(never) else "")
+                  + "); `curve_area` is the mean validation macro-AUC over the selection epochs.", ""]
+        for metric in CONVERGENCE_METRICS:
+            lines += _metric_findings(convergence, metric, conv_order, baseline, alpha,
+                                      (convergence_wilcoxon or {}).get(metric), None)
     return "\n".join(lines)
 
 
@@ -1140,6 +1220,27 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
          "for `all` over blocks (means rounded to 4 decimals, in the metric's direction).\n\n"
          + to_markdown(wil, floatfmt=".4g"))
 
+    # convergence speed on the validation curves, against random
+    convergence = convergence_results(curves, "random")
+    conv_wilcoxon = {metric: wilcoxon_table(convergence, metric, "random", order) for metric in CONVERGENCE_METRICS}
+    conv_text = ("Convergence speed per (dataset, model), mean ± std over folds: `epochs_to_95` = first epoch "
+                 "whose validation macro-AUC reaches 95 % of the random run's best in the same fold (never: "
+                 "epochs + 1); `curve_area` = mean validation macro-AUC over the selection epochs. Best in bold. "
+                 "Paired tests against random follow.\n\n")
+    for metric in CONVERGENCE_METRICS:
+        conv_text += f"### {metric}\n\n" + main_table_markdown(convergence, metric, order) + "\n"
+    conv_wil = pd.concat([t.assign(metric=m) for m, t in conv_wilcoxon.items()], ignore_index=True)
+    conv_text += "### Wilcoxon against random\n\n" + to_markdown(conv_wil[["metric"] + [c for c in conv_wil.columns if c != "metric"]], floatfmt=".4g")
+    text("tables", "tables/convergence.md", conv_text)
+    text("tables", "tables/convergence.csv", convergence.to_csv(index=False, float_format="%.6g"))
+    verdicts = verdict_table({**wilcoxon, **conv_wilcoxon}, alpha)
+    text("tables", "tables/verdicts.csv", verdicts.to_csv(index=False, float_format="%.6g"))
+    text("tables", "tables/verdicts.md",
+         "Verdict of each method against random per metric (blocks = paired (dataset, model) blocks; a "
+         "difference within the tie margin is a tie and counts as zero in the Wilcoxon test over block "
+         f"means; better / worse need p < {alpha:g}, more wins than losses (or the reverse) and a mean "
+         "difference beyond the margin).\n\n" + to_markdown(verdicts, floatfmt=".4g"))
+
     # Friedman / Nemenyi
     friedman = {metric: friedman_nemenyi(results, metric, order, alpha) for metric in REPORTED_METRICS}
     text("tables", "tables/friedman.md", friedman_markdown(friedman))
@@ -1166,13 +1267,14 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         figure("figures/sensitivity_batch.png", plot_sensitivity_batch(sens))
 
     # DVC metrics and plots, findings
-    headline = headline_metrics(results, order, friedman=friedman["macro_auc"])
+    headline = headline_metrics(results, order, friedman=friedman["macro_auc"], convergence=convergence)
     written["metrics"].append(write_json_atomic(headline, out / "metrics.json"))
     for method, frame in plot_data(curves, order).items():
         path = out / f"plots/curves_{_safe_name(method)}.csv"
         written["plots"].append(write_text_atomic(frame.to_csv(index=False, float_format="%.6g"), path))
     text("findings", "findings.md", findings(results, order, "random", alpha, excluded=len(excluded),
-                                             wilcoxon=wilcoxon, friedman=friedman))
+                                             wilcoxon=wilcoxon, friedman=friedman, convergence=convergence,
+                                             convergence_wilcoxon=conv_wilcoxon))
 
     # remove files of our own patterns that this run did not write (e.g. a dropped data set)
     keep = {p.resolve() for paths in written.values() for p in paths}
