@@ -46,7 +46,9 @@ def test_failing_cell_is_reported_and_the_rest_finish(tmp_path, prepared_dir, ca
     status = {(r["cell"]["model"], r["cell"]["method"], r["cell"]["batch_size"]): r["status"] for r in results}
     assert status[("c2ae", "random", 100_000)] == "failed"
     assert [s for k, s in status.items() if k[2] == 128] == ["ok", "ok"]
-    assert "1 of 3 cells failed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "1 of 3 cells failed" in out
+    assert "grid: 3 cells and 2 warm-ups to train (0 cells already finished); roughly" in out
 
 
 def test_rerun_executes_only_missing_cells(tmp_path, prepared_dir, monkeypatch):
@@ -97,3 +99,16 @@ def test_pool_runs_warmups_first_then_untimed_pairs_then_longest_cells(tmp_path,
         assert order == [(short, True), (new, False), (long_, False), (short, False)]
     finally:
         backend.close()
+
+
+def test_grid_prints_what_it_trains_and_a_time_estimate_before_starting():
+    from mlabs.cost import describe_estimate, epoch_seconds, estimate_seconds
+
+    assert epoch_seconds("emotions", "dela", 473, 6) == 0.144
+    # an unmeasured pair scales with n_train * q from the model's emotions cost
+    assert epoch_seconds("scene", "dela", 1926, 6) > epoch_seconds("emotions", "dela", 473, 6)
+    seconds = estimate_seconds([("emotions", "dela", 97, 473, 6)] * 10, slots=2)
+    assert seconds == pytest.approx(10 * 97 * 0.144 / 2)
+    line = describe_estimate(10, 2, 5, seconds, 2, "local")
+    assert "10 cells and 2 warm-ups" in line and "5 cells already finished" in line and "2 local slots" in line
+    assert "h on" in describe_estimate(1, 0, 0, 7200, 1, "local")

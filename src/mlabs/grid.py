@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from .cost import describe_estimate, estimate_seconds
 from .training import Cell, TrainConfig, cell_dir, load_result, run_cell, run_warmup, warmup_path
 
 __all__ = ["GridSpec", "run_grid", "EXECUTORS"]
@@ -158,6 +159,9 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
     warm_todo = [c for c in warmups if c.warmup_key in needed and not _is_done(c, spec, True)]
     total = len(warmups) if warmup_only else len(cells)
     tasks = len(warm_todo) + len(cell_todo)
+    if progress and tasks:
+        print(_estimate(cell_todo, warm_todo, len(cells) - len(cell_todo) if not warmup_only else 0, spec,
+                        executor, n_jobs), flush=True)
     if executor == "ray":
         backend = _RayBackend(spec, address, cpus_per_cell, gpus_per_cell) if tasks else None
     else:
@@ -208,6 +212,24 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
             results.append(load_result(cell_dir(spec.out_root, c)))
     _summarise(results, progress)
     return results
+
+
+def _estimate(cell_todo: list[Cell], warm_todo: list[Cell], n_done: int, spec: GridSpec, executor: str,
+              n_jobs: int | None) -> str:
+    """The line printed before a grid starts: what it trains and roughly how long it takes."""
+    cfg = spec.config
+    shapes = {}
+    for ds in {c.dataset for c in cell_todo + warm_todo}:
+        try:
+            prepared = _prepared(str(Path(spec.prepared_dir) / f"{ds}.npz"))
+            shapes[ds] = (int(len(prepared.Y) * (prepared.n_folds - 1) / prepared.n_folds), prepared.Y.shape[1])
+        except Exception:  # noqa: BLE001 - a missing file is reported by the cell itself
+            shapes[ds] = (1000, 10)
+    tasks = [(c.dataset, c.model, max(cfg.epochs - cfg.warmup_epochs, 1), *shapes[c.dataset]) for c in cell_todo]
+    tasks += [(c.dataset, c.model, cfg.warmup_epochs, *shapes[c.dataset]) for c in warm_todo]
+    slots = (n_jobs or os.cpu_count() or 1) if executor == "local" else 1
+    seconds = estimate_seconds(tasks, slots)
+    return describe_estimate(len(cell_todo), len(warm_todo), n_done, seconds, slots, executor)
 
 
 def _bar(total: int, done: int, progress: bool):
