@@ -251,3 +251,9 @@ def test_model_lr_overrides_the_shared_rate_for_that_model_only():
     assert config.warmup_fingerprint("dela") == small_config(lr=1e-4).warmup_fingerprint("dela")
     model = build("mpvae", 5, 3, n_train_sample=2, n_test_sample=2)
     assert {g["lr"] for g in training._make_optimizer(model, config).param_groups} == {1e-3}
+
+
+@pytest.mark.parametrize("bad", [dict(lr="1e-3"), dict(weight_decay=-1.0), dict(model_lr={"mpvae": "1e-3"})])
+def test_config_refuses_learning_rates_that_are_not_numbers(bad):
+    with pytest.raises(ValueError, match="must be a number"):
+        TrainConfig(**bad)

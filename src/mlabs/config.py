@@ -41,7 +41,7 @@ def train_config(params: dict, **overrides: Any) -> "TrainConfig":
               weight_decay=t["weight_decay"], threshold=t.get("threshold", 0.5),
               device=t.get("device", "cpu"), deterministic=t.get("deterministic", True),
               model_params={k: dict(v or {}) for k, v in (params.get("models") or {}).items()},
-              model_lr={k: float(v) for k, v in (t.get("model_lr") or {}).items()},
+              model_lr=dict(t.get("model_lr") or {}),
               selection=dict(params.get("selection") or {}))
     kw.update(overrides)
     return TrainConfig(**kw)

@@ -142,6 +142,11 @@ class TrainConfig:
     checkpoint_seconds: float = 30.0
 
     def __post_init__(self):
+        for name, value in (("lr", self.lr), ("weight_decay", self.weight_decay), *(
+                (f"model_lr.{k}", v) for k, v in self.model_lr.items())):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r} (in YAML write 1.0e-3, not 1e-3, "
+                                 f"which YAML reads as a string)")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if not 0 <= self.warmup_epochs <= self.epochs:
