@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mlabs-installed
 KERNEL := mlabs
 
-.PHONY: setup data repro repro-paper repro-compare test bench clean-venv
+.PHONY: setup data repro repro-paper repro-compare repro-imbalanced test bench clean-venv
 
 setup: $(STAMP)
 
@@ -37,9 +37,14 @@ repro-paper: data
 	cp params-paper.yaml params.yaml
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
-# The compare profile (README): the other batch-selection methods on emotions and yeast.
+# The compare profile (README): the other batch-selection methods on emotions.
 repro-compare: data
 	cp params-compare.yaml params.yaml
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+# The imbalanced profile (README): yeast, scene, enron with DELA and CLIF (1-2 h on 2 cores).
+repro-imbalanced: data
+	cp params-imbalanced.yaml params.yaml
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 # Ray is an optional extra for users; the tests install it to exercise the Ray executor.
