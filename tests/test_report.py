@@ -278,11 +278,13 @@ def test_plot_data(runs_root):
 def test_findings_state_losses_plainly(results):
     text = report.findings(results)
     section = text.split("## macro_auc")[1].split("## ")[0]
-    assert "**chain vs random** (4 paired (dataset, model) blocks" in section
-    assert "chain wins 0, ties 0, loses 4" in section
-    assert "adaptive wins 3, ties 0, loses 1" in section
-    # 4 block means cannot give a significant Wilcoxon test, so neither is called better or worse
-    assert section.count("**no significant difference**") == 2
+    # 4 block means cannot give a significant Wilcoxon test (fewer than MIN_BLOCKS), so the
+    # verdicts rest on the 12 paired runs: adaptive wins 9 (+0.020..0.026), loses 3 (-0.008)
+    assert "**chain vs random** (12 paired runs (dataset, model, fold, seed)" in section
+    assert "chain wins 0, ties 0, loses 12" in section
+    assert "adaptive wins 9, ties 0, loses 3" in section
+    assert "adaptive is **better** than random" in section
+    assert "chain is **worse** than random" in section
     assert "Friedman test over 4 complete blocks" in section
     for metric in REPORTED_METRICS:
         assert f"## {metric}" in text
@@ -305,7 +307,7 @@ def expected_files(out: Path, *, datasets: bool, sensitivity: bool) -> set[Path]
     files |= {out / "tables/wilcoxon.md", out / "tables/wilcoxon.csv", out / "tables/friedman.md",
               out / "tables/failed.md", out / "figures/minority_share.png", out / "metrics.json",
               out / "tables/convergence.md", out / "tables/convergence.csv", out / "tables/verdicts.md",
-              out / "tables/verdicts.csv",
+              out / "tables/verdicts.csv", out / "tables/verdicts_by_seed.md",
               out / "findings.md"}
     files |= {out / f"figures/cd_{m}.png" for m in REPORTED_METRICS}
     files |= {out / f"figures/{kind}_{ds}.png" for kind in ("convergence", "motivation") for ds in DATASETS}
@@ -480,3 +482,53 @@ def test_report_writes_convergence_and_verdict_tables(tmp_path, results_root=Non
     verdicts = pd.read_csv(tmp_path / "out" / "tables" / "verdicts.csv")
     assert {"epochs_to_95", "curve_area", "macro_auc"} <= set(verdicts["metric"])
     assert "# Convergence speed" in (tmp_path / "out" / "findings.md").read_text()
+
+
+def test_verdict_unit_is_block_means_from_six_blocks_else_paired_runs(tmp_path):
+    # adaptive +0.02 on every run: 5 models x 1 data set x 3 folds, then a sixth model
+    def write(models):
+        for model in models:
+            for method, shift in (("random", 0.0), ("adaptive", 0.02)):
+                for fold in range(3):
+                    write_cell(tmp_path, "ds", model, method, fold,
+                               metric_value=lambda *a, s=shift, f=fold: 0.6 + 0.01 * f + s)
+    write([f"m{i}" for i in range(5)])
+    table = report.wilcoxon_table(report.collect_results(tmp_path), "macro_auc")
+    row = report.pooled_row(table, "adaptive")
+    assert (row["model"], row["n_pairs"]) == (report.POOLED_RUNS, 15)
+    assert report.verdict(row, "macro_auc") == "better"
+    blocks = table[table["model"] == report.POOLED_BLOCKS].iloc[0]
+    assert blocks["n_pairs"] == 5 and blocks["p_value"] > 0.05  # 5 blocks: p >= 0.0625 whatever happens
+    write(["m5"])
+    table = report.wilcoxon_table(report.collect_results(tmp_path), "macro_auc")
+    row = report.pooled_row(table, "adaptive")
+    assert (row["model"], row["n_pairs"]) == (report.POOLED_BLOCKS, 6)
+    assert report.verdict(row, "macro_auc") == "better"
+    verdicts = report.verdict_table({"macro_auc": table})
+    assert verdicts.iloc[0][["unit", "n", "verdict"]].tolist() == [report.POOLED_BLOCKS, 6, "better"]
+
+
+def test_verdicts_by_seed_say_which_verdicts_hold(tmp_path):
+    # seed 0: adaptive better on every run; seed 1: the same on macro-AUC, no effect on ranking loss
+    for seed in (0, 1):
+        for model in ("m1", "m2"):
+            for method in ("random", "adaptive"):
+                for fold in range(4):
+                    def metric_value(metric, *a, method=method, fold=fold, seed=seed):
+                        gain = 0.02 if method == "adaptive" and (seed == 0 or metric == "macro_auc") else 0.0
+                        base = 0.6 + 0.01 * fold
+                        return base + gain if HIGHER_IS_BETTER[metric] else base - gain
+                    write_cell(tmp_path, "ds", model, method, fold, seed=seed, metric_value=metric_value)
+    results = report.collect_results(tmp_path)
+    table = report.verdicts_by_seed(results, ["random", "adaptive"])
+    assert {"seed 0", "seed 1", "holds"} <= set(table.columns)
+    row = table[(table["metric"] == "macro_auc") & (table["method"] == "adaptive")].iloc[0]
+    assert row["holds"] == "yes" and row["seed 0"].startswith("better (8/0/0")
+    row = table[(table["metric"] == "ranking_loss") & (table["method"] == "adaptive")].iloc[0]
+    assert row["holds"] == "no"
+    assert row["seed 0"].startswith("better") and row["seed 1"].startswith("no significant difference")
+    text = report.findings(results, ["random", "adaptive"], metrics=["macro_auc"], by_seed=table)
+    assert "# Robustness across seeds" in text
+    assert "adaptive on ranking_loss: **does not hold**" in text
+    # one seed: nothing to compare
+    assert report.verdicts_by_seed(results[results["seed"] == 0], ["random", "adaptive"]).empty

@@ -60,7 +60,8 @@ __all__ = [
     "plot_critical_difference", "plot_convergence", "plot_motivation", "plot_minority_share",
     "plot_sensitivity_se", "plot_sensitivity_batch", "placeholder_figure",
     "headline_metrics", "plot_data", "findings", "verdict", "verdict_table", "dataset_table", "failed_markdown",
-    "to_markdown", "write_report", "tie_margin", "TIE_MARGIN",
+    "to_markdown", "write_report", "tie_margin", "TIE_MARGIN", "pooled_row", "verdicts_by_seed",
+    "POOLED_BLOCKS", "POOLED_RUNS", "MIN_BLOCKS",
 ]
 
 #: Columns that identify a cell (one training run).
@@ -68,6 +69,13 @@ CELL_COLUMNS = ["dataset", "model", "method", "selection_pressure", "batch_size"
 #: Known methods first, in this order; any other method follows alphabetically.
 _METHOD_ORDER = ("random", "adaptive", "chain")
 _DECIMALS = 4
+#: Pooled rows of :func:`wilcoxon_table`: over (dataset, model) block means, and over paired runs.
+POOLED_BLOCKS = "all (block means)"
+POOLED_RUNS = "all (paired runs)"
+#: Fewest pooled units with which a two-sided exact Wilcoxon test can reach p < 0.05 (p >= 0.0625
+#: below). A profile with fewer (dataset, model) blocks (one data set, five models) is tested over its
+#: paired runs instead, so that its verdicts are not "no significant difference" by construction.
+MIN_BLOCKS = 6
 _DIFF_DECIMALS = 12  # paired differences are rounded to this before the Wilcoxon test
 _DPI = 110
 _INT_COLUMNS = ("batch_size", "fold", "seed", "best_epoch", "epochs", "warmup_epochs")
@@ -444,9 +452,10 @@ def wilcoxon_table(results: pd.DataFrame, metric: str, baseline: str = "random",
     defaults) on the differences rounded to 12 decimals (removes floating-point noise that
     would split ties), differences within :func:`tie_margin` counting as zero. Win / tie / loss
     count data sets, comparing means over the paired runs (a difference within the tie margin is
-    a tie). A final row per method, model ``"all (block means)"``, tests the
-    (dataset, model) block means across all models (Demšar's recommended unit) and counts
-    win / tie / loss over blocks.
+    a tie). Two final rows per method pool all models: model :data:`POOLED_BLOCKS` tests the
+    (dataset, model) block means (Demšar's recommended unit) and counts win / tie / loss over
+    blocks; model :data:`POOLED_RUNS` tests and counts the paired runs themselves.
+    :func:`pooled_row` says which of the two a verdict uses.
 
     Returns
     -------
@@ -462,10 +471,10 @@ def wilcoxon_table(results: pd.DataFrame, metric: str, baseline: str = "random",
     order = [m for m in _method_order(ok["method"], methods) if m != baseline]
     rows = []
     if baseline not in set(ok["method"]):
-        return pd.DataFrame([{**{c: np.nan for c in cols}, "model": "all (block means)", "method": m,
+        return pd.DataFrame([{**{c: np.nan for c in cols}, "model": pooled, "method": m,
                               "baseline": baseline, "n_pairs": 0, "wins": 0, "ties": 0, "losses": 0,
-                              "note": f"baseline {baseline!r} has no finished cells"} for m in order],
-                            columns=cols)
+                              "note": f"baseline {baseline!r} has no finished cells"}
+                             for m in order for pooled in (POOLED_BLOCKS, POOLED_RUNS)], columns=cols)
     for method in order:
         pairs = _pairs(results, metric, method, baseline)
         for model in sorted(ok["model"].unique()):
@@ -478,13 +487,29 @@ def wilcoxon_table(results: pd.DataFrame, metric: str, baseline: str = "random",
                          "statistic": stat, "p_value": pval, "wins": w, "ties": t, "losses": l,
                          "note": note})
         blocks = pairs.groupby(["dataset", "model"])[["x", "y"]].mean()
-        stat, pval, note = _wilcoxon(blocks["x"].to_numpy(), blocks["y"].to_numpy(), margin=tie_margin(metric))
-        w, t, l = _wtl(blocks["x"], blocks["y"], metric)
-        rows.append({"model": "all (block means)", "method": method, "baseline": baseline,
-                     "n_pairs": len(blocks),
-                     "mean_diff": float((blocks["x"] - blocks["y"]).mean()) if len(blocks) else np.nan,
-                     "statistic": stat, "p_value": pval, "wins": w, "ties": t, "losses": l, "note": note})
+        for name, units in ((POOLED_BLOCKS, blocks), (POOLED_RUNS, pairs)):
+            stat, pval, note = _wilcoxon(units["x"].to_numpy(), units["y"].to_numpy(), margin=tie_margin(metric))
+            w, t, l = _wtl(units["x"], units["y"], metric)
+            rows.append({"model": name, "method": method, "baseline": baseline, "n_pairs": len(units),
+                         "mean_diff": float((units["x"] - units["y"]).mean()) if len(units) else np.nan,
+                         "statistic": stat, "p_value": pval, "wins": w, "ties": t, "losses": l, "note": note})
     return pd.DataFrame(rows, columns=cols)
+
+
+def pooled_row(table: pd.DataFrame, method: str) -> pd.Series:
+    """The pooled row of ``method`` in a :func:`wilcoxon_table` that its verdict rests on.
+
+    The (dataset, model) block means (Demšar's unit) when there are at least :data:`MIN_BLOCKS`
+    blocks, else the paired runs (dataset, model, fold, seed): with fewer blocks the exact test
+    cannot reach p < 0.05. The rule depends on the design only, never on the outcome.
+    """
+    rows = table[table["method"] == method]
+    blocks = rows[rows["model"] == POOLED_BLOCKS].iloc[0]
+    return blocks if blocks["n_pairs"] >= MIN_BLOCKS else rows[rows["model"] == POOLED_RUNS].iloc[0]
+
+
+def _unit_name(row: pd.Series) -> str:
+    return "(dataset, model) blocks" if row["model"] == POOLED_BLOCKS else "paired runs (dataset, model, fold, seed)"
 
 
 @dataclass
@@ -975,13 +1000,43 @@ def verdict_table(wilcoxon: dict[str, pd.DataFrame], alpha: float = 0.05) -> pd.
     """One row per (metric, method): blocks, W/T/L, mean difference, p and :func:`verdict`."""
     rows = []
     for metric, table in wilcoxon.items():
-        for r in table[table["model"] == "all (block means)"].itertuples():
-            pooled = pd.Series(r._asdict())
-            rows.append({"metric": metric, "method": r.method, "baseline": r.baseline, "blocks": r.n_pairs,
-                         "wins": r.wins, "ties": r.ties, "losses": r.losses, "mean_diff": r.mean_diff,
-                         "p_value": r.p_value, "verdict": verdict(pooled, metric, alpha)})
-    return pd.DataFrame(rows, columns=["metric", "method", "baseline", "blocks", "wins", "ties", "losses",
+        for method in dict.fromkeys(table["method"]):
+            r = pooled_row(table, method)
+            rows.append({"metric": metric, "method": method, "baseline": r["baseline"], "unit": r["model"],
+                         "n": r["n_pairs"], "wins": r["wins"], "ties": r["ties"], "losses": r["losses"],
+                         "mean_diff": r["mean_diff"], "p_value": r["p_value"], "verdict": verdict(r, metric, alpha)})
+    return pd.DataFrame(rows, columns=["metric", "method", "baseline", "unit", "n", "wins", "ties", "losses",
                                        "mean_diff", "p_value", "verdict"])
+
+
+def verdicts_by_seed(results: pd.DataFrame, order: Sequence[str], baseline: str = "random",
+                     alpha: float = 0.05) -> pd.DataFrame:
+    """:func:`verdict_table` computed on each seed's runs alone, side by side.
+
+    One row per (metric, method) with a column ``seed <s>`` per seed (the verdict and, in
+    brackets, its W/T/L and p) and ``holds``: whether every seed gives the same verdict. Metrics
+    are the reported test metrics and the convergence metrics of the validation curves
+    (``results`` must then carry the curves' convergence rows: pass the concatenation, see
+    :func:`write_report`). Empty when the results hold fewer than two seeds.
+    """
+    ok = _ok(results)
+    seeds = sorted(ok["seed"].dropna().unique())
+    if len(seeds) < 2:
+        return pd.DataFrame(columns=["metric", "method", "holds"])
+    metrics = [m for m in (*REPORTED_METRICS, *CONVERGENCE_METRICS) if m in ok and ok[m].notna().any()]
+    per_seed = {}
+    for seed in seeds:
+        part = results[results["seed"] == seed]
+        per_seed[seed] = verdict_table({m: wilcoxon_table(part, m, baseline, order) for m in metrics}, alpha)
+    frame = None
+    for seed, table in per_seed.items():
+        col = table.assign(**{f"seed {int(seed)}": [
+            f"{r.verdict} ({r.wins}/{r.ties}/{r.losses}, p = {_p(r.p_value)}, n = {r.n})" for r in table.itertuples()]})
+        col = col[["metric", "method", f"seed {int(seed)}", "verdict"]].rename(columns={"verdict": f"_v{seed}"})
+        frame = col if frame is None else frame.merge(col, on=["metric", "method"], how="outer")
+    verdict_cols = [f"_v{seed}" for seed in seeds]
+    frame["holds"] = frame[verdict_cols].nunique(axis=1, dropna=False).eq(1).map({True: "yes", False: "no"})
+    return frame.drop(columns=verdict_cols)
 
 
 def _metric_findings(results: pd.DataFrame, metric: str, order: list[str], baseline: str, alpha: float,
@@ -995,18 +1050,19 @@ def _metric_findings(results: pd.DataFrame, metric: str, order: list[str], basel
         lines.append(f"- No finished `{baseline}` cells, so no method can be compared with it.")
     for method in [m for m in order if m != baseline]:
         rows = table[table["method"] == method]
-        pooled = rows[rows["model"] == "all (block means)"].iloc[0]
-        per_model = rows[rows["model"] != "all (block means)"]
+        pooled = pooled_row(table, method)
+        per_model = rows[~rows["model"].isin([POOLED_BLOCKS, POOLED_RUNS])]
         w, t, l = int(pooled["wins"]), int(pooled["ties"]), int(pooled["losses"])
         n = w + t + l
+        unit = _unit_name(pooled)
         if n == 0:
-            lines.append(f"- **{method}** has no (dataset, model) block in common with {baseline}.")
+            lines.append(f"- **{method}** has no paired run in common with {baseline}.")
             continue
         diff = pooled["mean_diff"]
-        text = (f"- **{method} vs {baseline}** ({n} paired (dataset, model) blocks; per model "
-                f"{', '.join(f'{r.model} {r.n_pairs} folds' for r in per_model.itertuples())}): "
+        text = (f"- **{method} vs {baseline}** ({n} {unit}; per model "
+                f"{', '.join(f'{r.model} {r.n_pairs} runs' for r in per_model.itertuples())}): "
                 f"{method} wins {w}, ties {t}, loses {l}; mean difference ({method} − {baseline}) {diff:+.4f}. "
-                f"Wilcoxon over block means: p = {_p(pooled['p_value'])}"
+                f"Wilcoxon over the {unit}: p = {_p(pooled['p_value'])}"
                 + (f" ({pooled['note']})" if pooled["note"] else "") + ". Per model: "
                 + ", ".join(f"{r.model} p = {_p(r.p_value)} ({r.wins}/{r.ties}/{r.losses} W/T/L)"
                             for r in per_model.itertuples()) + ".")
@@ -1042,7 +1098,8 @@ def findings(results: pd.DataFrame, methods: Sequence[str] | None = None, baseli
              wilcoxon: dict[str, pd.DataFrame] | None = None,
              friedman: dict[str, FriedmanResult] | None = None,
              convergence: pd.DataFrame | None = None,
-             convergence_wilcoxon: dict[str, pd.DataFrame] | None = None) -> str:
+             convergence_wilcoxon: dict[str, pd.DataFrame] | None = None,
+             by_seed: pd.DataFrame | None = None) -> str:
     """Generated markdown saying, per reported metric, what the numbers show.
 
     For each method against ``baseline``: the number of paired blocks, win / tie / loss over
@@ -1055,7 +1112,8 @@ def findings(results: pd.DataFrame, methods: Sequence[str] | None = None, baseli
 
     ``wilcoxon`` / ``friedman`` / ``convergence_wilcoxon`` may pass tables already computed
     (keyed by metric, same ``methods``, ``baseline`` and ``alpha``); ``excluded`` is the number
-    of cells :func:`select_main_setting` left out, for the record.
+    of cells :func:`select_main_setting` left out, for the record. ``by_seed``
+    (:func:`verdicts_by_seed`) adds a last part: which verdicts hold for every seed.
     """
     ok = _ok(results)
     order = _method_order(ok["method"], methods)
@@ -1088,6 +1146,18 @@ def findings(results: pd.DataFrame, methods: Sequence[str] | None = None, baseli
         for metric in CONVERGENCE_METRICS:
             lines += _metric_findings(convergence, metric, conv_order, baseline, alpha,
                                       (convergence_wilcoxon or {}).get(metric), None)
+    if by_seed is not None and len(by_seed):
+        seed_cols = [c for c in by_seed.columns if c.startswith("seed ")]
+        held = by_seed[by_seed["holds"] == "yes"]
+        lines += ["# Robustness across seeds", "",
+                  f"Each verdict recomputed on the runs of one seed at a time ({', '.join(seed_cols)}; same folds, "
+                  f"other model initialisation and batch draws): {len(held)} of {len(by_seed)} (metric, method) "
+                  "verdicts are the same for every seed.", ""]
+        for row in by_seed.to_dict("records"):
+            status = "holds" if row["holds"] == "yes" else "**does not hold**"
+            lines.append(f"- {row['method']} on {row['metric']}: {status}: "
+                         + "; ".join(f"{c}: {row[c]}" for c in seed_cols if c in row) + ".")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -1216,8 +1286,10 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
     text("tables", "tables/wilcoxon.md",
          "Two-sided Wilcoxon signed-rank test (scipy) of each method against random: per model over "
          "(dataset, fold) pairs matched on dataset, fold and seed; `all (block means)` over the "
-         "(dataset, model) means. mean_diff = method − random. W/T/L: per model over data sets, "
-         "for `all` over blocks (means rounded to 4 decimals, in the metric's direction).\n\n"
+         "(dataset, model) means; `all (paired runs)` over every paired run of all models. mean_diff = "
+         "method − random. W/T/L: per model over data sets, for the pooled rows over their units "
+         f"(differences within the tie margin are ties). Verdicts use the block means with at least "
+         f"{MIN_BLOCKS} blocks, else the paired runs.\n\n"
          + to_markdown(wil, floatfmt=".4g"))
 
     # convergence speed on the validation curves, against random
@@ -1236,10 +1308,17 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
     verdicts = verdict_table({**wilcoxon, **conv_wilcoxon}, alpha)
     text("tables", "tables/verdicts.csv", verdicts.to_csv(index=False, float_format="%.6g"))
     text("tables", "tables/verdicts.md",
-         "Verdict of each method against random per metric (blocks = paired (dataset, model) blocks; a "
-         "difference within the tie margin is a tie and counts as zero in the Wilcoxon test over block "
-         f"means; better / worse need p < {alpha:g}, more wins than losses (or the reverse) and a mean "
-         "difference beyond the margin).\n\n" + to_markdown(verdicts, floatfmt=".4g"))
+         "Verdict of each method against random per metric. `unit`: what the Wilcoxon test pairs, "
+         f"(dataset, model) block means when there are at least {MIN_BLOCKS} blocks, else the paired "
+         "runs (dataset, model, fold, seed); `n`: how many. A difference within the tie margin is a tie "
+         f"and counts as zero in the test; better / worse need p < {alpha:g}, more wins than losses (or "
+         "the reverse) and a mean difference beyond the margin.\n\n" + to_markdown(verdicts, floatfmt=".4g"))
+    by_seed = verdicts_by_seed(pd.concat([results, convergence], ignore_index=True), order, "random", alpha)
+    seed_text = ("The verdicts of `verdicts.md` computed on each seed's runs alone (model initialisation and "
+                 "batch draws differ between seeds; folds are the same). `holds`: every seed gives the same "
+                 "verdict.\n\n")
+    text("tables", "tables/verdicts_by_seed.md",
+         seed_text + (to_markdown(by_seed) if len(by_seed) else "Only one seed in the results.\n"))
 
     # Friedman / Nemenyi
     friedman = {metric: friedman_nemenyi(results, metric, order, alpha) for metric in REPORTED_METRICS}
@@ -1274,7 +1353,7 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         written["plots"].append(write_text_atomic(frame.to_csv(index=False, float_format="%.6g"), path))
     text("findings", "findings.md", findings(results, order, "random", alpha, excluded=len(excluded),
                                              wilcoxon=wilcoxon, friedman=friedman, convergence=convergence,
-                                             convergence_wilcoxon=conv_wilcoxon))
+                                             convergence_wilcoxon=conv_wilcoxon, by_seed=by_seed))
 
     # remove files of our own patterns that this run did not write (e.g. a dropped data set)
     keep = {p.resolve() for paths in written.values() for p in paths}
