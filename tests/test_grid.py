@@ -38,6 +38,9 @@ def test_local_pool_matches_sequential(tmp_path, prepared_dir):
     par = run_grid(tiny_cells(), spec_for(tmp_path / "par", prepared_dir), n_jobs=2, progress=False)
     assert len(metrics_of(seq)) == 4
     assert metrics_of(seq) == metrics_of(par)
+    # results come back in the order of the cells, not in the order the two slots finish them
+    for results in (seq, par):
+        assert [Cell(**r["cell"]) for r in results] == tiny_cells()
 
 
 def test_failing_cell_is_reported_and_the_rest_finish(tmp_path, prepared_dir, capsys):
@@ -61,6 +64,8 @@ def test_rerun_executes_only_missing_cells(tmp_path, prepared_dir, monkeypatch):
     results = run_grid(cells, spec, n_jobs=1, progress=False)
     assert [c for c, wu in executed if not wu] == cells[2:]
     assert len(metrics_of(results)) == 4
+    # the two cells read back from the first run keep their places at the front
+    assert [Cell(**r["cell"]) for r in results] == cells
 
 
 def test_ray_executor_matches_local(tmp_path, prepared_dir):

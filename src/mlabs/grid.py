@@ -147,8 +147,8 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
     Returns
     -------
     list of dict
-        One result per cell (``status`` "ok" or "failed" with ``error``), or per warm-up
-        with ``warmup_only``.
+        One result per cell, in the order of ``cells`` (``status`` "ok" or "failed" with
+        ``error``), or per warm-up with ``warmup_only``.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
@@ -168,7 +168,7 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
         workers = min(n_jobs or os.cpu_count() or 1, tasks)
         backend = (_PoolBackend(spec, workers) if workers > 1 else _SerialBackend(spec)) if tasks else None
 
-    results: list[dict] = []
+    results: dict[Cell, dict] = {}  # returned in the order of ``cells``, whatever order they finish in
     warm_results: list[dict] = [{"status": "ok", "cell": dict(c.__dict__)}
                                 for c in warmups if c not in warm_todo]
     bar = _bar(total, total - (len(warm_todo) if warmup_only else len(cell_todo)), progress)
@@ -194,11 +194,11 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
                         backend.submit(c, False)
                 else:  # its cells fail with it, once each, without running
                     for c in dependants:
-                        results.append({"status": "failed", "cell": dict(c.__dict__),
-                                        "error": f"warm-up failed: {result.get('error')}"})
+                        results[c] = {"status": "failed", "cell": dict(c.__dict__),
+                                      "error": f"warm-up failed: {result.get('error')}"}
                         bar.update(1)
             else:
-                results.append(result)
+                results[cell] = result
                 bar.update(1)
     finally:
         bar.close()
@@ -208,10 +208,11 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
         _summarise(warm_results, progress)
         return warm_results
     for c in cells:  # cells finished in an earlier run
-        if c not in cell_todo:
-            results.append(load_result(cell_dir(spec.out_root, c)))
-    _summarise(results, progress)
-    return results
+        if c not in results:
+            results[c] = load_result(cell_dir(spec.out_root, c))
+    ordered = [results[c] for c in cells]
+    _summarise(ordered, progress)
+    return ordered
 
 
 def _estimate(cell_todo: list[Cell], warm_todo: list[Cell], n_done: int, spec: GridSpec, executor: str,
