@@ -50,7 +50,12 @@ def select_features(X, ratio: float) -> tuple[np.ndarray | sp.csr_matrix, np.nda
     if k == d:
         kept = np.arange(d, dtype=np.int64)
     else:
-        sums = np.asarray(X.sum(axis=0), dtype=np.float64).ravel()
+        # Missing values ('?', NaN) count as 0 in the ranking.
+        if sp.issparse(X):
+            X = sp.csr_matrix(X)
+            sums = np.bincount(X.indices, weights=np.nan_to_num(X.data, nan=0.0), minlength=d)
+        else:
+            sums = np.nansum(np.asarray(X, dtype=np.float64), axis=0)
         # Stable descending order: ties keep the lower column index first.
         order = np.argsort(-sums, kind="stable")
         kept = np.sort(order[:k]).astype(np.int64)
@@ -84,7 +89,7 @@ def filter_labels(Y, min_positives: int = 21) -> tuple[np.ndarray, np.ndarray]:
     kept = np.flatnonzero(counts >= min_positives).astype(np.int64)
     if kept.size == 0:
         raise DataError(f"no label has at least {min_positives} positives (largest count {int(counts.max(initial=0))}); "
-                        "lower min_label_positives")
+                        "lower data.min_label_positives in params.yaml")
     return Y[:, kept], kept
 
 
@@ -192,7 +197,7 @@ def _registry_ratio(name) -> float:
 
 
 def prepare(data: MultiLabelData, feature_ratio: float | None = None, min_label_positives: int = 21,
-            n_folds: int = 5, seed: int = 0) -> PreparedData:
+            n_folds: int = 5, seed: int = 0, batch_size: int | None = None) -> PreparedData:
     """Feature selection, label filtering and fold assignment (``method.md`` section 6).
 
     Parameters
@@ -205,24 +210,39 @@ def prepare(data: MultiLabelData, feature_ratio: float | None = None, min_label_
         Labels with fewer positives in the whole data set are dropped (21 = "drop <= 20").
     n_folds, seed : int
         Passed to :func:`make_folds`; the same seed gives the same folds.
+    batch_size : int, optional
+        The training batch size: the training part of every fold (the other ``n_folds - 1`` folds)
+        must hold at least one full batch.
+
+    Raises
+    ------
+    DataError
+        Too few instances for the folds and the batch size; no label left after filtering (the
+        messages name the data set, its files and the setting to change).
 
     Notes
     -----
-    Scaling is *not* done here: it is fitted per fold on the training part by :func:`fold_split`.
-    A sparse ``X`` stays sparse.
+    Scaling is *not* done here: it is fitted per fold on the training part by :func:`fold_split`,
+    which also imputes missing values (NaN). A sparse ``X`` stays sparse.
     """
     if not isinstance(data, MultiLabelData):
         raise TypeError(f"data must be a MultiLabelData, got {type(data).__name__}")
+    where = f"data set {data.name!r}" + (f" ({', '.join(data.files)})" if data.files else "")
+    n = data.n_samples
+    if batch_size is not None:
+        # the smallest training part: all folds but the largest one (ceil(n / n_folds) instances)
+        n_train = n - -(-n // int(n_folds))
+        if n_train < int(batch_size):
+            raise DataError(f"{where}: {n} instances leave {n_train} for training in a fold of {n_folds}-fold "
+                            f"cross-validation, fewer than one batch of {batch_size}; lower train.batch_size or "
+                            "data.n_folds in params.yaml, or use a larger data set")
     ratio = _registry_ratio(data.name) if feature_ratio is None else float(feature_ratio)
     X, fkept = select_features(data.X, ratio)
-    if sp.issparse(X):
-        has_nan = np.isnan(X.data).any()
-    else:
-        has_nan = np.isnan(X).any()
-    if has_nan:
-        raise DataError(f"data set {data.name!r} has missing feature values; impute them before prepare()")
-    Y, lkept = filter_labels(data.Y, min_label_positives)
-    fold, part = make_folds(Y, n_folds=n_folds, seed=seed)
+    try:
+        Y, lkept = filter_labels(data.Y, min_label_positives)
+        fold, part = make_folds(Y, n_folds=n_folds, seed=seed)
+    except DataError as exc:
+        raise DataError(f"{where}: {exc}") from None
     return PreparedData(
         X=X, Y=np.ascontiguousarray(Y, dtype=np.uint8), fold=fold, part=part,
         feature_names=[data.feature_names[j] for j in fkept], label_names=[data.label_names[j] for j in lkept],
@@ -268,7 +288,10 @@ def _dense_rows(X, idx) -> np.ndarray:
 def fold_split(prepared: PreparedData, fold: int) -> Split:
     """Training (the other folds), validation and test (the two halves of ``fold``) matrices.
 
-    Min-max scaling is fitted on the training part only: ``(x - min_train) / (max_train - min_train)``.
+    Missing values (NaN, from ``?`` in the ARFF file) are replaced by the mean of their column over
+    the training part (0 where the whole training column is missing), so no validation or test
+    value is used. Min-max scaling is then fitted on the training part only:
+    ``(x - min_train) / (max_train - min_train)``.
     Validation and test values are not clipped and may fall outside [0, 1]. Columns constant on the
     training part carry no learnable information and become 0 in every part.
 
@@ -293,6 +316,14 @@ def fold_split(prepared: PreparedData, fold: int) -> Split:
         raise DataError(f"data set {prepared.name!r}, fold {fold}: label(s) {names} have no positive instance in "
                         "the training part; raise min_label_positives or use fewer folds")
     X_train = _dense_rows(prepared.X, train_idx)
+    X_val, X_test = _dense_rows(prepared.X, val_idx), _dense_rows(prepared.X, test_idx)
+    if np.isnan(X_train).any() or np.isnan(X_val).any() or np.isnan(X_test).any():
+        with np.errstate(invalid="ignore"):
+            counts = (~np.isnan(X_train)).sum(axis=0)
+            fill = np.where(counts > 0, np.nansum(X_train, axis=0) / np.maximum(counts, 1), 0.0)
+        for A in (X_train, X_val, X_test):
+            rows, cols = np.nonzero(np.isnan(A))
+            A[rows, cols] = fill[cols]
     lo = X_train.min(axis=0)
     rng = X_train.max(axis=0) - lo
     constant = rng == 0
@@ -308,8 +339,8 @@ def fold_split(prepared: PreparedData, fold: int) -> Split:
 
     return Split(
         X_train=scale(X_train), Y_train=labels(train_idx),
-        X_val=scale(_dense_rows(prepared.X, val_idx)), Y_val=labels(val_idx),
-        X_test=scale(_dense_rows(prepared.X, test_idx)), Y_test=labels(test_idx),
+        X_val=scale(X_val), Y_val=labels(val_idx),
+        X_test=scale(X_test), Y_test=labels(test_idx),
         train_idx=train_idx, val_idx=val_idx, test_idx=test_idx, fold=fold,
         label_names=list(prepared.label_names), feature_names=list(prepared.feature_names),
         scale_min=lo, scale_range=np.where(constant, 0.0, rng),

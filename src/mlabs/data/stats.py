@@ -47,7 +47,8 @@ def statistics_row(raw: MultiLabelData, prepared) -> dict:
     """One row of the data-set statistics table: the raw data and what preprocessing kept.
 
     Primed keys (``d'``, ``q'``, ``cardinality'``, ``MeanIR'``, ``label-less'``) describe
-    ``prepared`` (a :class:`PreparedData`, or anything with ``X`` and ``Y``).
+    ``prepared`` (a :class:`PreparedData`, or anything with ``X`` and ``Y``); ``labels dropped``
+    counts the labels removed by the ``min_label_positives`` rule.
     """
     r, a = dataset_statistics(raw), dataset_statistics(prepared)
     return {
@@ -55,6 +56,7 @@ def statistics_row(raw: MultiLabelData, prepared) -> dict:
         "cardinality": r["cardinality"], "density": r["density"], "MeanIR": r["mean_ir"],
         "max IRLbl": r["max_ir"], "distinct label sets": r["distinct_labelsets"],
         "label-less": r["labelless"], "d'": a["features"], "q'": a["labels"],
+        "labels dropped": r["labels"] - a["labels"],
         "cardinality'": a["cardinality"], "MeanIR'": a["mean_ir"], "label-less'": a["labelless"],
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -45,10 +46,22 @@ def save_prepared(prepared: PreparedData, path: str | os.PathLike) -> Path:
     else:
         arrays["X"] = np.asarray(prepared.X)
     with atomic_path(path) as tmp:
-        # A file object, so that numpy does not append ".npz" to the temporary name.
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+        _write_npz(tmp, arrays)
     return path
+
+
+def _write_npz(path: Path, arrays: dict) -> None:
+    """``np.savez_compressed`` with fixed zip timestamps: the same arrays give the same bytes.
+
+    DVC compares outputs by hash, so a re-run of the prepare stage that yields the same data leaves
+    the training stages up to date instead of invalidating them through a new timestamp.
+    """
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for key, value in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
 
 
 def load_prepared(path: str | os.PathLike) -> PreparedData:
