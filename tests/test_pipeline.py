@@ -68,12 +68,12 @@ TINY = {
 }
 
 
-def _papermill(nb: str, out: Path, cwd: Path, **params) -> None:
+def _papermill(nb: str, out: Path, cwd: Path, data_dir: Path = ROOT / "data", **params) -> None:
     cmd = [sys.executable, "-m", "papermill", str(ROOT / "notebooks" / f"{nb}.ipynb"), str(out),
            "-k", "mlabs", "--log-level", "WARNING", "--cwd", str(cwd)]
     for k, v in params.items():
         cmd += ["-p", k, str(v)]
-    env = dict(os.environ, MLABS_QUIET="1", MLABS_DATA_DIR=str(ROOT / "data"))
+    env = dict(os.environ, MLABS_QUIET="1", MLABS_DATA_DIR=str(data_dir))
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert res.returncode == 0, f"{nb} failed:\n{res.stderr[-3000:]}"
 

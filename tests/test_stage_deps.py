@@ -117,4 +117,4 @@ def test_stage_declares_the_params_its_notebook_reads(stage, notebook, deps, par
 def test_closure_follows_relative_and_lazy_imports():
     files = {str(p) for p in _closure({"mlabs.grid"})}
     # grid imports training at the top and data inside a function; training imports selection
-    assert {"src/mlabs/training.py", "src/mlabs/data.py", "src/mlabs/selection/registry.py"} <= files
+    assert {"src/mlabs/training.py", "src/mlabs/data/preprocess.py", "src/mlabs/selection/registry.py"} <= files
