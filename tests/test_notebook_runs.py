@@ -94,12 +94,17 @@ def _fake_python(path: Path, label: str) -> None:
 
 def test_wrapper_finds_the_project_venv_from_a_temporary_experiment_copy(tmp_path):
     """`dvc exp run --temp` runs the stage in .dvc/tmp/exps/...; the venv is found upwards."""
-    _fake_python(tmp_path / "repo/.venv/bin/python", "venv-python")
+    (tmp_path / "repo/.venv/bin").mkdir(parents=True)
+    (tmp_path / "repo/.venv/bin/python").write_text('#!/bin/sh\necho venv-python "$PYTHONPATH" "$@"\n')
+    (tmp_path / "repo/.venv/bin/python").chmod(0o755)
     script = _copy_scripts(tmp_path / "repo/.dvc/tmp/exps/standalone/tmp123/scripts")
     env = {"PATH": "/usr/bin:/bin"}  # no venv on PATH, as when DVC is started as .venv/bin/dvc
     out = subprocess.run(["sh", str(script), "in.ipynb", "out.ipynb"], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split()[0] == "venv-python" and out.stdout.split()[-2:] == ["in.ipynb", "out.ipynb"]
+    words = out.stdout.split()
+    assert words[0] == "venv-python" and words[-2:] == ["in.ipynb", "out.ipynb"]
+    # the copy's own source comes first on the path
+    assert words[1] == str(script.parent.parent / "src")
 
 
 def test_wrapper_prefers_mlabs_python_then_path(tmp_path):
