@@ -101,3 +101,21 @@ def test_environment_yml_uses_the_lock_and_documents_the_kernel():
     [torch_pin] = set(re.findall(r"torch==[\w.]+", makefile))
     assert torch_pin in pip  # the same torch as `make setup`
     assert "ipykernel install --sys-prefix --name mlabs" in text  # the post-create command
+
+
+@pytest.mark.slow
+def test_fresh_clone_pull_restores_the_study(tmp_path):
+    """What a DVC user types first: clone, `dvc pull`, `dvc status` (nothing to reproduce)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("dvc")
+    clone = tmp_path / "clone"
+    res = subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"not a git checkout: {res.stderr.strip()}")
+    dvc = [sys.executable, "-m", "dvc"]
+    pull = subprocess.run(dvc + ["pull", "-q"], cwd=clone, capture_output=True, text=True, timeout=600)
+    assert pull.returncode == 0, pull.stderr[-2000:]
+    status = subprocess.run(dvc + ["status", "--json"], cwd=clone, capture_output=True, text=True, timeout=600)
+    assert status.returncode == 0 and json.loads(status.stdout or "{}") == {}, status.stdout[-2000:]
