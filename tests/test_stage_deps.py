@@ -83,7 +83,7 @@ def _instances():
     """(stage name, notebook, deps, params) for every stage and every model of a per-model stage."""
     for name, stage in STAGES.items():
         body = stage.get("do", stage)
-        notebook = re.search(r"papermill\s+(\S+)", body["cmd"]).group(1)
+        notebook = re.search(r"run-notebook\s+(\S+)", body["cmd"]).group(1)
         models = MODEL_NAMES if "item.model" in json.dumps(body) else [None]
         for model in models:
             deps = [str(d).replace("${item.model}", model or "") for d in body.get("deps", [])]

@@ -9,7 +9,7 @@ Reads the result tree written by :mod:`mlabs.training` (one folder per cell,
 - the Friedman test over all (data set, model) blocks with the Nemenyi post-hoc
   test and a critical-difference diagram;
 - convergence, "hard minority samples", minority-selection and sensitivity figures;
-- ``metrics.json`` (DVC metrics), ``plots/curves_<method>.csv`` (DVC plots) and
+- ``metrics.json`` (DVC metrics), ``plots/val_macro_auc.csv`` and ``plots/train_bce.csv`` (DVC plots, one column per method) and
   ``findings.md``, a generated plain-language summary of what the numbers show.
 
 The statistics come from scipy (``wilcoxon``, ``friedmanchisquare``) and
@@ -955,21 +955,50 @@ def headline_metrics(results: pd.DataFrame, methods: Sequence[str] | None = None
     return out
 
 
-def plot_data(curves: pd.DataFrame, methods: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
-    """Per method, ``epoch, val_macro_auc, train_loss`` averaged over data sets x models x folds.
+#: the DVC plots of ``dvc.yaml``: file stem in ``plots/`` -> its curve (one column per method)
+PLOT_CURVES = ("val_macro_auc", "train_bce")
 
-    Each epoch averages whichever runs reach it (data sets may train for different numbers
-    of epochs). Returns ``{method: frame}`` ready for ``plots/curves_<method>.csv``.
+
+def _train_bce(curves: pd.DataFrame) -> pd.Series:
+    """Mean per-sample training BCE of each row: the mean of the loss table the selection uses.
+
+    ``loss_minority`` and ``loss_rest`` are that table's means over the samples with and without a
+    minority label, and ``minority_share_train`` is the share of the former, so their weighted
+    mean is the table's mean. Unlike ``train_loss`` (each model's own objective, whose scale
+    differs by 100x between models) it is the same quantity for every model.
     """
+    if not {"loss_minority", "loss_rest", "minority_share_train"} <= set(curves):
+        return pd.Series(np.nan, index=curves.index)
+    share = curves["minority_share_train"].astype(float)
+    lm, lr = curves["loss_minority"].astype(float), curves["loss_rest"].astype(float)
+    mixed = share * lm + (1 - share) * lr
+    return pd.Series(np.where(share >= 1, lm, np.where(share <= 0, lr, mixed)), index=curves.index)
+
+
+def plot_data(curves: pd.DataFrame, methods: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
+    """The DVC plot files: per curve of :data:`PLOT_CURVES`, ``epoch`` and one column per method.
+
+    Each value averages the method's runs (data sets x models x folds) that reach the epoch (data
+    sets may train for different numbers of epochs). ``val_macro_auc`` is the validation
+    macro-AUC; ``train_bce`` is the mean per-sample training BCE the selection uses (see
+    :func:`_train_bce`), comparable across models. Every method of ``methods`` gets a column,
+    empty when it has no finished run, so that ``dvc.yaml`` can name the profile's methods;
+    without ``methods`` the columns are the methods present. Returns ``{name: frame}`` for
+    ``plots/<name>.csv``.
+    """
+    order = list(dict.fromkeys(methods)) if methods is not None else _method_order(curves["method"])
+    if curves.empty or not order:
+        return {}
+    frame = curves.assign(train_bce=_train_bce(curves))
+    epochs = pd.Index(sorted(frame["epoch"].dropna().astype(int).unique()), name="epoch")
     out = {}
-    if curves.empty:
-        return out
-    for method in _method_order(curves["method"], methods):
-        runs = curves[curves["method"] == method]
-        cols = [c for c in ("val_macro_auc", "train_loss") if c in runs]
-        frame = runs.groupby("epoch")[cols].mean().reset_index()
-        frame["epoch"] = frame["epoch"].astype(int)
-        out[method] = frame[["epoch"] + cols]
+    for name in PLOT_CURVES:
+        if name not in frame:
+            continue
+        wide = frame.groupby(["epoch", "method"])[name].mean().unstack("method")
+        wide.index = wide.index.astype(int)
+        out[name] = wide.reindex(index=epochs, columns=order).reset_index()
+        out[name].columns.name = None
     return out
 
 
@@ -1206,7 +1235,7 @@ def failed_markdown(results: pd.DataFrame, excluded: pd.DataFrame | None = None)
 #: Report files whose names depend on the data (data sets, methods, metrics); those left over
 #: from an earlier run are removed. Fixed-name files are simply overwritten.
 _OWNED_PATTERNS = ("tables/main_*.md", "tables/main_*.csv", "figures/convergence_*.png",
-                   "figures/motivation_*.png", "figures/cd_*.png", "plots/curves_*.csv")
+                   "figures/motivation_*.png", "figures/cd_*.png", "plots/*.csv")
 
 
 def _safe_name(name: str) -> str:
@@ -1348,8 +1377,8 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
     # DVC metrics and plots, findings
     headline = headline_metrics(results, order, friedman=friedman["macro_auc"], convergence=convergence)
     written["metrics"].append(write_json_atomic(headline, out / "metrics.json"))
-    for method, frame in plot_data(curves, order).items():
-        path = out / f"plots/curves_{_safe_name(method)}.csv"
+    for name, frame in plot_data(curves, methods if methods is not None else order).items():
+        path = out / f"plots/{name}.csv"
         written["plots"].append(write_text_atomic(frame.to_csv(index=False, float_format="%.6g"), path))
     text("findings", "findings.md", findings(results, order, "random", alpha, excluded=len(excluded),
                                              wilcoxon=wilcoxon, friedman=friedman, convergence=convergence,

@@ -577,14 +577,21 @@ def run_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.PathL
 
     A non-finite loss (or any other error) writes ``result.json`` with
     ``status: "failed"`` and the message naming the cell and epoch, so the
-    other cells of a grid continue; running the cell again retries it.
+    other cells of a grid continue; running the cell again retries it. A
+    finished (``ok``) ``result.json`` is never replaced by a failure: the
+    failure is only returned.
     """
     try:
         return train_cell(cell, split, config, warmup_root, out_root, progress)
     except Exception as exc:  # any failure is recorded, so the report lists it
         out = cell_dir(out_root, cell)
-        out.mkdir(parents=True, exist_ok=True)
         result = {"status": "failed", "cell": dataclasses.asdict(cell),
                   "error": f"{type(exc).__name__}: {exc}"}
+        finished = load_result(out)
+        if finished is not None and finished.get("status") == "ok":
+            # a retry under other settings failed: the finished result stays, the failure is returned
+            result["error"] += f" (the finished {out / 'result.json'} was kept)"
+            return result
+        out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(result, out / "result.json")
         return result
