@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._scored import ScheduledSampler
+from .scheduled import ScheduledSampler
 from ._validation import check_positive_int
 
 __all__ = ["OnlineBatchSampler"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._scored import ScheduledSampler, binary_entropy_bits
+from .scheduled import ScheduledSampler, binary_entropy_bits
 from ._validation import check_positive_int
 
 __all__ = ["RecencyBiasSampler"]

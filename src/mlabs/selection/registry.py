@@ -5,11 +5,13 @@ from __future__ import annotations
 import inspect
 
 from .active_bias import ActiveBiasSampler
+from .adaptive import AdaptiveBatchSampler
 from .balanced import BalancedBatchSampler
+from .chain import ChainBatchSampler
 from .d2ace import D2ACEBatchSampler
 from .online_batch import OnlineBatchSampler
+from .random import RandomBatchSampler
 from .recency_bias import RecencyBiasSampler
-from .samplers import AdaptiveBatchSampler, ChainBatchSampler, RandomBatchSampler
 from .uncertainty import UncertaintyBatchSampler
 
 __all__ = ["SAMPLERS", "make_sampler", "needs_predictions"]

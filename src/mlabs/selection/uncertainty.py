@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._scored import ScheduledSampler, binary_entropy_bits
+from .scheduled import ScheduledSampler
 from ._validation import check_positive_int
 
 __all__ = ["UncertaintyBatchSampler"]
@@ -61,7 +61,7 @@ class UncertaintyBatchSampler(ScheduledSampler):
 
     def label_uncertainty(self) -> torch.Tensor:
         """``E`` (N, q): half mean absolute change, half binary entropy of the latest prediction."""
-        e = 0.5 * self._window.mean_abs_change() + 0.5 * binary_entropy_bits(self._window.latest())
+        e = self._window.uncertainty()
         e = e.clamp_(max=1.0)
         if self._epoch >= self.bin_from_epoch:
             k = self.n_bins
