@@ -105,12 +105,13 @@ class AdaptiveBatchSampler(EpochBatchSampler):
     The same sampler works as ``DataLoader(dataset, batch_sampler=sampler)``.
     """
 
-    #: what the training protocol gives this sampler (see :mod:`mlabs.selection.registry`)
+    options = ("score", "quantize", "refresh_every", "k_neighbors")
+    takes_labels = True
+    has_warmup = True
     uses_selection_pressure = True
     needs_features = True
+    needs_epochs = False
     needs_predictions = False
-    #: the options ``selection.adaptive`` of ``params.yaml`` may set
-    options = ("score", "quantize", "refresh_every", "k_neighbors")
 
     def __init__(self, labels, batch_size: int, *, selection_pressure: float = 2.0, warmup_epochs: int = 3,
                  features=None, score: str = "weighted_loss", quantize: bool = True,

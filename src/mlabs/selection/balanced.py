@@ -42,12 +42,13 @@ class BalancedBatchSampler(EpochBatchSampler):
     never drawn after warm-up.
     """
 
-    #: what the training protocol gives this sampler (see :mod:`mlabs.selection.registry`)
+    options = ()
+    takes_labels = True
+    has_warmup = True
     uses_selection_pressure = False
     needs_features = False
+    needs_epochs = False
     needs_predictions = False
-    #: the options ``selection.balanced`` of ``params.yaml`` may set
-    options = ()
 
     def __init__(self, labels, batch_size: int, *, warmup_epochs: int = 3, seed: int = 0, device="cpu"):
         device = torch.device(device)

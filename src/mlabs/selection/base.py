@@ -53,6 +53,23 @@ class EpochBatchSampler(Sampler):
         Epochs of shuffled batches before :meth:`_selection_plan` takes over.
     """
 
+    # What the training protocol gives a sampler (:func:`mlabs.selection.make_sampler`); every
+    # registered class declares its own.
+    #: the options of ``selection.<method>`` in ``params.yaml`` the class takes
+    options: tuple[str, ...] = ()
+    #: the first argument is the label matrix (else the number of samples)
+    takes_labels = True
+    #: takes ``warmup_epochs``
+    has_warmup = True
+    #: takes the cell's selection pressure s_e
+    uses_selection_pressure = False
+    #: takes the scaled training features
+    needs_features = False
+    #: takes the total ``epochs`` (a schedule over the run)
+    needs_epochs = False
+    #: ``update`` needs ``probabilities`` (predicted label probabilities)
+    needs_predictions = False
+
     def __init__(self, n_samples: int, batch_size: int, seed: int, device, warmup_epochs: int = 0):
         super().__init__()
         self.n_samples = check_positive_int(n_samples, "n_samples")

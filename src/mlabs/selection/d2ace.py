@@ -59,6 +59,8 @@ class D2ACEBatchSampler(ScheduledSampler):
     warm-up is the protocol's shared one. ``update`` needs ``probabilities``.
     """
 
+    options = ("window", "k_neighbors", "selection_pressure", "selection_pressure_end", "beta_start", "beta_end")
+    needs_features = True
     needs_predictions = True
 
     def __init__(self, labels, batch_size: int, *, features=None, window: int = 5, k_neighbors: int = 6,

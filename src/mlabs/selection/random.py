@@ -28,11 +28,13 @@ class RandomBatchSampler(EpochBatchSampler):
     treat every sampler alike; :meth:`probabilities` is uniform.
     """
 
-    #: what the training protocol gives this sampler (see :mod:`mlabs.selection.registry`)
+    options = ()
+    takes_labels = False
+    has_warmup = False
     uses_selection_pressure = False
     needs_features = False
+    needs_epochs = False
     needs_predictions = False
-    takes_labels = False
 
     def __init__(self, n_samples: int, batch_size: int, seed: int = 0, device="cpu"):
         super().__init__(n_samples, batch_size, seed, device)

@@ -44,6 +44,7 @@ class RecencyBiasSampler(ScheduledSampler):
     ``update`` needs ``probabilities``.
     """
 
+    options = ("window", "threshold", "selection_pressure", "selection_pressure_end")
     needs_predictions = True
 
     def __init__(self, labels, batch_size: int, *, window: int = 5, threshold: float = 0.5,

@@ -137,10 +137,13 @@ class ScheduledSampler(EpochBatchSampler):
 
     #: "rank": exact descending rank (Loshchilov & Hutter); "level": step 1/N on the min-max score
     _rule = "level"
-    #: what the training protocol gives these samplers (see :mod:`mlabs.selection.registry`): their
-    #: own s_e and its schedule over ``epochs``, from their options
+    # what the training protocol gives these samplers (:class:`EpochBatchSampler`): their own s_e
+    # and its schedule over ``epochs``, from their options; each method declares its ``options``
+    takes_labels = True
+    has_warmup = True
     uses_selection_pressure = False
     needs_features = False
+    needs_epochs = True
     needs_predictions = False
 
     def __init__(self, labels, batch_size: int, *, selection_pressure: float, selection_pressure_end,

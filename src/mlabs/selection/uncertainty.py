@@ -47,6 +47,7 @@ class UncertaintyBatchSampler(ScheduledSampler):
     ``probabilities``.
     """
 
+    options = ("window", "selection_pressure", "selection_pressure_end", "n_bins", "bin_from_epoch")
     needs_predictions = True
 
     def __init__(self, labels, batch_size: int, *, window: int = 5, selection_pressure: float = 10.0,

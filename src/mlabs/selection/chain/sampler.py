@@ -56,7 +56,6 @@ class ChainBatchSampler(AdaptiveBatchSampler):
     fallback after a few rejections.
     """
 
-    #: the options ``selection.chain`` of ``params.yaml`` may set (the adaptive sampler's and its own)
     options = AdaptiveBatchSampler.options + ("chain_length", "label_choice")
 
     def __init__(self, labels, batch_size: int, *, chain_length: int = 4, label_choice: str = "argmax",
