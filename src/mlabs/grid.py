@@ -338,9 +338,8 @@ class _PoolBackend:
         for fut in self.futures:
             fut.cancel()
         self.local.shutdown(wait=True)
-        # wait for the worker processes to exit: leaving them to exit in the background saved a
-        # fraction of a second per grid but made Jupyter kernels (papermill) report a
-        # KeyboardInterrupt at shutdown when a notebook ended right after its grid
+        # wait for the worker processes to exit: a Jupyter kernel (papermill) that ends right after
+        # its grid while workers are still exiting reports a KeyboardInterrupt at shutdown
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -1,24 +1,8 @@
 """Multi-label adaptive batch selection (MLABS): hard and imbalanced samples more often.
 
-Example
--------
-Training any multi-label model (``model(x)`` returns logits) with adaptive selection::
-
-    import torch
-    import torch.nn.functional as F
-    from mlabs.selection import AdaptiveBatchSampler
-
-    sampler = AdaptiveBatchSampler(Y_train, batch_size=128, selection_pressure=2.0, features=X_train)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    for epoch in range(100):
-        sampler.set_epoch(epoch)
-        for idx in sampler:
-            logits = model(X_train[idx])
-            per_sample = F.binary_cross_entropy_with_logits(logits, Y_train[idx], reduction="none").mean(1)
-            opt.zero_grad()
-            per_sample.mean().backward()
-            opt.step()
-            sampler.update(idx, per_sample.detach())
+:class:`AdaptiveBatchSampler` keeps the loss table and the static imbalance weights and turns them
+into the selection distribution at every refresh; the batches are drawn by the
+:class:`~mlabs.selection.drawing.BatchDrawer` it holds. Its docstring shows a training loop.
 """
 
 from __future__ import annotations
@@ -106,12 +90,8 @@ class AdaptiveBatchSampler(EpochBatchSampler):
     """
 
     options = ("score", "quantize", "refresh_every", "k_neighbors")
-    takes_labels = True
-    has_warmup = True
     uses_selection_pressure = True
     needs_features = True
-    needs_epochs = False
-    needs_predictions = False
 
     def __init__(self, labels, batch_size: int, *, selection_pressure: float = 2.0, warmup_epochs: int = 3,
                  features=None, score: str = "weighted_loss", quantize: bool = True,

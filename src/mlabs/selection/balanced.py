@@ -43,12 +43,6 @@ class BalancedBatchSampler(EpochBatchSampler):
     """
 
     options = ()
-    takes_labels = True
-    has_warmup = True
-    uses_selection_pressure = False
-    needs_features = False
-    needs_epochs = False
-    needs_predictions = False
 
     def __init__(self, labels, batch_size: int, *, warmup_epochs: int = 3, seed: int = 0, device="cpu"):
         device = torch.device(device)

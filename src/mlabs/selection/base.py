@@ -53,8 +53,8 @@ class EpochBatchSampler(Sampler):
         Epochs of shuffled batches before :meth:`_selection_plan` takes over.
     """
 
-    # What the training protocol gives a sampler (:func:`mlabs.selection.make_sampler`); every
-    # registered class declares its own.
+    # What the training protocol gives a sampler (:func:`mlabs.selection.make_sampler`): every
+    # registered class declares its own ``options`` and the flags that differ from these defaults.
     #: the options of ``selection.<method>`` in ``params.yaml`` the class takes
     options: tuple[str, ...] = ()
     #: the first argument is the label matrix (else the number of samples)

@@ -31,10 +31,6 @@ class RandomBatchSampler(EpochBatchSampler):
     options = ()
     takes_labels = False
     has_warmup = False
-    uses_selection_pressure = False
-    needs_features = False
-    needs_epochs = False
-    needs_predictions = False
 
     def __init__(self, n_samples: int, batch_size: int, seed: int = 0, device="cpu"):
         super().__init__(n_samples, batch_size, seed, device)

@@ -139,12 +139,7 @@ class ScheduledSampler(EpochBatchSampler):
     _rule = "level"
     # what the training protocol gives these samplers (:class:`EpochBatchSampler`): their own s_e
     # and its schedule over ``epochs``, from their options; each method declares its ``options``
-    takes_labels = True
-    has_warmup = True
-    uses_selection_pressure = False
-    needs_features = False
     needs_epochs = True
-    needs_predictions = False
 
     def __init__(self, labels, batch_size: int, *, selection_pressure: float, selection_pressure_end,
                  warmup_epochs: int = 3, epochs: int = 100, window: int | None = None, seed: int = 0,
