@@ -27,7 +27,6 @@ loses at most that much work; a finished cell writes
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
