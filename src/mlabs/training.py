@@ -448,13 +448,14 @@ def run_warmup(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
 
 
 def _make_sampler(cell: Cell, run: _Run, config: TrainConfig):
-    # the sampler's class decides what it takes: the features, the schedule length, and the cell's
-    # s_e (the other selecting methods take theirs, and its schedule, from their options)
-    se = cell.selection_pressure if uses_selection_pressure(cell.method) else None
+    # the sampler's class decides what it takes (features, schedule length); the cell's s_e goes to
+    # the methods that use it, the others take theirs, and its schedule, from their options
+    opts = config.selection_for(cell.method)
+    if uses_selection_pressure(cell.method):
+        opts["selection_pressure"] = cell.selection_pressure
     sampler = make_sampler(cell.method, run.Y, cell.batch_size, features=run.split.X_train,
-                           selection_pressure=se, warmup_epochs=config.warmup_epochs,
-                           epochs=config.epochs, seed=cell.seed, device=run.device,
-                           **config.selection_for(cell.method))
+                           warmup_epochs=config.warmup_epochs, epochs=config.epochs, seed=cell.seed,
+                           device=run.device, **opts)
     # the last warm-up epoch's losses and predictions seed every selecting method (the others
     # validate and ignore them)
     sampler.update(torch.arange(run.n_train, device=run.device), run.loss_table.to(run.device),
