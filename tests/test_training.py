@@ -212,14 +212,27 @@ def test_online_batch_recomputes_losses_when_asked(tmp_path, split, monkeypatch)
 
 
 def test_fingerprint_counts_only_the_cells_own_method_options():
-    base = small_config(selection={"quantize": True, "chain_length": 4, "online_batch": {"recompute_every": None}})
-    other = small_config(selection={"quantize": True, "chain_length": 4, "online_batch": {"recompute_every": 2}})
+    def config(chain_length=4, recompute_every=None):
+        return small_config(selection={"adaptive": {"quantize": True},
+                                       "chain": {"quantize": True, "chain_length": chain_length},
+                                       "online_batch": {"recompute_every": recompute_every}})
+
+    base, other = config(), config(recompute_every=2)
     assert base.fingerprint("dela", "adaptive") == other.fingerprint("dela", "adaptive")
     assert base.fingerprint("dela", "random") == other.fingerprint("dela", "random")
     assert base.fingerprint("dela", "online_batch") != other.fingerprint("dela", "online_batch")
-    longer = small_config(selection={"quantize": True, "chain_length": 6, "online_batch": {"recompute_every": None}})
+    longer = config(chain_length=6)
     assert base.fingerprint("dela", "adaptive") == longer.fingerprint("dela", "adaptive")
     assert base.fingerprint("dela", "chain") != longer.fingerprint("dela", "chain")
+
+
+def test_selection_options_are_checked_per_method():
+    with pytest.raises(ValueError, match="selection.quantize: not a batch-selection method"):
+        small_config(selection={"quantize": True})
+    with pytest.raises(ValueError, match=r"selection.adaptive: unknown option\(s\) \['chain_length'\]"):
+        small_config(selection={"adaptive": {"chain_length": 4}})
+    with pytest.raises(ValueError, match="must be a mapping"):
+        small_config(selection={"chain": 4})
 
 
 def test_the_compare_profile_options_build_every_sampler(tmp_path, split):

@@ -51,6 +51,8 @@ from scipy import stats
 from ._io import atomic_path, write_json_atomic, write_text_atomic
 from .convergence import CONVERGENCE_METRICS, convergence_results
 from .metrics import ALL_METRICS, HIGHER_IS_BETTER, REPORTED_METRICS
+from .results import parse_cell_dir
+from .selection.registry import SAMPLERS
 
 __all__ = [
     "CELL_COLUMNS", "FriedmanResult",
@@ -67,7 +69,8 @@ __all__ = [
 #: Columns that identify a cell (one training run).
 CELL_COLUMNS = ["dataset", "model", "method", "selection_pressure", "batch_size", "fold", "seed"]
 #: Known methods first, in this order; any other method follows alphabetically.
-_METHOD_ORDER = ("random", "adaptive", "chain")
+#: the order of the methods in tables and the colours of figures: the registry's
+_METHOD_ORDER = tuple(SAMPLERS)
 _DECIMALS = 4
 #: Pooled rows of :func:`wilcoxon_table`: over (dataset, model) block means, and over paired runs.
 POOLED_BLOCKS = "all (block means)"
@@ -79,8 +82,6 @@ MIN_BLOCKS = 6
 _DIFF_DECIMALS = 12  # paired differences are rounded to this before the Wilcoxon test
 _DPI = 110
 _INT_COLUMNS = ("batch_size", "fold", "seed", "best_epoch", "epochs", "warmup_epochs")
-_CELL_DIR = re.compile(r"^(?P<method>.+?)(?:-se(?P<se>[^-]+))?-b(?P<batch>\d+)$")
-_RUN_DIR = re.compile(r"^fold(?P<fold>\d+)-seed(?P<seed>\d+)$")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,24 +112,6 @@ def _method_order(present: Iterable[str], methods: Sequence[str] | None = None) 
         return [m for m in dict.fromkeys(methods) if m in present]
     known = [m for m in _METHOD_ORDER if m in present]
     return known + sorted(present - set(known))
-
-
-def _cell_from_path(path: Path, root: Path) -> dict:
-    """Best-effort cell identity from the folder names (used when result.json is unreadable)."""
-    parts = path.parent.relative_to(root).parts
-    cell = {"dataset": None, "model": None, "method": None, "selection_pressure": np.nan,
-            "batch_size": np.nan, "fold": np.nan, "seed": np.nan}
-    if len(parts) >= 4:
-        cell["dataset"], cell["model"] = parts[-4], parts[-3]
-        m = _CELL_DIR.match(parts[-2])
-        if m:
-            cell["method"] = m["method"]
-            cell["batch_size"] = int(m["batch"])
-            cell["selection_pressure"] = float(m["se"]) if m["se"] else np.nan
-        r = _RUN_DIR.match(parts[-1])
-        if r:
-            cell["fold"], cell["seed"] = int(r["fold"]), int(r["seed"])
-    return cell
 
 
 def _result_files(root: str | Path) -> list[Path]:
@@ -176,7 +159,7 @@ def collect_results(root: str | Path) -> pd.DataFrame:
             payload = json.loads(path.read_text())
             cell = dict(payload["cell"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            rows.append({**_cell_from_path(path, root), "status": "failed",
+            rows.append({**parse_cell_dir(path, root), "status": "failed",
                          "error": f"unreadable result.json: {type(exc).__name__}: {exc}", "path": rel})
             continue
         row = {c: cell.get(c) for c in CELL_COLUMNS}

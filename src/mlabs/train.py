@@ -23,7 +23,8 @@ import math
 import sys
 from pathlib import Path
 
-from .training import METHODS, PRESSURE_METHODS, Cell, TrainConfig, cell_dir, run_cell
+from .selection.registry import uses_selection_pressure
+from .training import METHODS, Cell, TrainConfig, cell_dir, run_cell
 
 __all__ = ["main", "prepared_path"]
 
@@ -193,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         cell, config, params, (prepared, split) = _resolve(args)
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
-    if args.selection_pressure is not None and cell.method not in PRESSURE_METHODS:
-        print(f"note: --selection-pressure is not used by {cell.method} (only by {', '.join(PRESSURE_METHODS)})",
+    if args.selection_pressure is not None and not uses_selection_pressure(cell.method):
+        takers = [m for m in METHODS if uses_selection_pressure(m)]
+        print(f"note: --selection-pressure is not used by {cell.method} (only by {', '.join(takers)})",
               file=sys.stderr)
 
     artifacts = Path(args.artifacts)
