@@ -15,7 +15,7 @@ KERNEL := mlabs
 # libraries); TORCH_INDEX=https://download.pytorch.org/whl/cpu installs the CPU-only build
 TORCH_INDEX ?=
 
-.PHONY: setup data pull push lab repro repro-paper repro-compare repro-imbalanced test bench clean-venv
+.PHONY: setup data pull push lab repro repro-paper repro-compare repro-imbalanced repro-seeds snapshot test bench clean-venv
 
 setup: $(STAMP)
 
@@ -61,11 +61,28 @@ repro-paper: data
 repro-compare: data
 	cp params-compare.yaml params.yaml
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	$(MAKE) snapshot PROFILE=compare
 
 # The imbalanced profile (README): yeast, scene, enron with DELA and CLIF (1-2 h on 2 cores).
 repro-imbalanced: data
 	cp params-imbalanced.yaml params.yaml
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	$(MAKE) snapshot PROFILE=imbalanced
+
+# The seeds profile (README): the default profile with a second seed; which verdicts hold for both.
+repro-seeds: data
+	cp params-seeds.yaml params.yaml
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	$(MAKE) snapshot PROFILE=seeds
+
+# Copy the report the last repro wrote into reports/$(PROFILE)/, the committed snapshot of a
+# profile other than the default (the default's report stays in reports/); a README.md written
+# there by hand is kept.
+snapshot:
+	@test -n "$(PROFILE)" || { echo "make snapshot: name the profile, e.g. make snapshot PROFILE=compare" >&2; exit 2; }
+	rm -rf reports/$(PROFILE)/tables reports/$(PROFILE)/figures reports/$(PROFILE)/plots reports/$(PROFILE)/notebooks
+	mkdir -p reports/$(PROFILE)
+	cp -r reports/findings.md reports/metrics.json reports/tables reports/figures reports/plots reports/$(PROFILE)/
 
 # Ray is an optional extra for users; the tests install it to exercise the Ray executor.
 $(VENV)/.ray-installed: $(STAMP)

@@ -542,3 +542,18 @@ def test_verdicts_by_seed_say_which_verdicts_hold(tmp_path):
     assert "adaptive on ranking_loss: **does not hold**" in text
     # one seed: nothing to compare
     assert report.verdicts_by_seed(results[results["seed"] == 0], ["random", "adaptive"]).empty
+
+
+def test_write_report_keeps_only_the_profiles_folds_and_seeds(tmp_path):
+    # outputs persist across profiles: a seed-1 or fold-3 cell of another profile stays out
+    for method in ("random", "adaptive"):
+        for fold in FOLDS:
+            write_cell(tmp_path / "runs", "ds_a", "m1", method, fold)
+        write_cell(tmp_path / "runs", "ds_a", "m1", method, 0, seed=1)
+        write_cell(tmp_path / "runs", "ds_a", "m1", method, 3)
+    report.write_report(tmp_path / "runs", tmp_path / "out", folds=list(FOLDS), seeds=[0])
+    findings = (tmp_path / "out" / "findings.md").read_text()
+    assert f"Generated from {2 * len(FOLDS)} finished" in findings
+    assert "Only one seed" in (tmp_path / "out" / "tables" / "verdicts_by_seed.md").read_text()
+    report.write_report(tmp_path / "runs", tmp_path / "out2")
+    assert f"Generated from {2 * len(FOLDS) + 4} finished" in (tmp_path / "out2" / "findings.md").read_text()

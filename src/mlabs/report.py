@@ -1228,6 +1228,7 @@ def _safe_name(name: str) -> str:
 def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_root: str | Path | None = None,
                  datasets_dir: str | Path | None = None, methods: Sequence[str] | None = None,
                  datasets: Sequence[str] | None = None, models: Sequence[str] | None = None,
+                 folds: Sequence[int] | None = None, seeds: Sequence[int] | None = None,
                  alpha: float = 0.05) -> dict[str, list[Path]]:
     """Write all tables, figures, DVC metrics / plots and findings of the study.
 
@@ -1248,6 +1249,9 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         Data sets and models to report (default: all present). The results root keeps the cells
         of every profile run before (outputs persist), so a profile that drops a data set passes
         its own lists; the data-set statistics table is restricted to ``datasets`` as well.
+    folds, seeds : sequence of int, optional
+        Folds and seeds to report (default: all present), for the same reason: the default
+        profile's report must not take in the second seed of the seeds profile.
     alpha : float
         Significance level of the tests and the critical-difference diagram.
 
@@ -1271,7 +1275,8 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         written["figures"].append(_save_figure(fig, out / rel))
 
     raw = collect_results(results_root)
-    for column, keep in (("method", methods), ("dataset", datasets), ("model", models)):
+    for column, keep in (("method", methods), ("dataset", datasets), ("model", models), ("fold", folds),
+                         ("seed", seeds)):
         if keep is not None:
             raw = raw[raw[column].isin(list(keep))].reset_index(drop=True)
     results, excluded = select_main_setting(raw)
