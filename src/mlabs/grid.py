@@ -100,14 +100,27 @@ def _execute_cell(cell: Cell, spec: GridSpec, warmup_only: bool) -> dict:
 
 def _is_done(cell: Cell, spec: GridSpec, warmup_only: bool) -> bool:
     """Finished under the current settings (a changed setting makes a cell or warm-up stale)."""
+    prepared = str(Path(spec.prepared_dir) / f"{cell.dataset}.npz")
     if warmup_only:
         path = warmup_path(spec.warmup_root, cell)
         if not path.exists():
             return False
         import torch
         meta = torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
-        return meta.get("config") == spec.config.warmup_fingerprint(cell.model)
-    return is_done(load_result(cell_dir(spec.out_root, cell)), spec.config.fingerprint(cell.model, cell.method))
+        return meta.get("config") == spec.config.warmup_fingerprint(cell.model, _digest(prepared, cell.fold))
+    result = load_result(cell_dir(spec.out_root, cell))
+    if result is None or result.get("status") != "ok":
+        return False
+    return is_done(result, spec.config.fingerprint(cell.model, cell.method, _digest(prepared, cell.fold)))
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(path: str, fold: int) -> str | None:
+    """The fold's data digest, or None when the prepared file cannot be read (the cell reports why)."""
+    try:
+        return _split(path, fold).digest()
+    except Exception:  # noqa: BLE001 - a missing or bad file is the cell's own error to report
+        return None
 
 
 def _unique_warmups(cells: Iterable[Cell]) -> list[Cell]:

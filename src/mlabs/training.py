@@ -160,19 +160,20 @@ class TrainConfig:
                 raise ValueError(f"selection.{method}: unknown option(s) {unknown}; {method} takes "
                                  f"{sorted(method_options(method))}")
 
-    def warmup_fingerprint(self, model: str) -> str:
-        """Hash of everything that determines the warm-up checkpoint."""
+    def warmup_fingerprint(self, model: str, data: str) -> str:
+        """Hash of everything that determines the warm-up checkpoint; ``data`` is the fold's
+        :meth:`~mlabs.data.Split.digest`."""
         payload = {"warmup_epochs": self.warmup_epochs, "lr": self.lr_for(model),
-                   "weight_decay": self.weight_decay, "model_params": self.params_for(model)}
+                   "weight_decay": self.weight_decay, "model_params": self.params_for(model), "data": data}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    def fingerprint(self, model: str, method: str) -> str:
+    def fingerprint(self, model: str, method: str, data: str) -> str:
         """Hash of every setting that determines a cell's result (beyond the cell itself).
 
         Only the options of the cell's own method count, so tuning one method's options does
         not make the finished cells of the others stale.
         """
-        payload = {"warmup": self.warmup_fingerprint(model), "epochs": self.epochs,
+        payload = {"warmup": self.warmup_fingerprint(model, data), "epochs": self.epochs,
                    "selection": self.selection_for(method), "threshold": self.threshold}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -374,10 +375,10 @@ class _Run:
         self.best_state = state["best_state"]
 
 
-#: metadata that identifies the run a checkpoint belongs to; any other difference
-#: (a changed setting) means the checkpoint is stale and is retrained instead
-_IDENTITY = ("dataset", "model", "fold", "seed", "batch_size", "n_train", "n_labels", "labels_sha",
-             "method", "selection_pressure")
+#: metadata that identifies the run a checkpoint belongs to; any other difference (a changed
+#: setting, or changed prepared data: its digest is part of the config fingerprint) means the
+#: checkpoint is stale and is retrained instead
+_IDENTITY = ("dataset", "model", "fold", "seed", "batch_size", "method", "selection_pressure")
 
 
 def _is_stale(found: dict, expected: dict) -> bool:
@@ -396,8 +397,8 @@ def _check_meta(found: dict, expected: dict, path: Path) -> None:
 def _load_checkpoint(path: Path, expected_meta: dict) -> dict | None:
     """Load a checkpoint; None if it is stale (written under other settings).
 
-    A checkpoint of another data set, model, fold, seed or training set is
-    refused with :class:`CheckpointMismatch` rather than silently reused.
+    A checkpoint of another data set, model, fold, seed or batch size is refused with
+    :class:`CheckpointMismatch` rather than silently reused.
     """
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -432,7 +433,7 @@ def run_warmup(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
     path = warmup_path(warmup_root, cell)
     _seed_everything(cell.seed, config.deterministic, config.device)
     run = _Run(cell, split, config)
-    meta = run.meta(config.warmup_fingerprint(cell.model))
+    meta = run.meta(config.warmup_fingerprint(cell.model, split.digest()))
     if path.exists() and _load_checkpoint(path, meta) is not None:
         return path
     sampler = RandomBatchSampler(run.n_train, cell.batch_size, seed=cell.seed)
@@ -474,13 +475,14 @@ def train_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
     """
     out = cell_dir(out_root, cell)
     done = load_result(out)
-    if is_done(done, config.fingerprint(cell.model, cell.method)):
+    data = split.digest()
+    if is_done(done, config.fingerprint(cell.model, cell.method, data)):
         return done
     wpath = run_warmup(cell, split, config, warmup_root, progress)
 
     _seed_everything(cell.seed, config.deterministic, config.device)
     run = _Run(cell, split, config)
-    warm_meta = run.meta(config.warmup_fingerprint(cell.model))
+    warm_meta = run.meta(config.warmup_fingerprint(cell.model, data))
     warm = _load_checkpoint(wpath, warm_meta)
     run.restore(warm["state"])
     sampler = _make_sampler(cell, run, config)
@@ -488,7 +490,7 @@ def train_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
 
     resume = out / "resume.pt"
     cell_meta = dict(warm_meta, method=cell.method, selection_pressure=cell.selection_pressure,
-                     config=config.fingerprint(cell.model, cell.method))
+                     config=config.fingerprint(cell.model, cell.method, data))
     payload = _load_checkpoint(resume, cell_meta) if resume.exists() else None
     if payload is not None:
         run.restore(payload["state"])
@@ -521,7 +523,7 @@ def _finish(cell: Cell, run: _Run, config: TrainConfig, out: Path, seconds: floa
     val = _evaluate(run.model, run.X_val, run.Y_val, config.threshold)
     selecting = [r for r in run.curves if r["epoch"] > config.warmup_epochs]
     result = {"status": "ok", "cell": dataclasses.asdict(cell),
-              "fingerprint": config.fingerprint(cell.model, cell.method),
+              "fingerprint": config.fingerprint(cell.model, cell.method, run.split.digest()),
               "best_epoch": best["epoch"],
               "val": val, "test": test, "train_seconds": seconds,
               "epochs": config.epochs, "warmup_epochs": config.warmup_epochs,

@@ -42,7 +42,7 @@ def fingerprints() -> dict:
         config = train_config(load_params(ROOT / profile))
         for model in CELL_MODELS:
             for method in SAMPLERS:
-                out[f"{profile}/{model}/{method}"] = config.fingerprint(model, method)
+                out[f"{profile}/{model}/{method}"] = config.fingerprint(model, method, "data")
         out[f"{profile}/methods"] = ",".join(methods(load_params(ROOT / profile)))
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -274,6 +275,21 @@ class Split:
     feature_names: list[str] = field(default_factory=list)
     scale_min: np.ndarray | None = None
     scale_range: np.ndarray | None = None
+
+    def digest(self) -> str:
+        """A hash of this fold's matrices and indices, the data's part of a cell's fingerprint.
+
+        Prepared data that changes (another ``min_label_positives``, feature ratio, seed, or an
+        edited file) changes it, so finished cells and warm-ups trained on the old data are
+        retrained instead of being reported as current.
+        """
+        h = hashlib.sha256()
+        for a in (self.X_train, self.Y_train, self.X_val, self.Y_val, self.X_test, self.Y_test,
+                  self.train_idx, self.val_idx, self.test_idx):
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes())
+        return h.hexdigest()[:16]
 
     def __repr__(self) -> str:
         return (f"Split(fold={self.fold}, train={self.train_idx.size}, val={self.val_idx.size}, "
