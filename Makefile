@@ -1,23 +1,29 @@
 # The two set-up-and-go commands of the README:
 #   make repro   set up .venv, restore the data, run the default DVC pipeline
 #   make test    set up .venv, restore the data, run the test suite
-# Both install everything they need; re-running skips what is already done.
+#   make lab     set up .venv, restore the data, start JupyterLab at the project root
+#   make pull    restore the data and the cached results the committed reports came from
+#   make push    store the cached pipeline outputs in the shipped remote (dvc-store/)
+# They install everything they need; re-running skips what is already done.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mlabs-installed
 KERNEL := mlabs
+# torch's wheel index: empty = PyPI (on Linux x86-64 the CUDA build, several GB with its CUDA
+# libraries); TORCH_INDEX=https://download.pytorch.org/whl/cpu installs the CPU-only build
+TORCH_INDEX ?=
 
-.PHONY: setup data repro repro-paper repro-compare repro-imbalanced test bench clean-venv
+.PHONY: setup data pull push lab repro repro-paper repro-compare repro-imbalanced repro-seeds snapshot test bench clean-venv
 
 setup: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	# torch first and pinned, from TORCH_INDEX when given (see above)
+	$(BIN)/python -m pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	# the kernel the notebooks name, installed inside the venv (not in ~/.local)
@@ -28,7 +34,21 @@ $(STAMP): requirements.lock pyproject.toml
 data: $(STAMP)
 	$(BIN)/dvc pull --quiet data.dvc
 
-# papermill and the kernel come from the venv, so the stages find them on PATH
+# Restore the data and every cached pipeline output of dvc.lock (prepared folds, cell results).
+pull: $(STAMP)
+	$(BIN)/dvc pull
+
+# After a `make repro*`: copy the new cached outputs into dvc-store/, then commit dvc-store/,
+# dvc.lock and reports/ together, so that `dvc pull` in a fresh clone restores them.
+push: $(STAMP)
+	$(BIN)/dvc push
+
+# JupyterLab from the venv, rooted at the project; the notebooks name the mlabs kernel (registered
+# in the venv by setup) and find the project root themselves (mlabs.project).
+lab: data
+	cd "$(CURDIR)" && $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)"
+
+# Stage commands find the venv themselves (scripts/run-notebook); PATH is set for anything else.
 repro: data
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
@@ -41,11 +61,28 @@ repro-paper: data
 repro-compare: data
 	cp params-compare.yaml params.yaml
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	$(MAKE) snapshot PROFILE=compare
 
 # The imbalanced profile (README): yeast, scene, enron with DELA and CLIF (1-2 h on 2 cores).
 repro-imbalanced: data
 	cp params-imbalanced.yaml params.yaml
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	$(MAKE) snapshot PROFILE=imbalanced
+
+# The seeds profile (README): the default profile with a second seed; which verdicts hold for both.
+repro-seeds: data
+	cp params-seeds.yaml params.yaml
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	$(MAKE) snapshot PROFILE=seeds
+
+# Copy the report the last repro wrote into reports/$(PROFILE)/, the committed snapshot of a
+# profile other than the default (the default's report stays in reports/); a README.md written
+# there by hand is kept.
+snapshot:
+	@test -n "$(PROFILE)" || { echo "make snapshot: name the profile, e.g. make snapshot PROFILE=compare" >&2; exit 2; }
+	rm -rf reports/$(PROFILE)/tables reports/$(PROFILE)/figures reports/$(PROFILE)/plots reports/$(PROFILE)/notebooks
+	mkdir -p reports/$(PROFILE)
+	cp -r reports/findings.md reports/metrics.json reports/tables reports/figures reports/plots reports/$(PROFILE)/
 
 # Ray is an optional extra for users; the tests install it to exercise the Ray executor.
 $(VENV)/.ray-installed: $(STAMP)

@@ -70,7 +70,7 @@ def main() -> None:
                 training.run_warmup(cell, split, config, Path(tmp) / "warmup", progress=False)
                 run = training._Run(cell, split, config)
                 warm = training._load_checkpoint(training.warmup_path(Path(tmp) / "warmup", cell),
-                                                 run.meta(config.warmup_fingerprint(model)))
+                                                 run.meta(config.warmup_fingerprint(model, split.digest())))
                 run.restore(warm["state"])
                 sampler = training._make_sampler(cell, run, config)
                 epoch = [config.warmup_epochs]

@@ -280,3 +280,24 @@ def test_balanced_batches_complete_rows_that_need_more_draws():
     s.set_epoch(0)
     for batch in s:
         assert sorted(batch) == list(range(40))
+
+
+@pytest.mark.parametrize("method", sorted(SAMPLERS))
+def test_every_sampler_declares_what_it_takes(method):
+    # make_sampler builds a sampler from what its class declares; a declaration that drifts from
+    # the constructor would pass an argument it does not take, or never pass one it needs
+    import inspect
+
+    cls = SAMPLERS[method]
+    family = [k for k in cls.__mro__ if k.__module__.startswith("mlabs.selection")]
+    declared_in = next(k for k in family if "options" in vars(k))
+    assert declared_in is cls, f"{method}: declare its own options"
+    params = inspect.signature(cls.__init__).parameters
+    taken = {p for p in params if p not in ("self", "labels", "batch_size", "n_samples")}
+    protocol = {"seed", "device"}
+    for flag, arg in (("has_warmup", "warmup_epochs"), ("needs_epochs", "epochs"), ("needs_features", "features"),
+                      ("uses_selection_pressure", "selection_pressure")):
+        if getattr(cls, flag):
+            protocol.add(arg)
+    assert taken == protocol | set(cls.options)
+    assert ("labels" in params) == cls.takes_labels

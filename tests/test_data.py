@@ -326,7 +326,7 @@ def test_truncated_arff_sparse_and_header(tmp_path):
 
 def test_xml_label_missing_from_arff(tmp_path):
     arff, xml = _write_pair(tmp_path, DENSE, ["lab_a", "lab_zzz"])
-    with pytest.raises(DataError, match=r"toy\.xml: label\(s\) \['lab_zzz'\] not found"):
+    with pytest.raises(DataError, match=r"toy\.xml, line 4: label\(s\) \['lab_zzz'\] not found"):
         load_mulan(arff, xml)
 
 
@@ -352,7 +352,7 @@ def test_all_labels_filtered():
     with pytest.raises(DataError, match="no label has at least 21 positives"):
         filter_labels(Y)
     data = MultiLabelData(np.ones((50, 2)), Y, ["a", "b"], ["x", "y", "z"], "toy")
-    with pytest.raises(DataError, match="lower min_label_positives"):
+    with pytest.raises(DataError, match=r"data set .toy.: no label .* lower data\.min_label_positives in params\.yaml"):
         prepare(data)
 
 

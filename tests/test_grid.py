@@ -117,3 +117,23 @@ def test_grid_prints_what_it_trains_and_a_time_estimate_before_starting():
     line = describe_estimate(10, 2, 5, seconds, 2, "local")
     assert "10 cells and 2 warm-ups" in line and "5 cells already finished" in line and "2 local slots" in line
     assert "h on" in describe_estimate(1, 0, 0, 7200, 1, "local")
+
+
+def test_changed_data_retrains_finished_cells_and_warmups(tmp_path, prepared_dir, monkeypatch):
+    # the same settings on other prepared data (here: other folds) must not count as finished
+    spec = spec_for(tmp_path, prepared_dir)
+    cells = tiny_cells()[:2]
+    run_grid(cells, spec, n_jobs=1, progress=False)
+    other = tmp_path / "other"
+    other.mkdir()
+    save_prepared(prepare(load_dataset("emotions"), seed=1), other / "emotions.npz")
+    grid_mod._prepared.cache_clear(), grid_mod._split.cache_clear(), grid_mod._digest.cache_clear()
+    executed = []
+    original = grid_mod._execute
+    monkeypatch.setattr(grid_mod, "_execute", lambda c, s, wu: executed.append((c, wu)) or original(c, s, wu))
+    run_grid(cells, GridSpec(str(other), spec.warmup_root, spec.out_root, spec.config), n_jobs=1, progress=False)
+    assert [c for c, wu in executed if not wu] == cells
+    assert [c for c, wu in executed if wu] == cells[:1]  # one shared warm-up, retrained
+    executed.clear()
+    run_grid(cells, GridSpec(str(other), spec.warmup_root, spec.out_root, spec.config), n_jobs=1, progress=False)
+    assert executed == []

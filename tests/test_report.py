@@ -266,13 +266,22 @@ def test_headline_metrics(results):
 
 
 def test_plot_data(runs_root):
-    data = report.plot_data(report.collect_curves(runs_root))
-    assert set(data) == set(METHODS)
-    frame = data["random"]
-    assert list(frame.columns) == ["epoch", "val_macro_auc", "train_loss"]
-    assert list(frame["epoch"]) == list(range(1, EPOCHS + 1))
-    expected = np.mean([1.0 + 0.01 * f for f in FOLDS])  # epoch 1, averaged over data sets x models x folds
-    assert frame["train_loss"].iloc[0] == pytest.approx(expected, rel=1e-5)
+    curves = report.collect_curves(runs_root)
+    data = report.plot_data(curves)
+    assert set(data) == {"val_macro_auc", "train_bce"}
+    for frame in data.values():
+        assert list(frame.columns) == ["epoch", *METHODS]
+        assert list(frame["epoch"]) == list(range(1, EPOCHS + 1))
+    # train_bce is the mean of the loss table: minority and rest means weighted by their share
+    share = curves["minority_share_train"]
+    table_mean = share * curves["loss_minority"] + (1 - share) * curves["loss_rest"]
+    expected = table_mean[(curves["method"] == "random") & (curves["epoch"] == 1)].mean()
+    assert data["train_bce"]["random"].iloc[0] == pytest.approx(expected, rel=1e-6)
+    assert data["val_macro_auc"]["chain"].iloc[-1] == pytest.approx(
+        curves.loc[(curves["method"] == "chain") & (curves["epoch"] == EPOCHS), "val_macro_auc"].mean())
+    # every method the profile names gets a column, empty if it has no run; in the profile's order
+    named = report.plot_data(curves, ["chain", "random", "no_runs"])["val_macro_auc"]
+    assert list(named.columns) == ["epoch", "chain", "random", "no_runs"] and named["no_runs"].isna().all()
 
 
 def test_findings_state_losses_plainly(results):
@@ -311,7 +320,7 @@ def expected_files(out: Path, *, datasets: bool, sensitivity: bool) -> set[Path]
               out / "findings.md"}
     files |= {out / f"figures/cd_{m}.png" for m in REPORTED_METRICS}
     files |= {out / f"figures/{kind}_{ds}.png" for kind in ("convergence", "motivation") for ds in DATASETS}
-    files |= {out / f"plots/curves_{m}.csv" for m in METHODS}
+    files |= {out / f"plots/{name}.csv" for name in report.PLOT_CURVES}
     if datasets:
         files |= {out / "tables/datasets.md", out / "tables/datasets.csv"}
     if sensitivity:
@@ -384,7 +393,8 @@ def test_write_report_placeholders_for_missing_sensitivity_and_few_methods(runs_
     assert "no finished adaptive cells" in recorded["sensitivity_se.png"]
     assert "no finished cells" in recorded["sensitivity_batch.png"]
     assert "at least 3 methods" in recorded["cd_macro_auc.png"]
-    assert "curves_chain.csv" not in files and "datasets.md" not in files
+    assert "datasets.md" not in files
+    assert "chain" not in (out / "plots/val_macro_auc.csv").read_text().splitlines()[0]
     assert "at least 3 methods" in (out / "tables/friedman.md").read_text()
     assert "none" in (out / "tables/failed.md").read_text()  # the failed cell was a chain cell
     assert "chain" not in (out / "tables/main_macro_auc.md").read_text()
@@ -532,3 +542,18 @@ def test_verdicts_by_seed_say_which_verdicts_hold(tmp_path):
     assert "adaptive on ranking_loss: **does not hold**" in text
     # one seed: nothing to compare
     assert report.verdicts_by_seed(results[results["seed"] == 0], ["random", "adaptive"]).empty
+
+
+def test_write_report_keeps_only_the_profiles_folds_and_seeds(tmp_path):
+    # outputs persist across profiles: a seed-1 or fold-3 cell of another profile stays out
+    for method in ("random", "adaptive"):
+        for fold in FOLDS:
+            write_cell(tmp_path / "runs", "ds_a", "m1", method, fold)
+        write_cell(tmp_path / "runs", "ds_a", "m1", method, 0, seed=1)
+        write_cell(tmp_path / "runs", "ds_a", "m1", method, 3)
+    report.write_report(tmp_path / "runs", tmp_path / "out", folds=list(FOLDS), seeds=[0])
+    findings = (tmp_path / "out" / "findings.md").read_text()
+    assert f"Generated from {2 * len(FOLDS)} finished" in findings
+    assert "Only one seed" in (tmp_path / "out" / "tables" / "verdicts_by_seed.md").read_text()
+    report.write_report(tmp_path / "runs", tmp_path / "out2")
+    assert f"Generated from {2 * len(FOLDS) + 4} finished" in (tmp_path / "out2" / "findings.md").read_text()

@@ -23,8 +23,8 @@ from mlabs.selection import (
     minority_labels,
     selection_probabilities,
 )
-from mlabs.selection import samplers as samplers_mod
-from mlabs.selection.samplers import _label_walk_table
+from mlabs.selection import dedup, drawing, slot_table
+from mlabs.selection.chain import label_walk_table
 
 SETTINGS = settings(max_examples=60, deadline=None)
 # no subnormals: scaling them by a constant underflows to 0, which changes the input, not the rule
@@ -259,7 +259,7 @@ def test_label_walk_table_argmax_ties_and_stop():
                       [0.5, 0.0, 0.2, 0.0],
                       [0.5, 0.2, 0.0, 0.0],
                       [0.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
-    W = _label_walk_table(A, 4)
+    W = label_walk_table(A, 4)
     assert W[0].tolist() == [1, 2, -1]          # tie 0.5/0.5 -> smaller index 1; then 2; then stop
     assert W[1].tolist() == [0, 2, -1]
     assert W[3].tolist() == [-1, -1, -1]        # uncorrelated label: chain stops at once
@@ -347,7 +347,7 @@ def _two_sample_chi2(c1, c2):
 ])
 def test_inclusion_frequencies_match_successive_sampling(monkeypatch, n, b, s_e, force_vectorised):
     if force_vectorised:
-        monkeypatch.setattr(samplers_mod, "_MULTINOMIAL_RATIO", 0)
+        monkeypatch.setattr(drawing, "MULTINOMIAL_RATIO", 0)
     Y = _labels(n)
     s = AdaptiveBatchSampler(Y, b, selection_pressure=s_e, warmup_epochs=0, seed=5, score="loss")
     losses = torch.linspace(0.0, 2.0, n, dtype=torch.float64) ** 2
@@ -389,20 +389,20 @@ def _refreshed_sampler(n, b=8, s_e=2.0, seed=0):
                              warmup_epochs=0, seed=seed, score="loss")
     g = torch.Generator().manual_seed(seed)
     s.update(torch.arange(n), torch.distributions.Gamma(2.0, 2.0).sample((n,)).double() * torch.rand(n, generator=g))
-    s._logw = s._draw_log_weights()
-    s._refresh(s._logw)
-    assert s._cdf is None and s._index_shift is not None
-    return s
+    s._drawer.set_log_weights(s._draw_log_weights())
+    table = s._drawer.table
+    assert table._cdf is None and table._index_shift is not None
+    return s, table
 
 
 @pytest.mark.parametrize("n", [3_000, (1 << 17) + 5])
 def test_iid_draws_follow_p(n):
     # the in-place rounds, the compaction of the last rejected positions and (at the larger N,
     # where a proposal ties its threshold with probability 2^-13) the tie test together draw from p
-    s = _refreshed_sampler(n)
-    assert s._tie_bits > 0
+    s, table = _refreshed_sampler(n)
+    assert table._tie_bits > 0
     p = s.probabilities()
-    draws = s._iid_draws(40 * n)
+    draws = table.draws(40 * n)
     assert draws.dtype == torch.int32 and int(draws.min()) >= 0 and int(draws.max()) < n
     counts = torch.bincount(draws.long(), minlength=n).double()
     expected = p * counts.sum()
@@ -419,7 +419,7 @@ def test_iid_draws_keep_proposals_accepted_on_a_tie(monkeypatch):
     # accepted, rejected and ties; round 2 (every position rejected in round 1): ties only. Tie
     # winners stay listed as rejected (they are redrawn) and must get their value back, a round-1
     # winner its round-1 value.
-    s = _refreshed_sampler(5_000)
+    _, s = _refreshed_sampler(5_000)
     shift, mask = s._index_shift, (1 << s._index_shift) - 1
     count = 4_000
     g = torch.Generator().manual_seed(2)
@@ -435,8 +435,8 @@ def test_iid_draws_keep_proposals_accepted_on_a_tie(monkeypatch):
     u2 = s._accept.index_select(0, slot2) & mask         # every round-2 proposal ties
     won2 = torch.arange(pending.numel()) % 2 == 0
     crafted = {"r": (slot << shift) | u, "retry_r": (slot2 << shift) | u2}
-    real_random31 = samplers_mod.AdaptiveBatchSampler._random31
-    monkeypatch.setattr(samplers_mod.AdaptiveBatchSampler, "_random31",
+    real_random31 = slot_table.SlotTable._random31
+    monkeypatch.setattr(slot_table.SlotTable, "_random31",
                         lambda self, k, name: crafted.pop(name) if name in crafted else real_random31(self, k, name))
     decided = []
 
@@ -444,9 +444,9 @@ def test_iid_draws_keep_proposals_accepted_on_a_tie(monkeypatch):
         decided.append(tie)
         return (kind.index_select(0, tie) == 2) if len(decided) == 1 else won2.index_select(0, tie)
 
-    monkeypatch.setattr(samplers_mod.AdaptiveBatchSampler, "_tie_accepted", tie_accepted)
-    monkeypatch.setattr(samplers_mod, "_COMPACT_BELOW", 0)   # second round in place as well
-    out = s._iid_draws(count)
+    monkeypatch.setattr(slot_table.SlotTable, "_tie_accepted", tie_accepted)
+    monkeypatch.setattr(slot_table, "COMPACT_BELOW", 0)   # second round in place as well
+    out = s.draws(count)
     assert len(decided) >= 2 and set(kind.index_select(0, decided[0]).tolist()) == {2, 3}
     assert decided[1].numel() == pending.numel()
     sample = s._accept.index_select(0, slot) >> shift    # the sample a slot proposes
@@ -472,7 +472,7 @@ def test_rows_with_repeat_matches_brute_force(rows, b, n, dtype):
     if b > 2 and n > 4096:
         draws[1::5, 2] = (draws[1::5, 0] + 4096) % n
     expected = [r for r in range(rows) if draws[r].unique().numel() < b]
-    got = samplers_mod._rows_with_repeat(draws, n, {})
+    got = dedup.rows_with_repeat(draws, n)
     assert got.tolist() == expected and len(expected) > 0
 
 
@@ -715,7 +715,7 @@ def _chain_reference_batch(s, p, g):
         batch.append(i)
         if current < 0:
             pos = y[i].nonzero().reshape(-1)
-            current = int(s._seed_label[i]) if pos.numel() else -1
+            current = int(s._tables.seed_label[i]) if pos.numel() else -1
             visited = {current} if current >= 0 else set()
     return batch
 
@@ -737,7 +737,7 @@ def test_chain_positions_match_reference(s_e, label_choice):
             assert len(set(batch)) == b
             got[torch.arange(b), torch.tensor(batch)] += 1
             nb += 1
-    assert s._use_rejection == (s_e == 2.0)
+    assert s._draws.rejection == (s_e == 2.0)
     g = torch.Generator().manual_seed(9)
     ref = torch.zeros(b, n, dtype=torch.float64)
     for _ in range(nb):

@@ -83,7 +83,7 @@ def _instances():
     """(stage name, notebook, deps, params) for every stage and every model of a per-model stage."""
     for name, stage in STAGES.items():
         body = stage.get("do", stage)
-        notebook = re.search(r"papermill\s+(\S+)", body["cmd"]).group(1)
+        notebook = re.search(r"run-notebook\s+(\S+)", body["cmd"]).group(1)
         models = MODEL_NAMES if "item.model" in json.dumps(body) else [None]
         for model in models:
             deps = [str(d).replace("${item.model}", model or "") for d in body.get("deps", [])]
@@ -117,4 +117,4 @@ def test_stage_declares_the_params_its_notebook_reads(stage, notebook, deps, par
 def test_closure_follows_relative_and_lazy_imports():
     files = {str(p) for p in _closure({"mlabs.grid"})}
     # grid imports training at the top and data inside a function; training imports selection
-    assert {"src/mlabs/training.py", "src/mlabs/data.py", "src/mlabs/selection/registry.py"} <= files
+    assert {"src/mlabs/training.py", "src/mlabs/data/preprocess.py", "src/mlabs/selection/registry.py"} <= files

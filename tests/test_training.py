@@ -212,14 +212,27 @@ def test_online_batch_recomputes_losses_when_asked(tmp_path, split, monkeypatch)
 
 
 def test_fingerprint_counts_only_the_cells_own_method_options():
-    base = small_config(selection={"quantize": True, "chain_length": 4, "online_batch": {"recompute_every": None}})
-    other = small_config(selection={"quantize": True, "chain_length": 4, "online_batch": {"recompute_every": 2}})
-    assert base.fingerprint("dela", "adaptive") == other.fingerprint("dela", "adaptive")
-    assert base.fingerprint("dela", "random") == other.fingerprint("dela", "random")
-    assert base.fingerprint("dela", "online_batch") != other.fingerprint("dela", "online_batch")
-    longer = small_config(selection={"quantize": True, "chain_length": 6, "online_batch": {"recompute_every": None}})
-    assert base.fingerprint("dela", "adaptive") == longer.fingerprint("dela", "adaptive")
-    assert base.fingerprint("dela", "chain") != longer.fingerprint("dela", "chain")
+    def config(chain_length=4, recompute_every=None):
+        return small_config(selection={"adaptive": {"quantize": True},
+                                       "chain": {"quantize": True, "chain_length": chain_length},
+                                       "online_batch": {"recompute_every": recompute_every}})
+
+    base, other = config(), config(recompute_every=2)
+    assert base.fingerprint("dela", "adaptive", "d") == other.fingerprint("dela", "adaptive", "d")
+    assert base.fingerprint("dela", "random", "d") == other.fingerprint("dela", "random", "d")
+    assert base.fingerprint("dela", "online_batch", "d") != other.fingerprint("dela", "online_batch", "d")
+    longer = config(chain_length=6)
+    assert base.fingerprint("dela", "adaptive", "d") == longer.fingerprint("dela", "adaptive", "d")
+    assert base.fingerprint("dela", "chain", "d") != longer.fingerprint("dela", "chain", "d")
+
+
+def test_selection_options_are_checked_per_method():
+    with pytest.raises(ValueError, match="selection.quantize: not a batch-selection method"):
+        small_config(selection={"quantize": True})
+    with pytest.raises(ValueError, match=r"selection.adaptive: unknown option\(s\) \['chain_length'\]"):
+        small_config(selection={"adaptive": {"chain_length": 4}})
+    with pytest.raises(ValueError, match="must be a mapping"):
+        small_config(selection={"chain": 4})
 
 
 def test_the_compare_profile_options_build_every_sampler(tmp_path, split):
@@ -247,8 +260,8 @@ def test_an_unexpected_error_is_recorded_as_a_failed_cell(tmp_path, split, monke
 def test_model_lr_overrides_the_shared_rate_for_that_model_only():
     config = small_config(lr=1e-4, model_lr={"mpvae": 1e-3})
     assert config.lr_for("mpvae") == 1e-3 and config.lr_for("dela") == 1e-4
-    assert config.warmup_fingerprint("mpvae") != small_config(lr=1e-4).warmup_fingerprint("mpvae")
-    assert config.warmup_fingerprint("dela") == small_config(lr=1e-4).warmup_fingerprint("dela")
+    assert config.warmup_fingerprint("mpvae", "d") != small_config(lr=1e-4).warmup_fingerprint("mpvae", "d")
+    assert config.warmup_fingerprint("dela", "d") == small_config(lr=1e-4).warmup_fingerprint("dela", "d")
     model = build("mpvae", 5, 3, n_train_sample=2, n_test_sample=2)
     assert {g["lr"] for g in training._make_optimizer(model, config).param_groups} == {1e-3}
 

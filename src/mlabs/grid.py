@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .cost import describe_estimate, estimate_seconds
-from .training import Cell, TrainConfig, cell_dir, load_result, run_cell, run_warmup, warmup_path
+from .progress import progress_bar
+from .results import cell_dir, failed_result, is_done, load_result, warmup_path
+from .training import Cell, TrainConfig, run_cell, run_warmup
 
 __all__ = ["GridSpec", "run_grid", "EXECUTORS"]
 
@@ -92,22 +94,33 @@ def _execute_cell(cell: Cell, spec: GridSpec, warmup_only: bool) -> dict:
             run_warmup(cell, split, spec.config, spec.warmup_root, progress=False)
             return {"status": "ok", "cell": cell.__dict__}
     except Exception as exc:  # reported, never fatal for the rest of the grid
-        return {"status": "failed", "cell": cell.__dict__, "error": f"{type(exc).__name__}: {exc}"}
+        return failed_result(cell.__dict__, exc)
     return run_cell(cell, split, spec.config, spec.warmup_root, spec.out_root, progress=False)
 
 
 def _is_done(cell: Cell, spec: GridSpec, warmup_only: bool) -> bool:
     """Finished under the current settings (a changed setting makes a cell or warm-up stale)."""
+    prepared = str(Path(spec.prepared_dir) / f"{cell.dataset}.npz")
     if warmup_only:
         path = warmup_path(spec.warmup_root, cell)
         if not path.exists():
             return False
         import torch
         meta = torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
-        return meta.get("config") == spec.config.warmup_fingerprint(cell.model)
-    res = load_result(cell_dir(spec.out_root, cell))
-    return (res is not None and res.get("status") == "ok"
-            and res.get("fingerprint") == spec.config.fingerprint(cell.model, cell.method))
+        return meta.get("config") == spec.config.warmup_fingerprint(cell.model, _digest(prepared, cell.fold))
+    result = load_result(cell_dir(spec.out_root, cell))
+    if result is None or result.get("status") != "ok":
+        return False
+    return is_done(result, spec.config.fingerprint(cell.model, cell.method, _digest(prepared, cell.fold)))
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(path: str, fold: int) -> str | None:
+    """The fold's data digest, or None when the prepared file cannot be read (the cell reports why)."""
+    try:
+        return _split(path, fold).digest()
+    except Exception:  # noqa: BLE001 - a missing or bad file is the cell's own error to report
+        return None
 
 
 def _unique_warmups(cells: Iterable[Cell]) -> list[Cell]:
@@ -171,7 +184,7 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
     results: dict[Cell, dict] = {}  # returned in the order of ``cells``, whatever order they finish in
     warm_results: list[dict] = [{"status": "ok", "cell": dict(c.__dict__)}
                                 for c in warmups if c not in warm_todo]
-    bar = _bar(total, total - (len(warm_todo) if warmup_only else len(cell_todo)), progress)
+    bar = progress_bar(total, total - (len(warm_todo) if warmup_only else len(cell_todo)), "cells", "cell", progress)
     try:
         # warm-ups go first; a cell is submitted once its warm-up is ready
         waiting: dict[tuple, list[Cell]] = {c.warmup_key: [] for c in warm_todo}
@@ -183,8 +196,8 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
             else:
                 backend.submit(c, False)
         while backend is not None and backend.pending:
-            cell, wu, result = backend.next_result()
-            if wu:
+            cell, is_warmup, result = backend.next_result()
+            if is_warmup:
                 warm_results.append(result)
                 dependants = waiting.pop(cell.warmup_key, [])
                 if warmup_only:
@@ -194,8 +207,7 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
                         backend.submit(c, False)
                 else:  # its cells fail with it, once each, without running
                     for c in dependants:
-                        results[c] = {"status": "failed", "cell": dict(c.__dict__),
-                                      "error": f"warm-up failed: {result.get('error')}"}
+                        results[c] = failed_result(c.__dict__, f"warm-up failed: {result.get('error')}")
                         bar.update(1)
             else:
                 results[cell] = result
@@ -233,12 +245,6 @@ def _estimate(cell_todo: list[Cell], warm_todo: list[Cell], n_done: int, spec: G
     return describe_estimate(len(cell_todo), len(warm_todo), n_done, seconds, slots, executor)
 
 
-def _bar(total: int, done: int, progress: bool):
-    from tqdm import tqdm  # plain text bars: also readable in executed notebooks
-    return tqdm(total=total, initial=done, desc="cells", unit="cell", dynamic_ncols=True,
-                disable=not progress or bool(os.environ.get("MLABS_QUIET")))
-
-
 class _SerialBackend:
     """Tasks run one after the other in this process, in submission order."""
 
@@ -250,12 +256,12 @@ class _SerialBackend:
     def pending(self) -> int:
         return len(self.queue)
 
-    def submit(self, cell: Cell, wu: bool) -> None:
-        self.queue.append((cell, wu))
+    def submit(self, cell: Cell, is_warmup: bool) -> None:
+        self.queue.append((cell, is_warmup))
 
     def next_result(self):
-        cell, wu = self.queue.popleft()
-        return cell, wu, _execute(cell, self.spec, wu)
+        cell, is_warmup = self.queue.popleft()
+        return cell, is_warmup, _execute(cell, self.spec, is_warmup)
 
     def close(self) -> None:
         pass
@@ -290,19 +296,19 @@ class _PoolBackend:
     def pending(self) -> int:
         return len(self.futures) + len(self.queue)
 
-    def submit(self, cell: Cell, wu: bool) -> None:
-        self.queue.append((cell, wu))
+    def submit(self, cell: Cell, is_warmup: bool) -> None:
+        self.queue.append((cell, is_warmup))
         self._dispatch()
 
-    def _epochs(self, wu: bool) -> int:
+    def _epochs(self, is_warmup: bool) -> int:
         cfg = self.spec.config
-        return max(cfg.warmup_epochs if wu else cfg.epochs - cfg.warmup_epochs, 1)
+        return max(cfg.warmup_epochs if is_warmup else cfg.epochs - cfg.warmup_epochs, 1)
 
     def _next_task(self) -> tuple[Cell, bool]:
         def priority(item):
-            cell, wu = item
+            cell, is_warmup = item
             per_epoch = self.epoch_seconds.get((cell.dataset, cell.model))
-            if wu:
+            if is_warmup:
                 return (0, 0.0)
             if per_epoch is None:
                 return (1, 0.0)
@@ -316,39 +322,38 @@ class _PoolBackend:
         # time from dispatch to result is the task's run time, start-up of a worker aside)
         in_pool = len(self.futures) - (self.local_future is not None)
         while self.queue and (self.local_future is None or in_pool < self.n_procs):
-            cell, wu = self._next_task()
+            cell, is_warmup = self._next_task()
             if self.local_future is None:
-                fut = self.local_future = self.local.submit(_execute, cell, self.spec, wu)
+                fut = self.local_future = self.local.submit(_execute, cell, self.spec, is_warmup)
             else:
-                fut = self.pool.submit(_execute, cell, self.spec, wu)
+                fut = self.pool.submit(_execute, cell, self.spec, is_warmup)
                 in_pool += 1
-            self.futures[fut] = (cell, wu, time.perf_counter())
+            self.futures[fut] = (cell, is_warmup, time.perf_counter())
 
     def next_result(self):
         from concurrent.futures import FIRST_COMPLETED, wait
 
         done, _ = wait(self.futures, return_when=FIRST_COMPLETED)
         fut = next(iter(done))
-        cell, wu, t0 = self.futures.pop(fut)
+        cell, is_warmup, t0 = self.futures.pop(fut)
         seconds = time.perf_counter() - t0
-        self.epoch_seconds[(cell.dataset, cell.model)] = seconds / self._epochs(wu)
+        self.epoch_seconds[(cell.dataset, cell.model)] = seconds / self._epochs(is_warmup)
         if fut is self.local_future:
             self.local_future = None
         try:
             result = fut.result()
         except Exception as exc:  # a crashed worker is reported like a failed cell
-            result = {"status": "failed", "cell": cell.__dict__, "error": f"{type(exc).__name__}: {exc}"}
+            result = failed_result(cell.__dict__, exc)
         self._dispatch()
-        return cell, wu, result
+        return cell, is_warmup, result
 
     def close(self) -> None:
         self.queue.clear()
         for fut in self.futures:
             fut.cancel()
         self.local.shutdown(wait=True)
-        # wait for the worker processes to exit: leaving them to exit in the background saved a
-        # fraction of a second per grid but made Jupyter kernels (papermill) report a
-        # KeyboardInterrupt at shutdown when a notebook ended right after its grid
+        # wait for the worker processes to exit: a Jupyter kernel (papermill) that ends right after
+        # its grid while workers are still exiting reports a KeyboardInterrupt at shutdown
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -356,7 +361,7 @@ def _files_under(root: Path) -> dict[str, bytes]:
     return {str(f.relative_to(root)): f.read_bytes() for f in root.rglob("*") if f.is_file()}
 
 
-def _execute_portable(cell: Cell, spec: GridSpec, wu: bool, prepared: bytes,
+def _execute_portable(cell: Cell, spec: GridSpec, is_warmup: bool, prepared: bytes,
                       warmup: bytes | None) -> tuple[dict, dict[str, bytes], dict[str, bytes]]:
     """Run a cell in a private folder and return its result and the files it wrote.
 
@@ -377,9 +382,9 @@ def _execute_portable(cell: Cell, spec: GridSpec, wu: bool, prepared: bytes,
             target = warmup_path(local.warmup_root, cell)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(warmup)
-        result = _execute(cell, local, wu)
-        warm_files = _files_under(root / "warmup") if wu else {}
-        run_files = {} if wu else _files_under(root / "runs")
+        result = _execute(cell, local, is_warmup)
+        warm_files = _files_under(root / "warmup") if is_warmup else {}
+        run_files = {} if is_warmup else _files_under(root / "runs")
         _prepared.cache_clear()
         _split.cache_clear()
     return result, warm_files, run_files
@@ -414,29 +419,29 @@ class _RayBackend:
     def pending(self) -> int:
         return len(self.refs)
 
-    def submit(self, cell: Cell, wu: bool) -> None:
+    def submit(self, cell: Cell, is_warmup: bool) -> None:
         ray, spec = self.ray, self.spec
         if cell.dataset not in self.prepared:
             self.prepared[cell.dataset] = ray.put((Path(spec.prepared_dir) / f"{cell.dataset}.npz").read_bytes())
         warm = None
-        if not wu:
+        if not is_warmup:
             path = warmup_path(spec.warmup_root, cell)
             if cell.warmup_key not in self.warm and path.exists():
                 self.warm[cell.warmup_key] = ray.put(path.read_bytes())
             warm = self.warm.get(cell.warmup_key)
-        ref = self.remote.remote(cell, spec, wu, self.prepared[cell.dataset], warm)
-        self.refs[ref] = (cell, wu)
+        ref = self.remote.remote(cell, spec, is_warmup, self.prepared[cell.dataset], warm)
+        self.refs[ref] = (cell, is_warmup)
 
     def next_result(self):
         ready, _ = self.ray.wait(list(self.refs), num_returns=1)
-        cell, wu = self.refs.pop(ready[0])
+        cell, is_warmup = self.refs.pop(ready[0])
         try:
             result, warm_files, run_files = self.ray.get(ready[0])
             _write_back(warm_files, self.spec.warmup_root)
             _write_back(run_files, self.spec.out_root)
         except Exception as exc:  # a lost worker or task is reported like a failed cell
-            result = {"status": "failed", "cell": cell.__dict__, "error": f"{type(exc).__name__}: {exc}"}
-        return cell, wu, result
+            result = failed_result(cell.__dict__, exc)
+        return cell, is_warmup, result
 
     def close(self) -> None:
         for ref in self.refs:

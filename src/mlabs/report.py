@@ -9,7 +9,7 @@ Reads the result tree written by :mod:`mlabs.training` (one folder per cell,
 - the Friedman test over all (data set, model) blocks with the Nemenyi post-hoc
   test and a critical-difference diagram;
 - convergence, "hard minority samples", minority-selection and sensitivity figures;
-- ``metrics.json`` (DVC metrics), ``plots/curves_<method>.csv`` (DVC plots) and
+- ``metrics.json`` (DVC metrics), ``plots/val_macro_auc.csv`` and ``plots/train_bce.csv`` (DVC plots, one column per method) and
   ``findings.md``, a generated plain-language summary of what the numbers show.
 
 The statistics come from scipy (``wilcoxon``, ``friedmanchisquare``) and
@@ -51,6 +51,8 @@ from scipy import stats
 from ._io import atomic_path, write_json_atomic, write_text_atomic
 from .convergence import CONVERGENCE_METRICS, convergence_results
 from .metrics import ALL_METRICS, HIGHER_IS_BETTER, REPORTED_METRICS
+from .results import parse_cell_dir
+from .selection.registry import SAMPLERS
 
 __all__ = [
     "CELL_COLUMNS", "FriedmanResult",
@@ -67,7 +69,8 @@ __all__ = [
 #: Columns that identify a cell (one training run).
 CELL_COLUMNS = ["dataset", "model", "method", "selection_pressure", "batch_size", "fold", "seed"]
 #: Known methods first, in this order; any other method follows alphabetically.
-_METHOD_ORDER = ("random", "adaptive", "chain")
+#: the order of the methods in tables and the colours of figures: the registry's
+_METHOD_ORDER = tuple(SAMPLERS)
 _DECIMALS = 4
 #: Pooled rows of :func:`wilcoxon_table`: over (dataset, model) block means, and over paired runs.
 POOLED_BLOCKS = "all (block means)"
@@ -79,8 +82,6 @@ MIN_BLOCKS = 6
 _DIFF_DECIMALS = 12  # paired differences are rounded to this before the Wilcoxon test
 _DPI = 110
 _INT_COLUMNS = ("batch_size", "fold", "seed", "best_epoch", "epochs", "warmup_epochs")
-_CELL_DIR = re.compile(r"^(?P<method>.+?)(?:-se(?P<se>[^-]+))?-b(?P<batch>\d+)$")
-_RUN_DIR = re.compile(r"^fold(?P<fold>\d+)-seed(?P<seed>\d+)$")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,24 +112,6 @@ def _method_order(present: Iterable[str], methods: Sequence[str] | None = None) 
         return [m for m in dict.fromkeys(methods) if m in present]
     known = [m for m in _METHOD_ORDER if m in present]
     return known + sorted(present - set(known))
-
-
-def _cell_from_path(path: Path, root: Path) -> dict:
-    """Best-effort cell identity from the folder names (used when result.json is unreadable)."""
-    parts = path.parent.relative_to(root).parts
-    cell = {"dataset": None, "model": None, "method": None, "selection_pressure": np.nan,
-            "batch_size": np.nan, "fold": np.nan, "seed": np.nan}
-    if len(parts) >= 4:
-        cell["dataset"], cell["model"] = parts[-4], parts[-3]
-        m = _CELL_DIR.match(parts[-2])
-        if m:
-            cell["method"] = m["method"]
-            cell["batch_size"] = int(m["batch"])
-            cell["selection_pressure"] = float(m["se"]) if m["se"] else np.nan
-        r = _RUN_DIR.match(parts[-1])
-        if r:
-            cell["fold"], cell["seed"] = int(r["fold"]), int(r["seed"])
-    return cell
 
 
 def _result_files(root: str | Path) -> list[Path]:
@@ -176,7 +159,7 @@ def collect_results(root: str | Path) -> pd.DataFrame:
             payload = json.loads(path.read_text())
             cell = dict(payload["cell"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            rows.append({**_cell_from_path(path, root), "status": "failed",
+            rows.append({**parse_cell_dir(path, root), "status": "failed",
                          "error": f"unreadable result.json: {type(exc).__name__}: {exc}", "path": rel})
             continue
         row = {c: cell.get(c) for c in CELL_COLUMNS}
@@ -955,21 +938,50 @@ def headline_metrics(results: pd.DataFrame, methods: Sequence[str] | None = None
     return out
 
 
-def plot_data(curves: pd.DataFrame, methods: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
-    """Per method, ``epoch, val_macro_auc, train_loss`` averaged over data sets x models x folds.
+#: the DVC plots of ``dvc.yaml``: file stem in ``plots/`` -> its curve (one column per method)
+PLOT_CURVES = ("val_macro_auc", "train_bce")
 
-    Each epoch averages whichever runs reach it (data sets may train for different numbers
-    of epochs). Returns ``{method: frame}`` ready for ``plots/curves_<method>.csv``.
+
+def _train_bce(curves: pd.DataFrame) -> pd.Series:
+    """Mean per-sample training BCE of each row: the mean of the loss table the selection uses.
+
+    ``loss_minority`` and ``loss_rest`` are that table's means over the samples with and without a
+    minority label, and ``minority_share_train`` is the share of the former, so their weighted
+    mean is the table's mean. Unlike ``train_loss`` (each model's own objective, whose scale
+    differs by 100x between models) it is the same quantity for every model.
     """
+    if not {"loss_minority", "loss_rest", "minority_share_train"} <= set(curves):
+        return pd.Series(np.nan, index=curves.index)
+    share = curves["minority_share_train"].astype(float)
+    lm, lr = curves["loss_minority"].astype(float), curves["loss_rest"].astype(float)
+    mixed = share * lm + (1 - share) * lr
+    return pd.Series(np.where(share >= 1, lm, np.where(share <= 0, lr, mixed)), index=curves.index)
+
+
+def plot_data(curves: pd.DataFrame, methods: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
+    """The DVC plot files: per curve of :data:`PLOT_CURVES`, ``epoch`` and one column per method.
+
+    Each value averages the method's runs (data sets x models x folds) that reach the epoch (data
+    sets may train for different numbers of epochs). ``val_macro_auc`` is the validation
+    macro-AUC; ``train_bce`` is the mean per-sample training BCE the selection uses (see
+    :func:`_train_bce`), comparable across models. Every method of ``methods`` gets a column,
+    empty when it has no finished run, so that ``dvc.yaml`` can name the profile's methods;
+    without ``methods`` the columns are the methods present. Returns ``{name: frame}`` for
+    ``plots/<name>.csv``.
+    """
+    order = list(dict.fromkeys(methods)) if methods is not None else _method_order(curves["method"])
+    if curves.empty or not order:
+        return {}
+    frame = curves.assign(train_bce=_train_bce(curves))
+    epochs = pd.Index(sorted(frame["epoch"].dropna().astype(int).unique()), name="epoch")
     out = {}
-    if curves.empty:
-        return out
-    for method in _method_order(curves["method"], methods):
-        runs = curves[curves["method"] == method]
-        cols = [c for c in ("val_macro_auc", "train_loss") if c in runs]
-        frame = runs.groupby("epoch")[cols].mean().reset_index()
-        frame["epoch"] = frame["epoch"].astype(int)
-        out[method] = frame[["epoch"] + cols]
+    for name in PLOT_CURVES:
+        if name not in frame:
+            continue
+        wide = frame.groupby(["epoch", "method"])[name].mean().unstack("method")
+        wide.index = wide.index.astype(int)
+        out[name] = wide.reindex(index=epochs, columns=order).reset_index()
+        out[name].columns.name = None
     return out
 
 
@@ -1206,7 +1218,7 @@ def failed_markdown(results: pd.DataFrame, excluded: pd.DataFrame | None = None)
 #: Report files whose names depend on the data (data sets, methods, metrics); those left over
 #: from an earlier run are removed. Fixed-name files are simply overwritten.
 _OWNED_PATTERNS = ("tables/main_*.md", "tables/main_*.csv", "figures/convergence_*.png",
-                   "figures/motivation_*.png", "figures/cd_*.png", "plots/curves_*.csv")
+                   "figures/motivation_*.png", "figures/cd_*.png", "plots/*.csv")
 
 
 def _safe_name(name: str) -> str:
@@ -1216,6 +1228,7 @@ def _safe_name(name: str) -> str:
 def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_root: str | Path | None = None,
                  datasets_dir: str | Path | None = None, methods: Sequence[str] | None = None,
                  datasets: Sequence[str] | None = None, models: Sequence[str] | None = None,
+                 folds: Sequence[int] | None = None, seeds: Sequence[int] | None = None,
                  alpha: float = 0.05) -> dict[str, list[Path]]:
     """Write all tables, figures, DVC metrics / plots and findings of the study.
 
@@ -1236,6 +1249,9 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         Data sets and models to report (default: all present). The results root keeps the cells
         of every profile run before (outputs persist), so a profile that drops a data set passes
         its own lists; the data-set statistics table is restricted to ``datasets`` as well.
+    folds, seeds : sequence of int, optional
+        Folds and seeds to report (default: all present), for the same reason: the default
+        profile's report must not take in the second seed of the seeds profile.
     alpha : float
         Significance level of the tests and the critical-difference diagram.
 
@@ -1259,7 +1275,8 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         written["figures"].append(_save_figure(fig, out / rel))
 
     raw = collect_results(results_root)
-    for column, keep in (("method", methods), ("dataset", datasets), ("model", models)):
+    for column, keep in (("method", methods), ("dataset", datasets), ("model", models), ("fold", folds),
+                         ("seed", seeds)):
         if keep is not None:
             raw = raw[raw[column].isin(list(keep))].reset_index(drop=True)
     results, excluded = select_main_setting(raw)
@@ -1348,8 +1365,8 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
     # DVC metrics and plots, findings
     headline = headline_metrics(results, order, friedman=friedman["macro_auc"], convergence=convergence)
     written["metrics"].append(write_json_atomic(headline, out / "metrics.json"))
-    for method, frame in plot_data(curves, order).items():
-        path = out / f"plots/curves_{_safe_name(method)}.csv"
+    for name, frame in plot_data(curves, methods if methods is not None else order).items():
+        path = out / f"plots/{name}.csv"
         written["plots"].append(write_text_atomic(frame.to_csv(index=False, float_format="%.6g"), path))
     text("findings", "findings.md", findings(results, order, "random", alpha, excluded=len(excluded),
                                              wilcoxon=wilcoxon, friedman=friedman, convergence=convergence,

@@ -27,7 +27,6 @@ loses at most that much work; a finished cell writes
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
@@ -47,16 +46,15 @@ from .models import build as build_model
 from .models.base import per_sample_bce
 from .selection import RandomBatchSampler
 from .selection.imbalance import minority_labels
-from .selection.registry import SAMPLERS, make_sampler
+from .progress import progress_bar
+from .results import cell_dir, is_done, load_result, warmup_path, write_failed
+from .selection.registry import SAMPLERS, method_options, make_sampler, uses_selection_pressure
 
 __all__ = ["Cell", "TrainConfig", "CheckpointMismatch", "NonFiniteLoss", "METHODS",
            "warmup_path", "warmup_curves", "cell_dir", "run_warmup", "train_cell", "run_cell", "load_result"]
 
 #: every batch-selection method a cell can use (``mlabs.selection.SAMPLERS``)
 METHODS = tuple(SAMPLERS)
-#: methods whose selection pressure is the cell's ``selection_pressure`` (the paper's s_e grid);
-#: the other selecting methods take theirs, and its schedule, from ``selection.<method>``
-PRESSURE_METHODS = ("adaptive", "chain")
 #: 2: warm-up checkpoints also hold the last warm-up epoch's predicted probabilities
 CHECKPOINT_VERSION = 2
 
@@ -84,7 +82,8 @@ class Cell:
     seed : int
         Seeds torch (model initialisation, dropout, noise) and the sampler.
     selection_pressure : float
-        s_e of adaptive and chain selection (ignored by the other methods).
+        s_e of the methods that use the cell's selection pressure (adaptive and chain; the others
+        take theirs from their options and ignore it).
     batch_size : int
     """
 
@@ -108,7 +107,7 @@ class Cell:
 
     def label(self) -> str:
         """A short human-readable name used in messages and progress bars."""
-        se = f" s_e={self.selection_pressure:g}" if self.method in PRESSURE_METHODS else ""
+        se = f" s_e={self.selection_pressure:g}" if uses_selection_pressure(self.method) else ""
         return (f"{self.dataset}/{self.model}/{self.method}{se} B={self.batch_size} "
                 f"fold={self.fold} seed={self.seed}")
 
@@ -130,9 +129,8 @@ class TrainConfig:
     #: learning rate of a model whose own published rate differs from ``lr`` (model name -> rate);
     #: it holds for every selection method of that model
     model_lr: dict = field(default_factory=dict)
-    #: sampler options: flat keys (score, quantize, refresh_every, k_neighbors, chain_length,
-    #: label_choice) for adaptive and chain, and one mapping per other method, e.g.
-    #: ``{"online_batch": {"recompute_every": 5}}``
+    #: sampler options, one mapping per method (``params.yaml``'s ``selection``), e.g.
+    #: ``{"adaptive": {"quantize": False}, "online_batch": {"recompute_every": 5}}``
     selection: dict = field(default_factory=dict)
     threshold: float = 0.5
     device: str = "cpu"
@@ -151,20 +149,31 @@ class TrainConfig:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs}")
+        for method, opts in self.selection.items():
+            if method not in SAMPLERS:
+                raise ValueError(f"selection.{method}: not a batch-selection method; the selection section "
+                                 f"holds one mapping of options per method, of {list(SAMPLERS)}")
+            if opts is not None and not isinstance(opts, dict):
+                raise ValueError(f"selection.{method} must be a mapping of options, got {opts!r}")
+            unknown = sorted(set(opts or {}) - set(method_options(method)))
+            if unknown:
+                raise ValueError(f"selection.{method}: unknown option(s) {unknown}; {method} takes "
+                                 f"{sorted(method_options(method))}")
 
-    def warmup_fingerprint(self, model: str) -> str:
-        """Hash of everything that determines the warm-up checkpoint."""
+    def warmup_fingerprint(self, model: str, data: str) -> str:
+        """Hash of everything that determines the warm-up checkpoint; ``data`` is the fold's
+        :meth:`~mlabs.data.Split.digest`."""
         payload = {"warmup_epochs": self.warmup_epochs, "lr": self.lr_for(model),
-                   "weight_decay": self.weight_decay, "model_params": self.params_for(model)}
+                   "weight_decay": self.weight_decay, "model_params": self.params_for(model), "data": data}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    def fingerprint(self, model: str, method: str) -> str:
+    def fingerprint(self, model: str, method: str, data: str) -> str:
         """Hash of every setting that determines a cell's result (beyond the cell itself).
 
         Only the options of the cell's own method count, so tuning one method's options does
         not make the finished cells of the others stale.
         """
-        payload = {"warmup": self.warmup_fingerprint(model), "epochs": self.epochs,
+        payload = {"warmup": self.warmup_fingerprint(model, data), "epochs": self.epochs,
                    "selection": self.selection_for(method), "threshold": self.threshold}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -177,14 +186,7 @@ class TrainConfig:
         return dict(self.model_params.get(model) or {})
 
     def selection_for(self, method: str) -> dict:
-        """The sampler options of ``method`` from :attr:`selection`."""
-        if method == "random":
-            return {}
-        if method in PRESSURE_METHODS:
-            opts = {k: v for k, v in self.selection.items() if not isinstance(v, dict)}
-            if method == "adaptive":  # chain options do not change adaptive runs
-                opts = {k: v for k, v in opts.items() if k not in ("chain_length", "label_choice")}
-            return opts
+        """The sampler options of ``method`` from :attr:`selection` (a copy)."""
         return dict(self.selection.get(method) or {})
 
 
@@ -192,25 +194,8 @@ class TrainConfig:
 # paths
 
 
-def warmup_path(root: str | os.PathLike, cell: Cell) -> Path:
-    """Where the shared warm-up checkpoint of ``cell`` lives under ``root``."""
-    return (Path(root) / cell.dataset / cell.model
-            / f"fold{cell.fold}-seed{cell.seed}-b{cell.batch_size}.pt")
-
-
-def cell_dir(root: str | os.PathLike, cell: Cell) -> Path:
-    """The output folder of ``cell`` under ``root``."""
-    method = f"{cell.method}-se{cell.selection_pressure:g}" if cell.method in PRESSURE_METHODS else cell.method
-    return (Path(root) / cell.dataset / cell.model / f"{method}-b{cell.batch_size}"
-            / f"fold{cell.fold}-seed{cell.seed}")
-
-
-def load_result(directory: str | os.PathLike) -> dict | None:
-    """The finished result of a cell folder, or None if it has none."""
-    path = Path(directory) / "result.json"
-    if not path.exists():
-        return None
-    return json.loads(path.read_text())
+# warmup_path, cell_dir and load_result live in mlabs.results (the layout of the results) and are
+# re-exported here for the notebooks and the CLI
 
 
 # ----------------------------------------------------------------------------------------------
@@ -390,10 +375,10 @@ class _Run:
         self.best_state = state["best_state"]
 
 
-#: metadata that identifies the run a checkpoint belongs to; any other difference
-#: (a changed setting) means the checkpoint is stale and is retrained instead
-_IDENTITY = ("dataset", "model", "fold", "seed", "batch_size", "n_train", "n_labels", "labels_sha",
-             "method", "selection_pressure")
+#: metadata that identifies the run a checkpoint belongs to; any other difference (a changed
+#: setting, or changed prepared data: its digest is part of the config fingerprint) means the
+#: checkpoint is stale and is retrained instead
+_IDENTITY = ("dataset", "model", "fold", "seed", "batch_size", "method", "selection_pressure")
 
 
 def _is_stale(found: dict, expected: dict) -> bool:
@@ -412,8 +397,8 @@ def _check_meta(found: dict, expected: dict, path: Path) -> None:
 def _load_checkpoint(path: Path, expected_meta: dict) -> dict | None:
     """Load a checkpoint; None if it is stale (written under other settings).
 
-    A checkpoint of another data set, model, fold, seed or training set is
-    refused with :class:`CheckpointMismatch` rather than silently reused.
+    A checkpoint of another data set, model, fold, seed or batch size is refused with
+    :class:`CheckpointMismatch` rather than silently reused.
     """
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -429,12 +414,6 @@ def _save_checkpoint(path: Path, meta: dict, state: dict, **extra: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         torch.save({"meta": meta, "state": state, **extra}, tmp)
-
-
-def _progress_bar(total: int, initial: int, desc: str, enabled: bool):
-    from tqdm import tqdm  # plain text bars: also readable in executed notebooks
-    return tqdm(total=total, initial=initial, desc=desc, unit="epoch", leave=False,
-                disable=not enabled or bool(os.environ.get("MLABS_QUIET")), dynamic_ncols=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -454,11 +433,12 @@ def run_warmup(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
     path = warmup_path(warmup_root, cell)
     _seed_everything(cell.seed, config.deterministic, config.device)
     run = _Run(cell, split, config)
-    meta = run.meta(config.warmup_fingerprint(cell.model))
+    meta = run.meta(config.warmup_fingerprint(cell.model, split.digest()))
     if path.exists() and _load_checkpoint(path, meta) is not None:
         return path
     sampler = RandomBatchSampler(run.n_train, cell.batch_size, seed=cell.seed)
-    bar = _progress_bar(config.warmup_epochs, 0, f"warm-up {cell.dataset}/{cell.model} fold {cell.fold}", progress)
+    bar = progress_bar(config.warmup_epochs, 0, f"warm-up {cell.dataset}/{cell.model} fold {cell.fold}", "epoch",
+                       progress, leave=False)
     for epoch in range(1, config.warmup_epochs + 1):
         row = run.train_epoch(sampler, epoch)
         bar.update(1)
@@ -469,20 +449,18 @@ def run_warmup(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
 
 
 def _make_sampler(cell: Cell, run: _Run, config: TrainConfig):
+    # the sampler's class decides what it takes (features, schedule length); the cell's s_e goes to
+    # the methods that use it, the others take theirs, and its schedule, from their options
     opts = config.selection_for(cell.method)
-    features = run.split.X_train
-    if cell.method in PRESSURE_METHODS and opts.get("score", "weighted_loss") != "weighted_loss":
-        features = None  # the unweighted ablation needs no neighbour search
-    if cell.method in PRESSURE_METHODS:
+    if uses_selection_pressure(cell.method):
         opts["selection_pressure"] = cell.selection_pressure
-    # the other methods take s_e (and its schedule) from their own options, else their defaults
-    sampler = make_sampler(cell.method, run.Y, cell.batch_size, features=features,
+    sampler = make_sampler(cell.method, run.Y, cell.batch_size, features=run.split.X_train,
                            warmup_epochs=config.warmup_epochs, epochs=config.epochs, seed=cell.seed,
                            device=run.device, **opts)
-    if cell.method != "random":
-        # the last warm-up epoch's losses and predictions seed every selecting method
-        sampler.update(torch.arange(run.n_train, device=run.device), run.loss_table.to(run.device),
-                       probabilities=run.prob_table.to(run.device))
+    # the last warm-up epoch's losses and predictions seed every selecting method (the others
+    # validate and ignore them)
+    sampler.update(torch.arange(run.n_train, device=run.device), run.loss_table.to(run.device),
+                   probabilities=run.prob_table.to(run.device))
     return sampler
 
 
@@ -497,14 +475,14 @@ def train_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
     """
     out = cell_dir(out_root, cell)
     done = load_result(out)
-    if (done is not None and done.get("status") == "ok"
-            and done.get("fingerprint") == config.fingerprint(cell.model, cell.method)):
+    data = split.digest()
+    if is_done(done, config.fingerprint(cell.model, cell.method, data)):
         return done
     wpath = run_warmup(cell, split, config, warmup_root, progress)
 
     _seed_everything(cell.seed, config.deterministic, config.device)
     run = _Run(cell, split, config)
-    warm_meta = run.meta(config.warmup_fingerprint(cell.model))
+    warm_meta = run.meta(config.warmup_fingerprint(cell.model, data))
     warm = _load_checkpoint(wpath, warm_meta)
     run.restore(warm["state"])
     sampler = _make_sampler(cell, run, config)
@@ -512,14 +490,14 @@ def train_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
 
     resume = out / "resume.pt"
     cell_meta = dict(warm_meta, method=cell.method, selection_pressure=cell.selection_pressure,
-                     config=config.fingerprint(cell.model, cell.method))
+                     config=config.fingerprint(cell.model, cell.method, data))
     payload = _load_checkpoint(resume, cell_meta) if resume.exists() else None
     if payload is not None:
         run.restore(payload["state"])
         sampler.load_state_dict(payload["sampler"])
         first_epoch = int(payload["epoch"]) + 1
 
-    bar = _progress_bar(config.epochs, first_epoch - 1, cell.label(), progress)
+    bar = progress_bar(config.epochs, first_epoch - 1, cell.label(), "epoch", progress, leave=False)
     t_start = last_save = time.perf_counter()
     for epoch in range(first_epoch, config.epochs + 1):
         row = run.train_epoch(sampler, epoch)
@@ -545,7 +523,7 @@ def _finish(cell: Cell, run: _Run, config: TrainConfig, out: Path, seconds: floa
     val = _evaluate(run.model, run.X_val, run.Y_val, config.threshold)
     selecting = [r for r in run.curves if r["epoch"] > config.warmup_epochs]
     result = {"status": "ok", "cell": dataclasses.asdict(cell),
-              "fingerprint": config.fingerprint(cell.model, cell.method),
+              "fingerprint": config.fingerprint(cell.model, cell.method, run.split.digest()),
               "best_epoch": best["epoch"],
               "val": val, "test": test, "train_seconds": seconds,
               "epochs": config.epochs, "warmup_epochs": config.warmup_epochs,
@@ -577,14 +555,11 @@ def run_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.PathL
 
     A non-finite loss (or any other error) writes ``result.json`` with
     ``status: "failed"`` and the message naming the cell and epoch, so the
-    other cells of a grid continue; running the cell again retries it.
+    other cells of a grid continue; running the cell again retries it. A
+    finished (``ok``) ``result.json`` is never replaced by a failure: the
+    failure is only returned.
     """
     try:
         return train_cell(cell, split, config, warmup_root, out_root, progress)
     except Exception as exc:  # any failure is recorded, so the report lists it
-        out = cell_dir(out_root, cell)
-        out.mkdir(parents=True, exist_ok=True)
-        result = {"status": "failed", "cell": dataclasses.asdict(cell),
-                  "error": f"{type(exc).__name__}: {exc}"}
-        write_json_atomic(result, out / "result.json")
-        return result
+        return write_failed(cell_dir(out_root, cell), dataclasses.asdict(cell), exc)

@@ -33,8 +33,8 @@ Design notes (differences from the public re-implementation, which exists in
   ``log(u) - log(1 - u)`` with ``1 - u = sum_k w_k sigmoid(-s_k)`` evaluated
   directly, instead of clipping ``u`` to ``[eps, 1 - eps]``: exact up to
   float precision, and finite (clamped at the smallest normal float) only
-  when every sigmoid is saturated beyond ``|s| ~ 87``. A fully log-space
-  version (log-sum-exp of log-sigmoids) was ~25 % slower on CPU.
+  when every sigmoid is saturated beyond ``|s| ~ 87``; a fully log-space
+  version (log-sum-exp of log-sigmoids) would cost ~25 % more on CPU.
 * The conditional affine layer's scale and shift are per-label tables, the
   exact equivalent, for one-hot codes, of the public residual MLPs of the
   code; they start at the identity (scale 1, shift 0) as there.

@@ -33,12 +33,14 @@ from .imbalance import (
 )
 from .probabilities import selection_probabilities
 from .active_bias import ActiveBiasSampler
+from .adaptive import AdaptiveBatchSampler
 from .balanced import BalancedBatchSampler
+from .chain import ChainBatchSampler
 from .d2ace import D2ACEBatchSampler
 from .online_batch import OnlineBatchSampler
+from .random import RandomBatchSampler
 from .recency_bias import RecencyBiasSampler
 from .registry import SAMPLERS, make_sampler, needs_predictions
-from .samplers import AdaptiveBatchSampler, ChainBatchSampler, RandomBatchSampler
 from .uncertainty import UncertaintyBatchSampler
 
 __all__ = [

@@ -12,10 +12,18 @@ import torch
 _MAX_LISTED = 5
 
 
-def _list_indices(idx) -> str:
+def list_indices(idx) -> str:
     idx = [int(i) for i in torch.as_tensor(idx).reshape(-1)[: _MAX_LISTED + 1].tolist()]
     head = ", ".join(str(i) for i in idx[:_MAX_LISTED])
     return f"[{head}{', ...' if len(idx) > _MAX_LISTED else ''}]"
+
+
+def check_same_rows(features, n_samples: int) -> None:
+    """Raise unless ``features`` (array-like or tensor) has one row per labelled sample."""
+    n_rows = features.shape[0] if hasattr(features, "shape") else len(features)
+    if n_rows != n_samples:
+        raise ValueError(f"features have {n_rows} rows but labels have {n_samples}; pass the features and "
+                         "labels of the same training samples")
 
 
 def resolve_device(device, *inputs) -> torch.device:
@@ -79,12 +87,12 @@ def check_finite_nonnegative(values: torch.Tensor, name: str, sample_ids: torch.
     if not bool(finite.all()):
         pos = (~finite).nonzero().reshape(-1)
         ids = pos if sample_ids is None else sample_ids[pos]
-        raise ValueError(f"{name} contains NaN or infinite values at sample indices {_list_indices(ids)} "
+        raise ValueError(f"{name} contains NaN or infinite values at sample indices {list_indices(ids)} "
                          f"({pos.numel()} in total); check the model output / loss for these samples")
     negative = values < 0
     if bool(negative.any()):
         pos = negative.nonzero().reshape(-1)
         ids = pos if sample_ids is None else sample_ids[pos]
         raise ValueError(f"{name} must be non-negative, found negative values at sample indices "
-                         f"{_list_indices(ids)} ({pos.numel()} in total); pass a per-sample loss such as "
+                         f"{list_indices(ids)} ({pos.numel()} in total); pass a per-sample loss such as "
                          "BCE with reduction='none' averaged over labels")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._scored import ScheduledSampler
+from .scheduled import ScheduledSampler
 from ._validation import check_positive_int
 
 __all__ = ["ActiveBiasSampler"]
@@ -45,6 +45,7 @@ class ActiveBiasSampler(ScheduledSampler):
     ``probabilities`` (the batch's predicted label probabilities).
     """
 
+    options = ("window", "selection_pressure", "selection_pressure_end")
     needs_predictions = True
 
     def __init__(self, labels, batch_size: int, *, window: int = 5, selection_pressure: float = 10.0,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ._validation import as_label_matrix, check_positive_int
-from .samplers import _EpochBatchSampler, _first_occurrence
+from ._validation import as_label_matrix
+from .base import EpochBatchSampler
+from .dedup import first_distinct
 
 __all__ = ["BalancedBatchSampler"]
 
@@ -13,7 +14,7 @@ __all__ = ["BalancedBatchSampler"]
 _OVERSAMPLE = 2
 
 
-class BalancedBatchSampler(_EpochBatchSampler):
+class BalancedBatchSampler(EpochBatchSampler):
     """Label-balanced batches: pick a label uniformly, then a sample that carries it.
 
     The rule of ``MultilabelBalancedRandomSampler`` (``issamemari/pytorch-multilabel-balanced-
@@ -41,13 +42,14 @@ class BalancedBatchSampler(_EpochBatchSampler):
     never drawn after warm-up.
     """
 
+    options = ()
+
     def __init__(self, labels, batch_size: int, *, warmup_epochs: int = 3, seed: int = 0, device="cpu"):
         device = torch.device(device)
         y = as_label_matrix(labels, device)
-        super().__init__(y.shape[0], batch_size, seed, device)
+        super().__init__(y.shape[0], batch_size, seed, device, warmup_epochs=warmup_epochs)
         self.labels = y
         self.n_labels = y.shape[1]
-        self.warmup_epochs = check_positive_int(warmup_epochs, "warmup_epochs", minimum=0)
         counts = y.sum(dim=0)
         self._labels_drawn = (counts > 0).nonzero().reshape(-1)  # labels that can be drawn
         n_drawable = int(y.any(dim=1).sum())
@@ -60,9 +62,6 @@ class BalancedBatchSampler(_EpochBatchSampler):
         self._start = torch.zeros(self.n_labels + 1, dtype=torch.int64, device=device)
         self._start[1:] = torch.cumsum(counts.to(torch.int64), 0)
         self._count = counts.to(torch.float64)
-
-    def _warmup_epochs(self) -> int:
-        return self.warmup_epochs
 
     def probabilities(self) -> torch.Tensor:
         """Per-draw probability of each sample: ``sum over its labels j of 1 / (q' n_j)``."""
@@ -79,19 +78,15 @@ class BalancedBatchSampler(_EpochBatchSampler):
         pos = self._start[label] + (u * self._count[label]).to(torch.int64)
         return self._members[torch.minimum(pos, self._start[label + 1] - 1)]
 
-    def _draw_plan(self, remaining: int):
-        if self.in_warmup:
-            return self._shuffled_epoch()
+    def _selection_plan(self, remaining: int):
         b = self.batch_size
         out = torch.empty((remaining, b), dtype=torch.int64, device=self.device)
         rows = torch.arange(remaining, device=self.device)
         cand = self._draws((remaining, _OVERSAMPLE * b))
         while True:
-            first = _first_occurrence(cand)
-            rank = torch.cumsum(first, dim=1)
-            full = rank[:, -1] >= b
+            full, keep, _ = first_distinct(cand, b)
             done = full.nonzero().view(-1)
-            keep = (first & (rank <= b)).index_select(0, done)
+            keep = keep.index_select(0, done)
             out.index_copy_(0, rows.index_select(0, done), cand.index_select(0, done).masked_select(keep).view(-1, b))
             short = (~full).nonzero().view(-1)
             if short.numel() == 0:

@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from ._scored import ScheduledSampler, binary_entropy_bits, level_log_weights
-from ._validation import check_positive_int
+from .scheduled import ScheduledSampler, level_log_weights
+from ._validation import check_positive_int, check_same_rows
 from .imbalance import k_nearest_neighbors
 
 __all__ = ["D2ACEBatchSampler"]
@@ -59,6 +59,8 @@ class D2ACEBatchSampler(ScheduledSampler):
     warm-up is the protocol's shared one. ``update`` needs ``probabilities``.
     """
 
+    options = ("window", "k_neighbors", "selection_pressure", "selection_pressure_end", "beta_start", "beta_end")
+    needs_features = True
     needs_predictions = True
 
     def __init__(self, labels, batch_size: int, *, features=None, window: int = 5, k_neighbors: int = 6,
@@ -72,10 +74,7 @@ class D2ACEBatchSampler(ScheduledSampler):
         if features is None:
             raise ValueError("D2ACEBatchSampler needs features= (the scaled training features) for its local "
                              "label context of nearest neighbours")
-        n_rows = features.shape[0] if hasattr(features, "shape") else len(features)
-        if n_rows != self.n_samples:
-            raise ValueError(f"features have {n_rows} rows but labels have {self.n_samples}; pass the features "
-                             "and labels of the same training samples")
+        check_same_rows(features, self.n_samples)
         for name, b in (("beta_start", beta_start), ("beta_end", beta_end)):
             if not 0.0 <= float(b) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {b!r}")
@@ -100,7 +99,7 @@ class D2ACEBatchSampler(ScheduledSampler):
     # -- metrics ---------------------------------------------------------------------------------
     def uncertainty(self) -> torch.Tensor:
         """E (N, q)."""
-        return 0.5 * self._window.mean_abs_change() + 0.5 * binary_entropy_bits(self._window.latest())
+        return self._window.uncertainty()
 
     def hardness(self) -> torch.Tensor:
         """H (N, q)."""

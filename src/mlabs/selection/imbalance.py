@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ._validation import _list_indices, as_label_matrix, check_positive_int, resolve_device
+from ._validation import as_label_matrix, check_positive_int, check_same_rows, list_indices, resolve_device
 
 __all__ = [
     "label_imbalance_ratios",
@@ -116,7 +116,7 @@ class _Features:
         if not finite:
             bad = (np.unique(x.nonzero()[0][~np.isfinite(x.data)]) if self.sparse
                    else (~torch.isfinite(data)).any(dim=1).nonzero().reshape(-1))
-            raise ValueError(f"features contain NaN or infinite values in sample rows {_list_indices(bad)}; "
+            raise ValueError(f"features contain NaN or infinite values in sample rows {list_indices(bad)}; "
                              "impute or drop them before computing imbalance weights")
         # Integer-valued features with small norms (binary bag-of-words, counts) have exactly
         # representable Gram products in float32: use it, twice as fast and bit-exact.
@@ -265,14 +265,11 @@ def imbalance_weights(features, labels, k: int = 5, *, chunk_size: int | None = 
     device = resolve_device(device, features, labels)
     y = as_label_matrix(labels, device)
     n, q = y.shape
-    n_rows = features.shape[0] if hasattr(features, "shape") else len(features)
-    if n_rows != n:
-        raise ValueError(f"features have {n_rows} rows but labels have {n}; pass the features and labels "
-                         "of the same training samples")
+    check_same_rows(features, n)
     counts = y.sum(dim=0)
     empty = (counts == 0).nonzero().reshape(-1)
     if empty.numel():
-        raise ValueError(f"labels {_list_indices(empty)} have no positive sample, so their imbalance ratio is "
+        raise ValueError(f"labels {list_indices(empty)} have no positive sample, so their imbalance ratio is "
                          "undefined; drop these label columns (e.g. with mlabs.data.filter_labels) first")
     ir = counts.max().to(torch.float64) / counts.to(torch.float64)
     minority = (ir > ir.mean()).nonzero().reshape(-1)

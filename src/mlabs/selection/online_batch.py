@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._scored import ScheduledSampler
+from .scheduled import ScheduledSampler
 from ._validation import check_positive_int
 
 __all__ = ["OnlineBatchSampler"]
@@ -49,6 +49,7 @@ class OnlineBatchSampler(ScheduledSampler):
     """
 
     _rule = "rank"
+    options = ("selection_pressure", "selection_pressure_end", "recompute_every")
 
     def __init__(self, labels, batch_size: int, *, selection_pressure: float = 100.0,
                  selection_pressure_end: float | None = 1.0, recompute_every: int | None = None,

@@ -71,7 +71,7 @@ def selection_probabilities(scores, selection_pressure: float, quantize: bool = 
     return _probabilities(s, math.log(s_e), quantize)
 
 
-def _log_weights(s: torch.Tensor, log_se: float, quantize: bool, out: torch.Tensor | None = None) -> torch.Tensor:
+def log_weights(s: torch.Tensor, log_se: float, quantize: bool, out: torch.Tensor | None = None) -> torch.Tensor:
     """Unnormalised log-probabilities (largest 0) for validated float64 scores.
 
     Kept separate from the normalisation so that the samplers can turn them straight into
@@ -81,17 +81,17 @@ def _log_weights(s: torch.Tensor, log_se: float, quantize: bool, out: torch.Tens
     """
     n = s.numel()
     if quantize:
-        level = _levels(s, out)
+        level = levels(s, out)
         if level is None:
             return torch.zeros_like(s) if out is None else out.zero_()
-        return _levels_to_log_weights(level, log_se)
+        return levels_to_log_weights(level, log_se)
     return _average_descending_rank(s).mul_(-log_se / n)
 
 
-def _levels(s: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor | None:
+def levels(s: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor | None:
     """The quantization levels ``ceil(s_i / Delta)`` (float64, exact integers in [0, N + 1]) of
     validated float64 scores, or None when all scores are 0 (uniform); ``out`` as in
-    :func:`_log_weights`. A level may be N + 1: s_max / (s_max / N) can round to N + tiny."""
+    :func:`log_weights`. A level may be N + 1: s_max / (s_max / N) can round to N + tiny."""
     n = s.numel()
     s_max = s.max()
     top = float(s_max)
@@ -103,15 +103,15 @@ def _levels(s: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor | 
     return torch.div(s, s_max / n, out=out).ceil_()
 
 
-def _levels_to_log_weights(level: torch.Tensor, log_se: float) -> torch.Tensor:
-    """Log-weights (Q_i - N) * log(s_e) / N from :func:`_levels`, in place (the top level clamped to N)."""
+def levels_to_log_weights(level: torch.Tensor, log_se: float) -> torch.Tensor:
+    """Log-weights (Q_i - N) * log(s_e) / N from :func:`levels`, in place (the top level clamped to N)."""
     n = level.numel()
     return level.clamp_(max=n).sub_(n).mul_(log_se / n)
 
 
 def _probabilities(s: torch.Tensor, log_se: float, quantize: bool) -> torch.Tensor:
     """:func:`selection_probabilities` for validated float64 scores."""
-    p = torch.exp_(_log_weights(s, log_se, quantize))
+    p = torch.exp_(log_weights(s, log_se, quantize))
     return p.div_(p.sum())
 
 

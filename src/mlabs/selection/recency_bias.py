@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._scored import ScheduledSampler, binary_entropy_bits
+from .scheduled import ScheduledSampler, binary_entropy_bits
 from ._validation import check_positive_int
 
 __all__ = ["RecencyBiasSampler"]
@@ -44,6 +44,7 @@ class RecencyBiasSampler(ScheduledSampler):
     ``update`` needs ``probabilities``.
     """
 
+    options = ("window", "threshold", "selection_pressure", "selection_pressure_end")
     needs_predictions = True
 
     def __init__(self, labels, batch_size: int, *, window: int = 5, threshold: float = 0.5,

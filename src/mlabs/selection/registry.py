@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-import inspect
-
 from .active_bias import ActiveBiasSampler
+from .adaptive import AdaptiveBatchSampler
 from .balanced import BalancedBatchSampler
+from .chain import ChainBatchSampler
 from .d2ace import D2ACEBatchSampler
 from .online_batch import OnlineBatchSampler
+from .random import RandomBatchSampler
 from .recency_bias import RecencyBiasSampler
-from .samplers import AdaptiveBatchSampler, ChainBatchSampler, RandomBatchSampler
 from .uncertainty import UncertaintyBatchSampler
 
-__all__ = ["SAMPLERS", "make_sampler", "needs_predictions"]
+__all__ = ["SAMPLERS", "sampler_class", "make_sampler", "needs_predictions", "uses_selection_pressure",
+           "method_options"]
 
+#: every batch-selection method by its ``params.yaml`` name; a new method adds its class here. What
+#: the training protocol gives a sampler is declared by its class (see :class:`EpochBatchSampler`):
+#: ``options`` (the keys of ``selection.<method>``), ``uses_selection_pressure`` (the cell's s_e),
+#: ``needs_features``, ``needs_predictions``, ``needs_epochs`` (a schedule over the run),
+#: ``has_warmup`` and ``takes_labels`` (else the number of samples).
 SAMPLERS: dict[str, type] = {
     "random": RandomBatchSampler,
     "adaptive": AdaptiveBatchSampler,
@@ -27,33 +33,32 @@ SAMPLERS: dict[str, type] = {
 }
 
 
-def needs_predictions(method: str) -> bool:
-    """Whether ``method``'s sampler scores predicted probabilities (``update(..., probabilities=)``)."""
-    _check_method(method)
-    return bool(getattr(SAMPLERS[method], "needs_predictions", False))
-
-
-def _check_method(method: str) -> None:
+def sampler_class(method: str) -> type:
+    """The sampler class of ``method`` (a clear error for an unknown name)."""
     if method not in SAMPLERS:
         raise ValueError(f"unknown batch-selection method {method!r}; choose one of {sorted(SAMPLERS)}")
+    return SAMPLERS[method]
 
 
-def _accepted(cls: type) -> set[str]:
-    """Keyword arguments of ``cls``: its ``__init__``'s, and its parents' where it forwards ``**options``."""
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        params = inspect.signature(klass.__init__).parameters.values()
-        names |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            break
-    return names - {"self"}
+def needs_predictions(method: str) -> bool:
+    """Whether ``method``'s sampler scores predicted probabilities (``update(..., probabilities=)``)."""
+    return sampler_class(method).needs_predictions
+
+
+def uses_selection_pressure(method: str) -> bool:
+    """Whether ``method``'s sampler takes the cell's selection pressure s_e (the paper's s_e grid);
+    the other selecting methods take theirs, and its schedule, from their options."""
+    return sampler_class(method).uses_selection_pressure
+
+
+def method_options(method: str) -> tuple[str, ...]:
+    """The options ``selection.<method>`` of ``params.yaml`` may set for ``method``."""
+    return sampler_class(method).options
 
 
 def make_sampler(method: str, labels, batch_size: int, *, features=None, selection_pressure=None,
                  warmup_epochs: int = 3, epochs: int = 100, seed: int = 0, device="cpu", **options):
-    """Build the sampler of ``method`` with the options it accepts.
+    """Build the sampler of ``method`` with what its class declares it takes.
 
     Parameters
     ----------
@@ -66,26 +71,27 @@ def make_sampler(method: str, labels, batch_size: int, *, features=None, selecti
         Scaled training features (imbalance weights, neighbourhoods); ignored by methods that do
         not use them.
     selection_pressure : float, optional
-        None: the method's own default.
+        s_e, for every method that takes one (over its option; None: the option, else the
+        method's default).
     warmup_epochs, epochs, seed, device
         Passed to every sampler that takes them.
     **options
-        Method-specific options; an option the method does not take raises ``ValueError``.
+        Method-specific options (:func:`method_options`); another option raises ``ValueError``.
     """
-    _check_method(method)
-    cls = SAMPLERS[method]
-    if cls is RandomBatchSampler:
-        if options:
-            raise ValueError(f"method 'random' takes no options, got {sorted(options)}")
-        n = labels.shape[0] if hasattr(labels, "shape") else len(labels)
-        return RandomBatchSampler(n, batch_size, seed=seed, device=device)
-    accepted = _accepted(cls)
-    unknown = sorted(set(options) - accepted)
+    cls = sampler_class(method)
+    unknown = sorted(set(options) - set(cls.options))
     if unknown:
-        raise ValueError(f"method {method!r} does not take the option(s) {unknown}; it takes "
-                         f"{sorted(accepted - {'labels', 'batch_size'})}")
-    kw = dict(options, warmup_epochs=warmup_epochs, epochs=epochs, seed=seed, device=device,
-              features=features)
-    if selection_pressure is not None:
+        raise ValueError(f"method {method!r} does not take the option(s) {unknown}; it takes {sorted(cls.options)}")
+    kw = dict(options, seed=seed, device=device)
+    if cls.has_warmup:
+        kw["warmup_epochs"] = warmup_epochs
+    if cls.needs_epochs:
+        kw["epochs"] = epochs
+    if cls.needs_features:
+        kw["features"] = features
+    if selection_pressure is not None and (cls.uses_selection_pressure or "selection_pressure" in cls.options):
         kw["selection_pressure"] = selection_pressure
-    return cls(labels, batch_size, **{k: v for k, v in kw.items() if k in accepted})
+    if cls.takes_labels:
+        return cls(labels, batch_size, **kw)
+    n = labels.shape[0] if hasattr(labels, "shape") else len(labels)
+    return cls(n, batch_size, **kw)

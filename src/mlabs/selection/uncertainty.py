@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._scored import ScheduledSampler, binary_entropy_bits
+from .scheduled import ScheduledSampler
 from ._validation import check_positive_int
 
 __all__ = ["UncertaintyBatchSampler"]
@@ -47,6 +47,7 @@ class UncertaintyBatchSampler(ScheduledSampler):
     ``probabilities``.
     """
 
+    options = ("window", "selection_pressure", "selection_pressure_end", "n_bins", "bin_from_epoch")
     needs_predictions = True
 
     def __init__(self, labels, batch_size: int, *, window: int = 5, selection_pressure: float = 10.0,
@@ -61,7 +62,7 @@ class UncertaintyBatchSampler(ScheduledSampler):
 
     def label_uncertainty(self) -> torch.Tensor:
         """``E`` (N, q): half mean absolute change, half binary entropy of the latest prediction."""
-        e = 0.5 * self._window.mean_abs_change() + 0.5 * binary_entropy_bits(self._window.latest())
+        e = self._window.uncertainty()
         e = e.clamp_(max=1.0)
         if self._epoch >= self.bin_from_epoch:
             k = self.n_bins

@@ -2,9 +2,10 @@
 
 They all turn a per-sample score into probabilities with a rank or quantized-level rule under a
 selection pressure that follows a schedule, and several keep a short history of predicted
-probabilities. The drawing of B distinct samples per batch, the warm-up, the epoch bookkeeping
-and exact resume come from :class:`~mlabs.selection.samplers.AdaptiveBatchSampler`; a method
-only defines its score (``_score``) and, for history-based ones, what ``update`` records.
+probabilities. The warm-up, the epoch bookkeeping and exact resume come from
+:class:`~mlabs.selection.base.EpochBatchSampler`, the drawing of B distinct samples per batch
+from the :class:`~mlabs.selection.drawing.BatchDrawer` a sampler holds; a method only defines
+its score (``_score``) and, for history-based ones, what ``update`` records.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import numbers
 
 import torch
 
-from ._validation import check_positive_int
-from .probabilities import _log_weights
-from .samplers import AdaptiveBatchSampler
+from ._validation import as_label_matrix, check_positive_int
+from .base import EpochBatchSampler
+from .drawing import BatchDrawer
+from .probabilities import log_weights
 
 _LN2 = math.log(2.0)
 
@@ -98,6 +100,11 @@ class PredictionWindow:
         slot = (self.pos.index_select(0, idx) - 1) % self.size
         return self.values[slot, idx]
 
+    def uncertainty(self) -> torch.Tensor:
+        """Per sample and label, ``1/2 mean |p_t - p_(t-1)| + 1/2 H_b(p_latest)`` (in bits): the
+        prediction-uncertainty measure of the uncertainty method and D2ACE."""
+        return 0.5 * self.mean_abs_change() + 0.5 * binary_entropy_bits(self.latest())
+
     def mean_abs_change(self) -> torch.Tensor:
         """Per label, the mean |p_t - p_(t-1)| over consecutive predictions in the window (0 if < 2)."""
         vals, valid = self.ordered()
@@ -118,32 +125,38 @@ class PredictionWindow:
         self.count = state["count"].to(dev).clone()
 
 
-class ScheduledSampler(AdaptiveBatchSampler):
+class ScheduledSampler(EpochBatchSampler):
     """Base of the other methods: a score, a probability rule and an exponential s_e schedule.
 
     The selection pressure decays (or grows) exponentially from ``selection_pressure`` at the
     first selection epoch (``warmup_epochs``) to ``selection_pressure_end`` at the last epoch
-    (``epochs - 1``); ``selection_pressure_end=None`` keeps it constant.
+    (``epochs - 1``); ``selection_pressure_end=None`` keeps it constant. At the start of every
+    selection epoch the score gives the distribution of that epoch, from which a
+    :class:`BatchDrawer` draws the batches.
     """
 
     #: "rank": exact descending rank (Loshchilov & Hutter); "level": step 1/N on the min-max score
     _rule = "level"
-    #: whether ``update`` needs ``probabilities``
-    needs_predictions = False
+    # what the training protocol gives these samplers (:class:`EpochBatchSampler`): their own s_e
+    # and its schedule over ``epochs``, from their options; each method declares its ``options``
+    needs_epochs = True
 
     def __init__(self, labels, batch_size: int, *, selection_pressure: float, selection_pressure_end,
                  warmup_epochs: int = 3, epochs: int = 100, window: int | None = None, seed: int = 0,
                  device="cpu"):
-        start = check_pressure_at_least_one(selection_pressure, "selection_pressure")
-        # the parent validates s_e > 1 for its own rule; the schedule may reach 1 (uniform)
-        super().__init__(labels, batch_size, selection_pressure=max(start, 1.5), warmup_epochs=warmup_epochs,
-                         features=None, score="loss", seed=seed, device=device)
-        self.selection_pressure = start
-        self.selection_pressure_end = (start if selection_pressure_end is None else
+        device = torch.device(device)
+        y = as_label_matrix(labels, device)
+        super().__init__(y.shape[0], batch_size, seed, device, warmup_epochs=warmup_epochs)
+        self.labels = y
+        self.n_labels = y.shape[1]
+        self.selection_pressure = check_pressure_at_least_one(selection_pressure, "selection_pressure")
+        self.selection_pressure_end = (self.selection_pressure if selection_pressure_end is None else
                                        check_pressure_at_least_one(selection_pressure_end, "selection_pressure_end"))
         self.epochs = check_positive_int(epochs, "epochs")
+        self._loss = torch.zeros(self.n_samples, dtype=torch.float64, device=device)
         self._window = (None if window is None else
                         PredictionWindow(window, self.n_samples, self.n_labels, self.device))
+        self._drawer = BatchDrawer(self.n_samples, self.batch_size, self._generator, device)
 
     # -- public ----------------------------------------------------------------------------------
     def pressure(self, epoch: int | None = None) -> float:
@@ -170,14 +183,36 @@ class ScheduledSampler(AdaptiveBatchSampler):
             probs = self._check_probabilities(probabilities, idx)
             self._record(idx, probs)
 
+    @property
+    def loss_table(self) -> torch.Tensor:
+        """Latest per-sample loss (float64, length N; do not modify in place)."""
+        return self._loss
+
+    def probabilities(self) -> torch.Tensor:
+        """The selection distribution (length N, float64, sums to 1): uniform during warm-up, else
+        that of the epoch in progress, or between epochs the one the next epoch would start with."""
+        if self.in_warmup:
+            return super().probabilities()
+        refresh = self._drawer.refresh
+        p = torch.exp(refresh.log_weights() if refresh is not None else self._log_weights())
+        return p.div_(p.sum())
+
     def state_dict(self) -> dict:
         state = super().state_dict()
-        state["history"] = None if self._window is None else self._window.state()
-        state["extra"] = self._extra_state()
+        refresh = self._drawer.refresh
+        state.update(loss_table=self._loss.cpu().clone(),
+                     log_weights=None if refresh is None else refresh.log_weights().cpu().clone(),
+                     history=None if self._window is None else self._window.state(),
+                     extra=self._extra_state())
         return state
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
+        self._loss = state["loss_table"].to(device=self.device, dtype=torch.float64).clone()
+        self._drawer.clear()
+        if state.get("log_weights") is not None:
+            self._drawer.set_log_weights(state["log_weights"].to(device=self.device, dtype=torch.float64).clone(),
+                                         build_table=False)
         if self._window is not None:
             self._window.load(state["history"])
         self._load_extra_state(state.get("extra") or {})
@@ -195,17 +230,19 @@ class ScheduledSampler(AdaptiveBatchSampler):
     def _load_extra_state(self, extra: dict) -> None:
         pass
 
-    def _draw_log_weights(self) -> torch.Tensor:
-        return self._log_weights()   # computed fresh: the scores come from the histories
+    def _selection_plan(self, remaining: int) -> tuple[torch.Tensor, list[int]]:
+        self._drawer.set_log_weights(self._log_weights())
+        return self._drawer.plan(remaining)
 
-    def _refresh_draw(self) -> None:
-        self._refresh_from_log_weights()   # not the loss table's levels
+    def _end_epoch(self) -> None:
+        super()._end_epoch()
+        self._drawer.clear()
 
     def _log_weights(self) -> torch.Tensor:
         log_se = math.log(self.pressure())
         score = self._score().to(torch.float64)
         if self._rule == "rank":
-            return _log_weights(score, log_se, False) if log_se > 0 else torch.zeros_like(score)
+            return log_weights(score, log_se, False) if log_se > 0 else torch.zeros_like(score)
         return level_log_weights(score, log_se)
 
     def _check_probabilities(self, probabilities, idx: torch.Tensor) -> torch.Tensor:

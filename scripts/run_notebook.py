@@ -1,0 +1,85 @@
+"""Execute a pipeline notebook with papermill, leaving an output that depends only on the run's results.
+
+Usage (from ``scripts/run-notebook``, the command of every stage in ``dvc.yaml``)::
+
+    python scripts/run_notebook.py INPUT.ipynb OUTPUT.ipynb [-p NAME VALUE]...
+
+Compared with the ``papermill`` command line this
+
+* talks to the kernel over CurveZMQ-encrypted sockets when pyzmq supports it (the kernelspec
+  declares ``supported_encryption: curve``), which is what ipykernel's warning "Kernel is running
+  over TCP without encryption" asks for;
+* removes what changes on every run although the results do not (papermill's start and end
+  times and durations, nbclient's execution timestamps, the random id of the injected
+  parameters cell), so that ``dvc.lock`` records the same hash for the same results.
+
+Outputs that measure time (progress bars, ``train_seconds``) are results of the run and stay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+#: papermill's per-run fields in the notebook and cell metadata
+_TIMING_KEYS = ("start_time", "end_time", "duration")
+
+
+def _value(text: str):
+    """A ``-p`` value typed like papermill's command line does (int, float, bool, None or str)."""
+    try:
+        from papermill.cli import _resolve_type
+    except ImportError:  # private helper; strings are what the stages pass anyway
+        return text
+    return _resolve_type(text)
+
+
+def kernel_config():
+    """The jupyter_client configuration: manager-provisioned CurveZMQ keys when pyzmq can do it."""
+    import zmq
+    from traitlets.config import Config
+
+    config = Config()
+    if zmq.has("curve"):
+        config.KernelManager.transport_encryption = "auto"
+    return config
+
+
+def strip_run_metadata(nb) -> None:
+    """Remove run-specific metadata from an executed notebook, in place."""
+    pm = nb.metadata.get("papermill", {})
+    for key in _TIMING_KEYS:
+        pm.pop(key, None)
+    for i, cell in enumerate(nb.cells):
+        cell.metadata.pop("execution", None)
+        for key in _TIMING_KEYS:
+            cell.metadata.get("papermill", {}).pop(key, None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell["id"] = "injected-parameters"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="run-notebook", description=__doc__.split("\n\n")[0])
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("-p", "--parameters", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    p.add_argument("-k", "--kernel", default="mlabs", help="kernel name (default: mlabs)")
+    args = p.parse_args(argv)
+
+    import nbformat
+    import papermill
+
+    params = {name: _value(value) for name, value in args.parameters}
+    try:
+        nb = papermill.execute_notebook(args.input, args.output, parameters=params, kernel_name=args.kernel,
+                                        progress_bar=False, record_timing=False, config=kernel_config())
+    except papermill.PapermillExecutionError as exc:
+        print(f"{args.input} failed, see {args.output}:\n{exc}", file=sys.stderr)
+        return 1
+    strip_run_metadata(nb)
+    nbformat.write(nb, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Chain-based adaptive selection with label correlations (``method.md`` section 5, a reconstruction)."""
+
+from __future__ import annotations
+
+import torch
+
+from .._validation import check_positive_int
+from ..adaptive import AdaptiveBatchSampler
+from .draws import SegmentDraws
+from .optimistic import OptimisticChains
+from .stepwise import StepwiseChains
+from .tables import ChainTables
+
+__all__ = ["ChainBatchSampler"]
+
+#: how the walk may pick the next label
+LABEL_CHOICES = ("argmax", "sample")
+
+
+class ChainBatchSampler(AdaptiveBatchSampler):
+    """Chain-based adaptive selection with label correlations (``method.md`` section 5, a reconstruction).
+
+    Each post-warm-up batch of exactly B distinct samples is built from chains of up to
+    ``chain_length`` samples:
+
+    1. seed: a sample drawn from p among those not yet in the batch;
+    2. seed label: its positive label with the largest IRLbl (ties: the smaller label index);
+       a seed without labels ends the chain;
+    3. walk: the next label is the label not yet visited in this chain with the largest
+       correlation ``A[l, k]`` (:func:`label_correlation`; ties: the smaller label index), or one
+       drawn proportionally to ``A[l, k]`` over the unvisited labels with
+       ``label_choice="sample"``; the chain stops when that correlation is 0. The next sample is
+       drawn from p restricted to the samples carrying that label and not yet in the batch (the
+       chain stops when there is none). Repeat until the chain has ``chain_length`` samples or the
+       batch is full, then start a new chain with a new seed.
+
+    Warm-up, loss table, refreshes and every other parameter are as in :class:`AdaptiveBatchSampler`.
+
+    Parameters
+    ----------
+    chain_length : int, default 4
+        m, the maximum number of samples per chain (1 makes every pick a seed, i.e. plain adaptive
+        selection).
+    label_choice : {"argmax", "sample"}, default "argmax"
+        How the walk picks the next label.
+
+    Notes
+    -----
+    With ``label_choice="argmax"`` and rejection draws (s_e <= 4), all batches of a refresh are
+    drawn optimistically in bulk (every draw ignoring "not yet in the batch"), and the few batches
+    with a repeated sample are redrawn from their first repeat on; this is exactly the step-by-step
+    process (:class:`OptimisticChains`). Otherwise all batches are built in parallel,
+    one chain step at a time (B vectorised steps, :class:`StepwiseChains`); the strategy is chosen
+    at every refresh. "Not yet in the batch" is enforced by rejection
+    (exactly equivalent to drawing from the restricted distribution) with an exact vectorised
+    fallback after a few rejections.
+    """
+
+    options = AdaptiveBatchSampler.options + ("chain_length", "label_choice")
+
+    def __init__(self, labels, batch_size: int, *, chain_length: int = 4, label_choice: str = "argmax",
+                 selection_pressure: float = 2.0, warmup_epochs: int = 3, features=None,
+                 score: str = "weighted_loss", quantize: bool = True, refresh_every: int | None = None,
+                 k_neighbors: int = 5, seed: int = 0, device="cpu"):
+        super().__init__(labels, batch_size, selection_pressure=selection_pressure, warmup_epochs=warmup_epochs,
+                         features=features, score=score, quantize=quantize, refresh_every=refresh_every,
+                         k_neighbors=k_neighbors, seed=seed, device=device)
+        self.chain_length = check_positive_int(chain_length, "chain_length")
+        if label_choice not in LABEL_CHOICES:
+            raise ValueError(f"label_choice must be one of {LABEL_CHOICES}, got {label_choice!r}")
+        self.label_choice = label_choice
+        self._tables = ChainTables(self.labels, self.chain_length)
+        #: the label co-occurrence matrix A the walks follow
+        self.correlation = self._tables.correlation
+        self._draws = SegmentDraws(self._tables, self._drawer, self._generator)
+        self._stepwise = StepwiseChains(self._tables, self._draws, self.batch_size, label_choice)
+        self._optimistic = (OptimisticChains(self._tables, self._draws, self._drawer, self.batch_size)
+                            if label_choice == "argmax" else None)
+        #: the strategy of the refresh in force: optimistic when the walk is argmax and the
+        #: refresh draws by rejection (:meth:`_refresh_draw`), else stepwise
+        self._strategy: OptimisticChains | StepwiseChains = self._stepwise
+
+    def _refresh_draw(self) -> None:
+        # the segment draws start from the log-weights, not the levels
+        logw = self._draw_log_weights()
+        self._drawer.set_log_weights(logw, build_table=False)
+        self._draws.refresh(logw, seed_table=self._optimistic is not None)
+        optimistic = self._draws.rejection and self._optimistic is not None
+        self._strategy = self._optimistic if optimistic else self._stepwise
+
+    def _draw_batches(self, n_batches: int) -> torch.Tensor:
+        return self._strategy.batches(n_batches)

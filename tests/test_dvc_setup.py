@@ -1,0 +1,121 @@
+"""DVC as a user meets it: a fresh clone's `dvc pull` restores the committed study, and the
+project's files agree with each other (plots, stage commands, Python version, conda file).
+
+``test_every_cached_output_is_in_the_shipped_remote`` fails when results were regenerated
+(``dvc.lock`` changed) without ``make push`` and committing ``dvc-store/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STORE = ROOT / "dvc-store" / "files" / "md5"
+DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+
+
+def _cached_outputs():
+    """(path, md5) of every output that dvc.lock records and DVC caches and pushes."""
+    dvc_repo = pytest.importorskip("dvc.repo")
+    with dvc_repo.Repo(str(ROOT)) as repo:
+        return [(str(out), out.hash_info.value) for out in repo.index.outs
+                if out.use_cache and out.can_push and out.hash_info and out.hash_info.value]
+
+
+def _in_store(md5: str) -> bool:
+    return (STORE / md5[:2] / md5[2:]).is_file()
+
+
+def test_every_cached_output_is_in_the_shipped_remote():
+    missing = []
+    outputs = _cached_outputs()
+    assert any(path.startswith("artifacts/runs") for path, _ in outputs), "no cell results in dvc.lock"
+    for path, md5 in outputs:
+        if not _in_store(md5):
+            missing.append(f"{path} ({md5})")
+            continue
+        if md5.endswith(".dir"):
+            entries = json.loads((STORE / md5[:2] / md5[2:]).read_text())
+            lost = [e["relpath"] for e in entries if not _in_store(e["md5"])]
+            if lost:
+                missing.append(f"{path}: {len(lost)} of {len(entries)} files, e.g. {lost[0]}")
+    assert not missing, ("outputs of dvc.lock missing from dvc-store/ (run `make push` after `make repro` "
+                         "and commit dvc-store/):\n" + "\n".join(missing[:20]))
+
+
+def test_remote_is_the_shipped_store():
+    config = (ROOT / ".dvc" / "config").read_text()
+    assert re.search(r"remote\s*=\s*shipped", config)
+    assert re.search(r"url\s*=\s*\.\./dvc-store", config)
+
+
+def test_warmup_checkpoints_are_not_outputs():
+    """Warm-up checkpoints are a local cache (too large for the shipped remote)."""
+    for name, stage in DVC_YAML["stages"].items():
+        body = stage.get("do", stage)
+        outs = [next(iter(o)) if isinstance(o, dict) else o for o in body.get("outs", [])]
+        deps = body.get("deps", [])
+        assert not [o for o in outs + deps if "warmup" in o and not o.endswith(".ipynb")], name
+
+
+def test_every_stage_runs_through_the_wrapper():
+    for name, stage in DVC_YAML["stages"].items():
+        cmd = stage.get("do", stage)["cmd"]
+        assert cmd.startswith("sh scripts/run-notebook notebooks/"), name
+        assert "papermill" not in cmd, name
+
+
+def test_plots_name_the_profile_methods_and_the_report_files():
+    from mlabs.report import PLOT_CURVES
+
+    files = set()
+    for plot in DVC_YAML["plots"]:
+        [(title, spec)] = plot.items()
+        for path, fields in spec["y"].items():
+            assert fields == "${train.methods}", title
+            files.add(Path(path).stem)
+    assert files == set(PLOT_CURVES)
+
+
+def test_python_version_agrees_with_the_locked_packages():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.11"
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert "python=3.11" in env["dependencies"]
+    readme = (ROOT / "README.md").read_text()
+    assert "Python 3.11" in readme and "3.10+" not in readme
+
+
+def test_environment_yml_uses_the_lock_and_documents_the_kernel():
+    text = (ROOT / "environment.yml").read_text()
+    env = yaml.safe_load(text)
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert "-r requirements.lock" in pip and "-e ." in pip
+    makefile = (ROOT / "Makefile").read_text()
+    [torch_pin] = set(re.findall(r"torch==[\w.]+", makefile))
+    assert torch_pin in pip  # the same torch as `make setup`
+    assert "ipykernel install --sys-prefix --name mlabs" in text  # the post-create command
+
+
+@pytest.mark.slow
+def test_fresh_clone_pull_restores_the_study(tmp_path):
+    """What a DVC user types first: clone, `dvc pull`, `dvc status` (nothing to reproduce)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("dvc")
+    clone = tmp_path / "clone"
+    res = subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"not a git checkout: {res.stderr.strip()}")
+    dvc = [sys.executable, "-m", "dvc"]
+    pull = subprocess.run(dvc + ["pull", "-q"], cwd=clone, capture_output=True, text=True, timeout=600)
+    assert pull.returncode == 0, pull.stderr[-2000:]
+    status = subprocess.run(dvc + ["status", "--json"], cwd=clone, capture_output=True, text=True, timeout=600)
+    assert status.returncode == 0 and json.loads(status.stdout or "{}") == {}, status.stdout[-2000:]

@@ -1,0 +1,133 @@
+"""Pipeline notebooks run as a JupyterLab user and as DVC run them.
+
+* JupyterLab starts the kernel in ``notebooks/``: each notebook moves to the project root first,
+  and gives the same results as under DVC (started at the root).
+* ``scripts/run-notebook`` (every stage's command) finds its Python without the venv on PATH,
+  and leaves executed notebooks free of per-run metadata, so the same results give the same
+  hash in ``dvc.lock``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlabs.project import project_root, use_project_root
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
+sys.path.insert(0, str(ROOT / "scripts"))
+import run_notebook  # noqa: E402
+
+
+def test_project_root_found_from_notebooks_folder(tmp_path, monkeypatch):
+    assert project_root(ROOT / "notebooks") == ROOT
+    (tmp_path / "params.yaml").write_text("train: {}\n")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    assert use_project_root() == tmp_path and Path.cwd() == tmp_path
+    with pytest.raises(FileNotFoundError, match="no project root"):
+        project_root("/")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_moves_to_the_root_before_its_parameters(path):
+    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    params = next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
+    assert params >= 1 and "use_project_root()" in "".join(cells[params - 1]["source"])
+    assert "use_project_root" not in "".join(s for c in cells[:params - 1] for s in c["source"])
+
+
+def _execute(cwd: Path, out_nb: Path, out_dir: Path) -> dict:
+    """01_prepare on emotions with its kernel started in ``cwd``; returns the statistics row."""
+    import papermill
+
+    nb = papermill.execute_notebook(
+        str(ROOT / "notebooks/01_prepare.ipynb"), str(out_nb), kernel_name="mlabs", progress_bar=False,
+        cwd=str(cwd), config=run_notebook.kernel_config(), record_timing=False,
+        parameters={"prepared_dir": str(out_dir / "prepared"), "stats_dir": str(out_dir / "stats")})
+    run_notebook.strip_run_metadata(nb)
+    return nb, json.loads((out_dir / "stats/emotions.json").read_text())
+
+
+@pytest.mark.slow
+def test_prepare_notebook_same_from_notebooks_folder_and_root(tmp_path):
+    pytest.importorskip("papermill")
+    import numpy as np
+
+    nb_lab, lab = _execute(ROOT / "notebooks", tmp_path / "lab.ipynb", tmp_path / "lab")
+    nb_dvc, dvc = _execute(ROOT, tmp_path / "dvc.ipynb", tmp_path / "dvc")
+    assert lab == dvc and lab["instances"] == 593
+    with np.load(tmp_path / "lab/prepared/emotions.npz") as a, np.load(tmp_path / "dvc/prepared/emotions.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)
+    # no per-run metadata: the two executions differ only in the paths they were given
+    for nb in (nb_lab, nb_dvc):
+        assert not {"start_time", "end_time", "duration"} & set(nb.metadata["papermill"])
+        for cell in nb.cells:
+            assert "execution" not in cell.metadata
+            assert not {"start_time", "end_time", "duration"} & set(cell.metadata.get("papermill", {}))
+    assert [c.get("id") for c in nb_lab.cells] == [c.get("id") for c in nb_dvc.cells]
+    # outputs agree (the last one shows the path it wrote to, which differs here)
+    assert [c.get("outputs") for c in nb_lab.cells[5:-1]] == [c.get("outputs") for c in nb_dvc.cells[5:-1]]
+    assert "injected-parameters" in [c.get("id") for c in nb_lab.cells]
+
+
+def _copy_scripts(dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    for name in ("run-notebook", "run_notebook.py"):
+        shutil.copy(ROOT / "scripts" / name, dest / name)
+    return dest / "run-notebook"
+
+
+def _fake_python(path: Path, label: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'#!/bin/sh\necho "{label}" "$@"\n')
+    path.chmod(0o755)
+
+
+def test_wrapper_finds_the_project_venv_from_a_temporary_experiment_copy(tmp_path):
+    """`dvc exp run --temp` runs the stage in .dvc/tmp/exps/...; the venv is found upwards."""
+    (tmp_path / "repo/.venv/bin").mkdir(parents=True)
+    (tmp_path / "repo/.venv/bin/python").write_text('#!/bin/sh\necho venv-python "$PYTHONPATH" "$@"\n')
+    (tmp_path / "repo/.venv/bin/python").chmod(0o755)
+    script = _copy_scripts(tmp_path / "repo/.dvc/tmp/exps/standalone/tmp123/scripts")
+    env = {"PATH": "/usr/bin:/bin"}  # no venv on PATH, as when DVC is started as .venv/bin/dvc
+    out = subprocess.run(["sh", str(script), "in.ipynb", "out.ipynb"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    words = out.stdout.split()
+    assert words[0] == "venv-python" and words[-2:] == ["in.ipynb", "out.ipynb"]
+    # the copy's own source comes first on the path
+    assert words[1] == str(script.parent.parent / "src")
+
+
+def test_wrapper_prefers_mlabs_python_then_path(tmp_path):
+    _fake_python(tmp_path / "bin/python3", "path-python")
+    _fake_python(tmp_path / "chosen/python", "chosen-python")
+    script = _copy_scripts(tmp_path / "repo/scripts")
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"}
+    run = lambda e: subprocess.run(["sh", str(script)], env=e, capture_output=True, text=True).stdout.split()[0]
+    assert run(env) == "path-python"
+    assert run(dict(env, MLABS_PYTHON=str(tmp_path / "chosen/python"))) == "chosen-python"
+
+
+@pytest.mark.slow
+def test_wrapper_runs_a_stage_without_the_venv_on_path(tmp_path):
+    """The real wrapper with a PATH that has no papermill: no warning about unencrypted TCP."""
+    pytest.importorskip("papermill")
+    env = dict(os.environ, PATH="/usr/bin:/bin", MLABS_PYTHON=sys.executable, MLABS_QUIET="1")
+    out = tmp_path / "prepare.ipynb"
+    res = subprocess.run(["sh", "scripts/run-notebook", "notebooks/01_prepare.ipynb", str(out),
+                          "-p", "prepared_dir", str(tmp_path / "p"), "-p", "stats_dir", str(tmp_path / "s")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "without encryption" not in res.stderr + res.stdout
+    assert (tmp_path / "s/emotions.json").is_file()
+    meta = json.loads(out.read_text())["metadata"]["papermill"]
+    assert "start_time" not in meta and meta["parameters"]["stats_dir"] == str(tmp_path / "s")

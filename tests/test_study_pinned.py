@@ -1,0 +1,36 @@
+"""Short real cells, the report of a fixed result tree and the cell fingerprints of every params
+profile are exactly those pinned in tests/data/study_pins.json (see tests/data/make_study_pins.py).
+
+The pins were generated before the study layers were restructured; a difference means a result,
+a report or a fingerprint (which decides whether finished cells are re-run) changed.
+"""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+_DATA = Path(__file__).parent / "data"
+_spec = importlib.util.spec_from_file_location("make_study_pins", _DATA / "make_study_pins.py")
+pins_mod = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pins_mod)
+
+PINNED = json.loads((_DATA / "study_pins.json").read_text())
+
+
+def test_fingerprints_of_every_profile_are_pinned():
+    assert pins_mod.fingerprints() == PINNED["fingerprints"]
+
+
+def test_report_of_a_fixed_result_tree_is_pinned():
+    assert pins_mod.report() == PINNED["report"]
+
+
+def test_short_real_cells_are_pinned():
+    import torch
+    threads = torch.get_num_threads()
+    try:
+        assert pins_mod.cells() == PINNED["cells"]
+    finally:
+        torch.set_num_threads(threads)
