@@ -1085,8 +1085,8 @@ def _metric_findings(results: pd.DataFrame, metric: str, order: list[str], basel
             why = f"{method} is **worse** than {baseline} on {metric} (significant at α = {alpha:g})."
         else:
             why = f"**no significant difference** between {method} and {baseline} on {metric} at α = {alpha:g}"
-            why += (f" ({method} wins more blocks than it loses, which alone is not evidence)." if w > l else
-                    f" ({method} loses more blocks than it wins, which alone is not evidence)." if l > w else ".")
+            why += (f" ({method} wins more than it loses, which alone is not evidence)." if w > l else
+                    f" ({method} loses more than it wins, which alone is not evidence)." if l > w else ".")
         sig_models = [f"{r.model} ({'better' if ((r.mean_diff > 0) == higher) else 'worse'})"
                       for r in per_model.itertuples() if np.isfinite(r.p_value) and r.p_value < alpha]
         why += (f" Significant per-model differences at α = {alpha:g}: {', '.join(sig_models)}."
