@@ -508,12 +508,12 @@ def train_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
         bar.set_postfix(val_auc=f"{row['val_macro_auc']:.4f}", best=run.best_epoch)
     bar.close()
 
-    result = _finish(cell, run, config, out, time.perf_counter() - t_start)
+    result = _finish(cell, run, config, out, time.perf_counter() - t_start, cell_meta["config"])
     resume.unlink(missing_ok=True)
     return result
 
 
-def _finish(cell: Cell, run: _Run, config: TrainConfig, out: Path, seconds: float) -> dict:
+def _finish(cell: Cell, run: _Run, config: TrainConfig, out: Path, seconds: float, fingerprint: str) -> dict:
     best = run.curves[run.best_epoch - 1] if run.best_epoch else run.curves[-1]
     if run.best_state is not None:
         # the reported test metrics come from the kept copy of the best weights,
@@ -523,7 +523,7 @@ def _finish(cell: Cell, run: _Run, config: TrainConfig, out: Path, seconds: floa
     val = _evaluate(run.model, run.X_val, run.Y_val, config.threshold)
     selecting = [r for r in run.curves if r["epoch"] > config.warmup_epochs]
     result = {"status": "ok", "cell": dataclasses.asdict(cell),
-              "fingerprint": config.fingerprint(cell.model, cell.method, run.split.digest()),
+              "fingerprint": fingerprint,
               "best_epoch": best["epoch"],
               "val": val, "test": test, "train_seconds": seconds,
               "epochs": config.epochs, "warmup_epochs": config.warmup_epochs,

@@ -24,8 +24,24 @@ NOMINAL_ENCODINGS = ("onehot", "ordinal")
 LABEL_POSITIONS = ("start", "end")
 
 
+class MatrixShape:
+    """``n_samples``, ``n_features``, ``n_labels`` of a data set holding ``X`` (n, d) and ``Y`` (n, q)."""
+
+    @property
+    def n_samples(self) -> int:
+        return self.Y.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def n_labels(self) -> int:
+        return self.Y.shape[1]
+
+
 @dataclass
-class MultiLabelData:
+class MultiLabelData(MatrixShape):
     """A multi-label data set as read from disk.
 
     Attributes
@@ -54,17 +70,6 @@ class MultiLabelData:
     files: list[str] = field(default_factory=list)
     dropped_attributes: list[str] = field(default_factory=list)
 
-    @property
-    def n_samples(self) -> int:
-        return self.Y.shape[0]
-
-    @property
-    def n_features(self) -> int:
-        return self.X.shape[1]
-
-    @property
-    def n_labels(self) -> int:
-        return self.Y.shape[1]
 
     @property
     def is_sparse(self) -> bool:

@@ -10,7 +10,7 @@ from typing import Iterator
 import numpy as np
 import scipy.sparse as sp
 
-from .arff import MultiLabelData
+from .arff import MatrixShape, MultiLabelData
 from .registry import DataError, dataset_info
 
 
@@ -149,7 +149,7 @@ def make_folds(Y, n_folds: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarr
 
 
 @dataclass
-class PreparedData:
+class PreparedData(MatrixShape):
     """A preprocessed data set with its fold assignment (see :func:`prepare`).
 
     ``feature_indices`` / ``label_indices`` index the kept columns of the raw data;
@@ -171,17 +171,6 @@ class PreparedData:
     label_indices: np.ndarray
     original_shape: tuple[int, int, int]
 
-    @property
-    def n_samples(self) -> int:
-        return self.Y.shape[0]
-
-    @property
-    def n_features(self) -> int:
-        return self.X.shape[1]
-
-    @property
-    def n_labels(self) -> int:
-        return self.Y.shape[1]
 
     def __repr__(self) -> str:
         return (f"PreparedData(name={self.name!r}, n_samples={self.n_samples}, n_features={self.n_features}, "
