@@ -5,11 +5,15 @@ when a change of the samplers' draws is intended. Each configuration builds a sa
 synthetic data, runs a few epochs (warm-up and selection) feeding seeded losses (rounded, so the
 loss table has ties) and predicted probabilities, takes a ``state_dict`` in the middle of one epoch
 and finishes that epoch on a restored copy, and hashes every batch and the probabilities.
+
+The draws depend on the machine's floating-point kernels: the key ``kernels`` records
+:func:`kernel_probe.kernel_probe` of the machine that wrote the pins (see ``kernel_probe.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from pathlib import Path
 
@@ -111,11 +115,18 @@ def run(make) -> str:
     return h.hexdigest()
 
 
+def kernels() -> str:
+    spec = importlib.util.spec_from_file_location("kernel_probe", Path(__file__).with_name("kernel_probe.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.kernel_probe()
+
+
 def pins() -> dict[str, str]:
     torch.set_num_threads(1)
     return {name: run(make) for name, make in configs().items()}
 
 
 if __name__ == "__main__":
-    PINS.write_text(json.dumps(pins(), indent=1, sort_keys=True) + "\n")
+    PINS.write_text(json.dumps({"kernels": kernels(), "plans": pins()}, indent=1, sort_keys=True) + "\n")
     print(f"wrote {PINS}")

@@ -11,6 +11,9 @@ change of the results is intended. Three kinds of pins:
   CSVs are left out: images are not byte-stable and the CSVs have their own tests);
 - ``fingerprints``: :meth:`TrainConfig.fingerprint` of every method for two models under each
   committed params profile, so a change of the params layout cannot make finished cells stale.
+
+The cells depend on the machine's floating-point kernels: ``kernels`` records
+:func:`kernel_probe.kernel_probe` of the machine that wrote them (see ``kernel_probe.py``).
 """
 
 from __future__ import annotations
@@ -96,8 +99,15 @@ def report() -> dict:
     return out
 
 
+def kernels() -> str:
+    spec = importlib.util.spec_from_file_location("kernel_probe", Path(__file__).with_name("kernel_probe.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.kernel_probe()
+
+
 def build() -> dict:
-    return {"fingerprints": fingerprints(), "report": report(), "cells": cells()}
+    return {"fingerprints": fingerprints(), "report": report(), "cells": cells(), "kernels": kernels()}
 
 
 if __name__ == "__main__":
