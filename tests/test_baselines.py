@@ -256,7 +256,7 @@ def test_d2ace_mixes_uncertainty_and_hardness_as_scheduled():
 
 def test_d2ace_label_weights_follow_the_current_metric():
     y, x = data()
-    s = D2ACEBatchSampler(y, B, features=x, warmup_epochs=0)
+    s = D2ACEBatchSampler(y, B, features=x, warmup_epochs=0).score
     g = torch.Generator().manual_seed(5)
     m = torch.rand(N, Q, generator=g) * 0.2
     before = s.label_weights(m)
@@ -265,7 +265,7 @@ def test_d2ace_label_weights_follow_the_current_metric():
     assert after[2] > before[2] and torch.allclose(after[[0, 1, 3, 4, 5]], before[[0, 1, 3, 4, 5]])
     torch.testing.assert_close(after, torch.exp(0.5 * m.mean(0) + 0.5 * m.std(0, unbiased=False)))
     # the weights scale each label's contribution to the sample scores
-    doubled = D2ACEBatchSampler(y, B, features=x, warmup_epochs=0)
+    doubled = D2ACEBatchSampler(y, B, features=x, warmup_epochs=0).score
     doubled.label_weights = lambda metric: 2 * s.label_weights(metric)
     torch.testing.assert_close(doubled.sample_scores(m), 2 * s.sample_scores(m))
 

@@ -277,8 +277,7 @@ class _Run:
         model.train()
         sampler.set_epoch(epoch - 1)  # samplers count epochs from 0
         t0 = time.perf_counter()
-        due = getattr(sampler, "recompute_due", None)
-        if due is not None and due(epoch - 1):
+        if sampler.recompute_due(epoch - 1):
             self.recompute_losses(sampler)
         total, count, picked_minority, picked = 0.0, 0, 0, 0
         for batch in sampler:

@@ -129,6 +129,11 @@ class EpochBatchSampler(Sampler):
         """Record the per-sample losses of the samples just trained on (see subclasses)."""
         self._check_update(indices, per_sample_loss)
 
+    def recompute_due(self, epoch: int) -> bool:
+        """Whether the trainer should pass the losses of all N samples to ``update`` before epoch
+        ``epoch`` (a full pass over the training set); never for this sampler."""
+        return False
+
     def probabilities(self) -> torch.Tensor:
         """The selection distribution in force (length N, sums to 1); uniform for this sampler."""
         return torch.full((self.n_samples,), 1.0 / self.n_samples, dtype=torch.float64, device=self.device)

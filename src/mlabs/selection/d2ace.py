@@ -2,15 +2,86 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from .scheduled import ScheduledSampler, level_log_weights
-from ._validation import check_positive_int, check_same_rows
+from ._validation import as_label_matrix, check_positive_int, check_same_rows
 from .imbalance import k_nearest_neighbors
+from .predictions import PredictionWindow
+from .probabilities import min_max_level_log_weights
+from .scheduled import ScheduledSampler, ScoreRule
+from .schedules import LinearSchedule
 
-__all__ = ["D2ACEBatchSampler"]
+__all__ = ["D2ACEBatchSampler", "DualDynamics"]
+
+
+class DualDynamics(ScoreRule):
+    """D2ACE's scoring rule: a ``beta``-mixture of the uncertainty and the hardness distributions.
+
+    Parameters
+    ----------
+    labels : torch.Tensor, shape (N, q), bool
+    features : array-like or scipy.sparse, shape (N, d)
+        Scaled training features, for the ``k_neighbors`` nearest neighbours of the local context.
+    k_neighbors : int
+    beta : callable
+        ``beta(epoch)``, the weight of the uncertainty distribution (a :class:`LinearSchedule`).
+    """
+
+    def __init__(self, labels: torch.Tensor, features, k_neighbors: int, beta):
+        self.k_neighbors = check_positive_int(k_neighbors, "k_neighbors")
+        self.beta = beta
+        n, q = labels.shape
+        device = labels.device
+        nn_idx = k_nearest_neighbors(features, min(self.k_neighbors, n - 1), device=device)
+        self._context = labels | labels[nn_idx].any(dim=1)                # Z, (N, q) bool
+        self._yf = labels.to(torch.float32)
+        self._entry_loss = torch.zeros((n, q), dtype=torch.float32, device=device)
+        self._flip = torch.zeros_like(self._entry_loss)
+
+    # -- metrics ---------------------------------------------------------------------------------
+    def hardness(self) -> torch.Tensor:
+        """H (N, q)."""
+        return (-torch.expm1(-self._entry_loss)) * (1.0 - self._flip)
+
+    def label_weights(self, metric: torch.Tensor) -> torch.Tensor:
+        """Dynamic label weights ``v_j = exp(mean_i M_ij / 2 + std_i M_ij / 2)`` (population std)."""
+        return torch.exp(0.5 * metric.mean(0) + 0.5 * metric.std(0, unbiased=False))
+
+    def sample_scores(self, metric: torch.Tensor) -> torch.Tensor:
+        """``sum_j v_j M_ij (1 + Y_ij S_ij)`` for a metric M (N, q)."""
+        v = self.label_weights(metric)
+        masked = metric * self._yf
+        cols = masked / (masked.norm(dim=0, keepdim=True) + 1e-8)
+        corr = cols.T @ cols
+        corr = corr / corr.sum(1, keepdim=True).clamp(min=1e-12)
+        context = self._context.to(torch.float32) @ corr.T
+        return (metric * v * (1.0 + self._yf * context)).sum(1)
+
+    # -- the rule --------------------------------------------------------------------------------
+    def observe(self, idx: torch.Tensor, probs: torch.Tensor, window: PredictionWindow) -> None:
+        had = (window.count.index_select(0, idx) > 0).to(torch.float32)[:, None]
+        prev = window.latest(idx)  # O(batch), not O(N)
+        flip = 0.7 * (probs - prev).abs() * had + 0.3 * self._flip.index_select(0, idx)
+        self._flip.index_copy_(0, idx, flip)
+        p = probs.clamp(1e-7, 1 - 1e-7)
+        y = self._yf.index_select(0, idx)
+        self._entry_loss.index_copy_(0, idx, -(y * torch.log(p) + (1 - y) * torch.log1p(-p)))
+
+    def log_weights(self, loss, window, epoch, log_se):
+        p_unc = torch.exp(min_max_level_log_weights(self.sample_scores(window.uncertainty()).double(), log_se))
+        p_hard = torch.exp(min_max_level_log_weights(self.sample_scores(self.hardness()).double(), log_se))
+        beta = self.beta(epoch)
+        mix = beta * p_unc / p_unc.sum() + (1.0 - beta) * p_hard / p_hard.sum()
+        logw = torch.log(mix)
+        return logw - logw.max()
+
+    def state_dict(self) -> dict:
+        return {"entry_loss": self._entry_loss.cpu().clone(), "flip": self._flip.cpu().clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        device = self._flip.device
+        self._entry_loss = state["entry_loss"].to(device).clone()
+        self._flip = state["flip"].to(device).clone()
 
 
 class D2ACEBatchSampler(ScheduledSampler):
@@ -67,81 +138,23 @@ class D2ACEBatchSampler(ScheduledSampler):
                  selection_pressure: float = 8.0, selection_pressure_end: float | None = 1.0,
                  beta_start: float = 0.7, beta_end: float = 0.3, warmup_epochs: int = 3, epochs: int = 100,
                  seed: int = 0, device="cpu"):
-        super().__init__(labels, batch_size, selection_pressure=selection_pressure,
-                         selection_pressure_end=selection_pressure_end, warmup_epochs=warmup_epochs,
-                         epochs=epochs, window=check_positive_int(window, "window", minimum=2), seed=seed,
-                         device=device)
+        y = as_label_matrix(labels, device)
         if features is None:
             raise ValueError("D2ACEBatchSampler needs features= (the scaled training features) for its local "
                              "label context of nearest neighbours")
-        check_same_rows(features, self.n_samples)
+        check_same_rows(features, y.shape[0])
         for name, b in (("beta_start", beta_start), ("beta_end", beta_end)):
             if not 0.0 <= float(b) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {b!r}")
-        self.beta_start, self.beta_end = float(beta_start), float(beta_end)
-        self.k_neighbors = check_positive_int(k_neighbors, "k_neighbors")
-        y = self.labels
-        nn_idx = k_nearest_neighbors(features, min(self.k_neighbors, self.n_samples - 1), device=self.device)
-        self._context = y | y[nn_idx].any(dim=1)                        # Z, (N, q) bool
-        self._yf = y.to(torch.float32)
-        self._entry_loss = torch.zeros((self.n_samples, self.n_labels), dtype=torch.float32, device=self.device)
-        self._flip = torch.zeros_like(self._entry_loss)
+        # beta moves linearly over the first 2/3 of the selection epochs, then stays
+        t0 = check_positive_int(warmup_epochs, "warmup_epochs", minimum=0)
+        t1 = t0 + (2.0 / 3.0) * (check_positive_int(epochs, "epochs") - 1 - t0)
+        rule = DualDynamics(y, features, k_neighbors, LinearSchedule(beta_start, beta_end, t0, t1))
+        super().__init__(y, batch_size, score=rule, selection_pressure=selection_pressure,
+                         selection_pressure_end=selection_pressure_end, warmup_epochs=warmup_epochs,
+                         epochs=epochs, window=check_positive_int(window, "window", minimum=2), seed=seed,
+                         device=device)
 
-    # -- schedules -------------------------------------------------------------------------------
     def beta(self, epoch: int | None = None) -> float:
-        """Weight of the uncertainty distribution in the mixture at ``epoch``."""
-        t = self._epoch if epoch is None else epoch
-        t0 = self.warmup_epochs
-        t1 = t0 + (2.0 / 3.0) * (self.epochs - 1 - t0)
-        frac = 1.0 if t1 <= t0 else min(max((t - t0) / (t1 - t0), 0.0), 1.0)
-        return self.beta_start + (self.beta_end - self.beta_start) * frac
-
-    # -- metrics ---------------------------------------------------------------------------------
-    def uncertainty(self) -> torch.Tensor:
-        """E (N, q)."""
-        return self._window.uncertainty()
-
-    def hardness(self) -> torch.Tensor:
-        """H (N, q)."""
-        return (-torch.expm1(-self._entry_loss)) * (1.0 - self._flip)
-
-    def label_weights(self, metric: torch.Tensor) -> torch.Tensor:
-        """Dynamic label weights ``v_j = exp(mean_i M_ij / 2 + std_i M_ij / 2)`` (population std)."""
-        return torch.exp(0.5 * metric.mean(0) + 0.5 * metric.std(0, unbiased=False))
-
-    def sample_scores(self, metric: torch.Tensor) -> torch.Tensor:
-        """``sum_j v_j M_ij (1 + Y_ij S_ij)`` for a metric M (N, q)."""
-        v = self.label_weights(metric)
-        masked = metric * self._yf
-        cols = masked / (masked.norm(dim=0, keepdim=True) + 1e-8)
-        corr = cols.T @ cols
-        corr = corr / corr.sum(1, keepdim=True).clamp(min=1e-12)
-        context = self._context.to(torch.float32) @ corr.T
-        return (metric * v * (1.0 + self._yf * context)).sum(1)
-
-    # -- sampler hooks ---------------------------------------------------------------------------
-    def _record(self, idx: torch.Tensor, probs: torch.Tensor) -> None:
-        had = (self._window.count.index_select(0, idx) > 0).to(torch.float32)[:, None]
-        prev = self._window.latest(idx)  # O(batch), not O(N)
-        flip = 0.7 * (probs - prev).abs() * had + 0.3 * self._flip.index_select(0, idx)
-        self._flip.index_copy_(0, idx, flip)
-        p = probs.clamp(1e-7, 1 - 1e-7)
-        y = self._yf.index_select(0, idx)
-        self._entry_loss.index_copy_(0, idx, -(y * torch.log(p) + (1 - y) * torch.log1p(-p)))
-        self._window.push(idx, probs)
-
-    def _log_weights(self) -> torch.Tensor:
-        log_s = math.log(self.pressure())
-        p_unc = torch.exp(level_log_weights(self.sample_scores(self.uncertainty()).double(), log_s))
-        p_hard = torch.exp(level_log_weights(self.sample_scores(self.hardness()).double(), log_s))
-        beta = self.beta()
-        mix = beta * p_unc / p_unc.sum() + (1.0 - beta) * p_hard / p_hard.sum()
-        logw = torch.log(mix)
-        return logw - logw.max()
-
-    def _extra_state(self) -> dict:
-        return {"entry_loss": self._entry_loss.cpu().clone(), "flip": self._flip.cpu().clone()}
-
-    def _load_extra_state(self, extra: dict) -> None:
-        self._entry_loss = extra["entry_loss"].to(self.device).clone()
-        self._flip = extra["flip"].to(self.device).clone()
+        """Weight of the uncertainty distribution in the mixture at ``epoch`` (default: the current)."""
+        return self.score.beta(self._epoch if epoch is None else epoch)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from .scheduled import ScheduledSampler
 from ._validation import check_positive_int
+from .probabilities import rank_log_weights
+from .scheduled import ScheduledSampler, ScoreRule
 
-__all__ = ["OnlineBatchSampler"]
+__all__ = ["OnlineBatchSampler", "LossRank"]
+
+
+class LossRank(ScoreRule):
+    """Score = the latest loss, probabilities by its exact descending rank."""
+
+    def log_weights(self, loss, window, epoch, log_se):
+        return rank_log_weights(loss, log_se)
 
 
 class OnlineBatchSampler(ScheduledSampler):
@@ -48,13 +56,12 @@ class OnlineBatchSampler(ScheduledSampler):
     warm-up is the protocol's shared one (3 epochs here, 10 there) and recomputation is optional.
     """
 
-    _rule = "rank"
     options = ("selection_pressure", "selection_pressure_end", "recompute_every")
 
     def __init__(self, labels, batch_size: int, *, selection_pressure: float = 100.0,
                  selection_pressure_end: float | None = 1.0, recompute_every: int | None = None,
                  warmup_epochs: int = 3, epochs: int = 100, seed: int = 0, device="cpu"):
-        super().__init__(labels, batch_size, selection_pressure=selection_pressure,
+        super().__init__(labels, batch_size, score=LossRank(), selection_pressure=selection_pressure,
                          selection_pressure_end=selection_pressure_end, warmup_epochs=warmup_epochs,
                          epochs=epochs, seed=seed, device=device)
         self.recompute_every = None if recompute_every is None else check_positive_int(recompute_every,
@@ -65,6 +72,3 @@ class OnlineBatchSampler(ScheduledSampler):
         if self.recompute_every is None or epoch < self.warmup_epochs:
             return False
         return (epoch - self.warmup_epochs) % self.recompute_every == 0
-
-    def _score(self):
-        return self._loss

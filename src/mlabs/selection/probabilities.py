@@ -109,6 +109,32 @@ def levels_to_log_weights(level: torch.Tensor, log_se: float) -> torch.Tensor:
     return level.clamp_(max=n).sub_(n).mul_(log_se / n)
 
 
+def min_max_level_log_weights(score: torch.Tensor, log_se: float) -> torch.Tensor:
+    """Quantized levels with step 1/N on the min-max normalised score, high score preferred.
+
+    ``U = (s - min s) / (max s - min s)``, ``Q = clip(ceil((1 - U) N), 1, N)`` and
+    ``p ~ exp(-log(s_e) Q / N)`` (the rule of Recency Bias, the uncertainty method and D2ACE),
+    returned as log-weights with maximum 0. Equal scores (or s_e = 1) give the uniform distribution.
+    Unlike :func:`levels` the score may be negative: only its spread matters.
+    """
+    n = score.numel()
+    lo, hi = score.min(), score.max()
+    span = float(hi - lo)
+    if log_se == 0.0 or not span > 0.0:
+        return torch.zeros_like(score, dtype=torch.float64)
+    u = (score.to(torch.float64) - lo) / span
+    level = torch.ceil((1.0 - u) * n).clamp_(1, n)
+    return (level - level.min()).mul_(-log_se / n)
+
+
+def rank_log_weights(score: torch.Tensor, log_se: float) -> torch.Tensor:
+    """``-log(s_e) r_i / N`` with ``r_i`` the descending rank of float64 scores (ties share their
+    mean rank): the exact-rank rule of Loshchilov & Hutter; s_e = 1 gives the uniform distribution."""
+    if log_se > 0:
+        return log_weights(score, log_se, False)
+    return torch.zeros_like(score)
+
+
 def _probabilities(s: torch.Tensor, log_se: float, quantize: bool) -> torch.Tensor:
     """:func:`selection_probabilities` for validated float64 scores."""
     p = torch.exp_(log_weights(s, log_se, quantize))

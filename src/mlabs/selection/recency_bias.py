@@ -4,10 +4,29 @@ from __future__ import annotations
 
 import torch
 
-from .scheduled import ScheduledSampler, binary_entropy_bits
 from ._validation import check_positive_int
+from .predictions import binary_entropy_bits
+from .probabilities import min_max_level_log_weights
+from .scheduled import ScheduledSampler, ScoreRule
 
-__all__ = ["RecencyBiasSampler"]
+__all__ = ["RecencyBiasSampler", "PredictedLabelEntropy"]
+
+
+class PredictedLabelEntropy(ScoreRule):
+    """Score = per label, the binary entropy of the share of positive predictions (``p > threshold``)
+    in the window, summed over labels; probabilities by min-max quantized levels."""
+
+    def __init__(self, threshold: float):
+        if not 0.0 < float(threshold) < 1.0:
+            raise ValueError(f"threshold must lie in (0, 1), got {threshold!r}")
+        self.threshold = float(threshold)
+
+    def log_weights(self, loss, window, epoch, log_se):
+        vals, valid = window.ordered()
+        w = valid.to(vals.dtype)[:, :, None]
+        n = valid.sum(0).to(vals.dtype).clamp(min=1.0)[:, None]
+        share = ((vals > self.threshold).to(vals.dtype) * w).sum(0) / n   # share of positive predictions
+        return min_max_level_log_weights(binary_entropy_bits(share).sum(1).to(torch.float64), log_se)
 
 
 class RecencyBiasSampler(ScheduledSampler):
@@ -50,17 +69,9 @@ class RecencyBiasSampler(ScheduledSampler):
     def __init__(self, labels, batch_size: int, *, window: int = 5, threshold: float = 0.5,
                  selection_pressure: float = 10.0, selection_pressure_end: float | None = 1.0,
                  warmup_epochs: int = 3, epochs: int = 100, seed: int = 0, device="cpu"):
-        if not 0.0 < float(threshold) < 1.0:
-            raise ValueError(f"threshold must lie in (0, 1), got {threshold!r}")
-        super().__init__(labels, batch_size, selection_pressure=selection_pressure,
+        super().__init__(labels, batch_size, score=PredictedLabelEntropy(threshold),
+                         selection_pressure=selection_pressure,
                          selection_pressure_end=selection_pressure_end, warmup_epochs=warmup_epochs,
                          epochs=epochs, window=check_positive_int(window, "window", minimum=2), seed=seed,
                          device=device)
-        self.threshold = float(threshold)
 
-    def _score(self) -> torch.Tensor:
-        vals, valid = self._window.ordered()
-        w = valid.to(vals.dtype)[:, :, None]
-        n = valid.sum(0).to(vals.dtype).clamp(min=1.0)[:, None]
-        share = ((vals > self.threshold).to(vals.dtype) * w).sum(0) / n   # share of positive predictions
-        return binary_entropy_bits(share).sum(1)

@@ -1,158 +1,106 @@
-"""Shared machinery of the other batch-selection methods (``docs/selection.md``, "Other methods").
+"""The sampler of the other batch-selection methods: a scoring rule under a pressure schedule.
 
-They all turn a per-sample score into probabilities with a rank or quantized-level rule under a
-selection pressure that follows a schedule, and several keep a short history of predicted
-probabilities. The warm-up, the epoch bookkeeping and exact resume come from
-:class:`~mlabs.selection.base.EpochBatchSampler`, the drawing of B distinct samples per batch
-from the :class:`~mlabs.selection.drawing.BatchDrawer` a sampler holds; a method only defines
-its score (``_score``) and, for history-based ones, what ``update`` records.
+Every other method (``docs/selection.md``, "Other methods") draws each selection epoch from
+log-weights that a *scoring rule* computes from what the sampler has observed (the latest
+per-sample losses and, for history-based rules, a window of recent predictions), at a selection
+pressure that follows an :class:`~mlabs.selection.schedules.ExponentialSchedule`. The sampler
+holds the rule, the schedule, the observations and a
+:class:`~mlabs.selection.drawing.BatchDrawer`; the warm-up, the epoch bookkeeping and exact resume
+come from :class:`~mlabs.selection.base.EpochBatchSampler`. A method is a scoring rule plus the
+constructor that validates its options (e.g. :mod:`mlabs.selection.active_bias`).
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
 from ._validation import as_label_matrix, check_positive_int
 from .base import EpochBatchSampler
 from .drawing import BatchDrawer
-from .probabilities import log_weights
+from .predictions import PredictionWindow
+from .schedules import ExponentialSchedule, check_pressure_at_least_one
 
-_LN2 = math.log(2.0)
-
-
-def check_pressure_at_least_one(value, name: str) -> float:
-    """A selection pressure of a schedule: a number >= 1 (1 means uniform)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 1:
-        raise ValueError(f"{name} must be a finite number >= 1 (1 means uniform selection), got {value!r}")
-    return float(value)
+__all__ = ["ScoreRule", "ScheduledSampler"]
 
 
-def exponential_schedule(start: float, end: float, t: int, t0: int, t1: int) -> float:
-    """``start * (end / start) ** ((t - t0) / (t1 - t0))``, constant outside ``[t0, t1]``.
+class ScoreRule:
+    """How a :class:`ScheduledSampler` turns its observations into an epoch's log-weights.
 
-    The selection-pressure schedule of Loshchilov & Hutter (baselines.md section 0).
-    """
-    if t1 <= t0 or t <= t0:
-        return start
-    if t >= t1:
-        return end
-    return start * (end / start) ** ((t - t0) / (t1 - t0))
-
-
-def level_log_weights(score: torch.Tensor, log_se: float) -> torch.Tensor:
-    """Quantized levels with step 1/N on the min-max normalised score, high score preferred.
-
-    ``U = (s - min s) / (max s - min s)``, ``Q = clip(ceil((1 - U) N), 1, N)`` and
-    ``p ~ exp(-log(s_e) Q / N)`` (the rule of Recency Bias, the uncertainty method and D2ACE),
-    returned as log-weights with maximum 0. Equal scores (or s_e = 1) give the uniform distribution.
-    """
-    n = score.numel()
-    lo, hi = score.min(), score.max()
-    span = float(hi - lo)
-    if log_se == 0.0 or not span > 0.0:
-        return torch.zeros_like(score, dtype=torch.float64)
-    u = (score.to(torch.float64) - lo) / span
-    level = torch.ceil((1.0 - u) * n).clamp_(1, n)
-    return (level - level.min()).mul_(-log_se / n)
-
-
-def binary_entropy_bits(p: torch.Tensor) -> torch.Tensor:
-    """``-p log2 p - (1 - p) log2 (1 - p)`` with ``0 log 0 = 0``."""
-    p = p.clamp(0.0, 1.0)
-    return -(torch.special.xlogy(p, p) + torch.special.xlogy(1.0 - p, 1.0 - p)) / _LN2
-
-
-class PredictionWindow:
-    """The last ``size`` predicted probability vectors of every sample (a per-sample ring buffer).
-
-    Stored as a ``(size, N, q)`` float32 tensor with per-sample write positions and counts, so a
-    batch is recorded with one scatter and the window is read in time order with one gather.
+    A rule implements :meth:`log_weights`; a rule with state of its own (beyond the sampler's loss
+    table and prediction window) also implements :meth:`observe` and the state methods, so that
+    the sampler's ``state_dict`` covers it.
     """
 
-    def __init__(self, size: int, n_samples: int, n_labels: int, device):
-        self.size = check_positive_int(size, "window")
-        self.values = torch.zeros((self.size, n_samples, n_labels), dtype=torch.float32, device=device)
-        self.pos = torch.zeros(n_samples, dtype=torch.int64, device=device)     # next slot
-        self.count = torch.zeros(n_samples, dtype=torch.int64, device=device)   # filled slots
+    def log_weights(self, loss: torch.Tensor, window: PredictionWindow | None, epoch: int,
+                    log_se: float) -> torch.Tensor:
+        """Unnormalised float64 log-weights (length N) of the epoch ``epoch`` at pressure ``exp(log_se)``.
 
-    def push(self, idx: torch.Tensor, probs: torch.Tensor) -> None:
-        slot = self.pos.index_select(0, idx)
-        self.values[slot, idx] = probs.to(torch.float32)
-        self.pos.index_put_((idx,), (slot + 1) % self.size)
-        self.count.index_put_((idx,), (self.count.index_select(0, idx) + 1).clamp_(max=self.size))
+        ``loss`` is the latest per-sample loss (float64, length N), ``window`` the recent
+        predictions (None when the method needs none).
+        """
+        raise NotImplementedError
 
-    def ordered(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(values oldest-first, shape (size, N, q); validity mask, shape (size, N))."""
-        w = self.size
-        k = torch.arange(w, device=self.pos.device)
-        slots = (self.pos[None, :] + k[:, None]) % w          # oldest first
-        vals = torch.gather(self.values, 0, slots[:, :, None].expand(-1, -1, self.values.shape[2]))
-        valid = k[:, None] >= (w - self.count)[None, :]
-        return vals, valid
+    def observe(self, idx: torch.Tensor, probs: torch.Tensor, window: PredictionWindow) -> None:
+        """See the predictions ``probs`` (n, q) of samples ``idx`` before they enter ``window``."""
 
-    def latest(self, idx: torch.Tensor | None = None) -> torch.Tensor:
-        """The most recent prediction of every sample, or of ``idx`` (zeros where there is none)."""
-        if idx is None:
-            idx = torch.arange(self.pos.numel(), device=self.pos.device)
-        slot = (self.pos.index_select(0, idx) - 1) % self.size
-        return self.values[slot, idx]
+    def state_dict(self) -> dict:
+        return {}
 
-    def uncertainty(self) -> torch.Tensor:
-        """Per sample and label, ``1/2 mean |p_t - p_(t-1)| + 1/2 H_b(p_latest)`` (in bits): the
-        prediction-uncertainty measure of the uncertainty method and D2ACE."""
-        return 0.5 * self.mean_abs_change() + 0.5 * binary_entropy_bits(self.latest())
-
-    def mean_abs_change(self) -> torch.Tensor:
-        """Per label, the mean |p_t - p_(t-1)| over consecutive predictions in the window (0 if < 2)."""
-        vals, valid = self.ordered()
-        pair = (valid[1:] & valid[:-1]).to(vals.dtype)
-        diff = (vals[1:] - vals[:-1]).abs_().mul_(pair[:, :, None]).sum(0)
-        return diff / pair.sum(0).clamp(min=1.0)[:, None]
-
-    def state(self) -> dict:
-        return {"values": self.values.cpu().clone(), "pos": self.pos.cpu().clone(), "count": self.count.cpu().clone()}
-
-    def load(self, state: dict) -> None:
-        dev = self.pos.device
-        if tuple(state["values"].shape) != tuple(self.values.shape):
-            raise ValueError(f"state_dict history has shape {tuple(state['values'].shape)}, this sampler "
-                             f"{tuple(self.values.shape)}; build the sampler with the same data and window")
-        self.values = state["values"].to(dev).clone()
-        self.pos = state["pos"].to(dev).clone()
-        self.count = state["count"].to(dev).clone()
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
 class ScheduledSampler(EpochBatchSampler):
-    """Base of the other methods: a score, a probability rule and an exponential s_e schedule.
+    """Batches drawn from the distribution a scoring rule gives under an annealed selection pressure.
 
-    The selection pressure decays (or grows) exponentially from ``selection_pressure`` at the
-    first selection epoch (``warmup_epochs``) to ``selection_pressure_end`` at the last epoch
-    (``epochs - 1``); ``selection_pressure_end=None`` keeps it constant. At the start of every
-    selection epoch the score gives the distribution of that epoch, from which a
-    :class:`BatchDrawer` draws the batches.
+    The selection pressure moves exponentially from ``selection_pressure`` at the first selection
+    epoch (``warmup_epochs``) to ``selection_pressure_end`` at the last epoch (``epochs - 1``);
+    ``selection_pressure_end=None`` keeps it constant. At the start of every selection epoch
+    ``score.log_weights`` gives the distribution of that epoch, from which the batches of B
+    distinct samples are drawn.
+
+    Parameters
+    ----------
+    labels : array-like, shape (N, q)
+        0/1 training labels.
+    batch_size : int
+    score : ScoreRule
+        The method's scoring rule.
+    selection_pressure : float
+        s_e at the first selection epoch (>= 1; 1 is uniform).
+    selection_pressure_end : float or None
+        s_e at the last epoch (None: constant).
+    window : int, optional
+        Predictions kept per sample for a history-based rule (None: ``update`` takes no
+        ``probabilities``).
+    warmup_epochs : int, default 3
+    epochs : int, default 100
+        Total epochs (warm-up included), for the schedule.
+    seed : int, default 0
+    device : torch.device or str, default "cpu"
     """
 
-    #: "rank": exact descending rank (Loshchilov & Hutter); "level": step 1/N on the min-max score
-    _rule = "level"
-    # what the training protocol gives these samplers (:class:`EpochBatchSampler`): their own s_e
-    # and its schedule over ``epochs``, from their options; each method declares its ``options``
+    # the protocol gives these samplers their own s_e and its schedule over ``epochs``, from their
+    # options; each method declares its ``options``
     needs_epochs = True
 
-    def __init__(self, labels, batch_size: int, *, selection_pressure: float, selection_pressure_end,
-                 warmup_epochs: int = 3, epochs: int = 100, window: int | None = None, seed: int = 0,
-                 device="cpu"):
+    def __init__(self, labels, batch_size: int, *, score: ScoreRule, selection_pressure: float,
+                 selection_pressure_end: float | None, window: int | None = None, warmup_epochs: int = 3,
+                 epochs: int = 100, seed: int = 0, device="cpu"):
         device = torch.device(device)
         y = as_label_matrix(labels, device)
         super().__init__(y.shape[0], batch_size, seed, device, warmup_epochs=warmup_epochs)
         self.labels = y
         self.n_labels = y.shape[1]
+        self.score = score
         self.selection_pressure = check_pressure_at_least_one(selection_pressure, "selection_pressure")
         self.selection_pressure_end = (self.selection_pressure if selection_pressure_end is None else
                                        check_pressure_at_least_one(selection_pressure_end, "selection_pressure_end"))
         self.epochs = check_positive_int(epochs, "epochs")
+        self.schedule = ExponentialSchedule(self.selection_pressure, self.selection_pressure_end,
+                                            self.warmup_epochs, self.epochs - 1)
         self._loss = torch.zeros(self.n_samples, dtype=torch.float64, device=device)
         self._window = (None if window is None else
                         PredictionWindow(window, self.n_samples, self.n_labels, self.device))
@@ -161,9 +109,7 @@ class ScheduledSampler(EpochBatchSampler):
     # -- public ----------------------------------------------------------------------------------
     def pressure(self, epoch: int | None = None) -> float:
         """The selection pressure in force at ``epoch`` (default: the current epoch)."""
-        t = self._epoch if epoch is None else epoch
-        return exponential_schedule(self.selection_pressure, self.selection_pressure_end, t,
-                                    self.warmup_epochs, self.epochs - 1)
+        return self.schedule(self._epoch if epoch is None else epoch)
 
     def update(self, indices, per_sample_loss, probabilities=None) -> None:
         """Record the losses (and, for history-based methods, predicted probabilities) of a batch.
@@ -181,7 +127,8 @@ class ScheduledSampler(EpochBatchSampler):
         self._loss[idx] = loss
         if self.needs_predictions:
             probs = self._check_probabilities(probabilities, idx)
-            self._record(idx, probs)
+            self.score.observe(idx, probs, self._window)
+            self._window.push(idx, probs)
 
     @property
     def loss_table(self) -> torch.Tensor:
@@ -203,7 +150,7 @@ class ScheduledSampler(EpochBatchSampler):
         state.update(loss_table=self._loss.cpu().clone(),
                      log_weights=None if refresh is None else refresh.log_weights().cpu().clone(),
                      history=None if self._window is None else self._window.state(),
-                     extra=self._extra_state())
+                     score=self.score.state_dict())
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -215,21 +162,9 @@ class ScheduledSampler(EpochBatchSampler):
                                          build_table=False)
         if self._window is not None:
             self._window.load(state["history"])
-        self._load_extra_state(state.get("extra") or {})
+        self.score.load_state_dict(state.get("score") or {})
 
-    # -- for subclasses --------------------------------------------------------------------------
-    def _score(self) -> torch.Tensor:
-        raise NotImplementedError
-
-    def _record(self, idx: torch.Tensor, probs: torch.Tensor) -> None:
-        self._window.push(idx, probs)
-
-    def _extra_state(self) -> dict:
-        return {}
-
-    def _load_extra_state(self, extra: dict) -> None:
-        pass
-
+    # -- the epoch machinery's selection step ----------------------------------------------------
     def _selection_plan(self, remaining: int) -> tuple[torch.Tensor, list[int]]:
         self._drawer.set_log_weights(self._log_weights())
         return self._drawer.plan(remaining)
@@ -239,11 +174,7 @@ class ScheduledSampler(EpochBatchSampler):
         self._drawer.clear()
 
     def _log_weights(self) -> torch.Tensor:
-        log_se = math.log(self.pressure())
-        score = self._score().to(torch.float64)
-        if self._rule == "rank":
-            return log_weights(score, log_se, False) if log_se > 0 else torch.zeros_like(score)
-        return level_log_weights(score, log_se)
+        return self.score.log_weights(self._loss, self._window, self._epoch, math.log(self.pressure()))
 
     def _check_probabilities(self, probabilities, idx: torch.Tensor) -> torch.Tensor:
         name = type(self).__name__

@@ -4,10 +4,33 @@ from __future__ import annotations
 
 import torch
 
-from .scheduled import ScheduledSampler
 from ._validation import check_positive_int
+from .predictions import PredictionWindow
+from .probabilities import min_max_level_log_weights
+from .scheduled import ScheduledSampler, ScoreRule
 
-__all__ = ["UncertaintyBatchSampler"]
+__all__ = ["UncertaintyBatchSampler", "BinnedUncertainty"]
+
+
+class BinnedUncertainty(ScoreRule):
+    """Score = the summed label uncertainty ``E`` (clipped at 1, binned from ``bin_from_epoch`` on);
+    probabilities by min-max quantized levels."""
+
+    def __init__(self, n_bins: int, bin_from_epoch: int):
+        self.n_bins = check_positive_int(n_bins, "n_bins")
+        self.bin_from_epoch = check_positive_int(bin_from_epoch, "bin_from_epoch", minimum=0)
+
+    def label_uncertainty(self, window: PredictionWindow, epoch: int) -> torch.Tensor:
+        """``E`` (N, q) at ``epoch``: half mean absolute change, half binary entropy of the latest
+        prediction, clipped at 1 and binned (bin centres) from ``bin_from_epoch`` on."""
+        e = window.uncertainty().clamp_(max=1.0)
+        if epoch >= self.bin_from_epoch:
+            k = self.n_bins
+            e = (torch.floor(e * k).clamp_(max=k - 1) + 0.5) / k
+        return e
+
+    def log_weights(self, loss, window, epoch, log_se):
+        return min_max_level_log_weights(self.label_uncertainty(window, epoch).sum(1).to(torch.float64), log_se)
 
 
 class UncertaintyBatchSampler(ScheduledSampler):
@@ -53,21 +76,12 @@ class UncertaintyBatchSampler(ScheduledSampler):
     def __init__(self, labels, batch_size: int, *, window: int = 5, selection_pressure: float = 10.0,
                  selection_pressure_end: float | None = 1.0, n_bins: int = 5, bin_from_epoch: int = 5,
                  warmup_epochs: int = 3, epochs: int = 100, seed: int = 0, device="cpu"):
-        super().__init__(labels, batch_size, selection_pressure=selection_pressure,
+        super().__init__(labels, batch_size, score=BinnedUncertainty(n_bins, bin_from_epoch),
+                         selection_pressure=selection_pressure,
                          selection_pressure_end=selection_pressure_end, warmup_epochs=warmup_epochs,
                          epochs=epochs, window=check_positive_int(window, "window", minimum=2), seed=seed,
                          device=device)
-        self.n_bins = check_positive_int(n_bins, "n_bins")
-        self.bin_from_epoch = check_positive_int(bin_from_epoch, "bin_from_epoch", minimum=0)
 
     def label_uncertainty(self) -> torch.Tensor:
-        """``E`` (N, q): half mean absolute change, half binary entropy of the latest prediction."""
-        e = self._window.uncertainty()
-        e = e.clamp_(max=1.0)
-        if self._epoch >= self.bin_from_epoch:
-            k = self.n_bins
-            e = (torch.floor(e * k).clamp_(max=k - 1) + 0.5) / k
-        return e
-
-    def _score(self) -> torch.Tensor:
-        return self.label_uncertainty().sum(1)
+        """``E`` (N, q) at the current epoch (see :class:`BinnedUncertainty`)."""
+        return self.score.label_uncertainty(self._window, self._epoch)
