@@ -1,0 +1,302 @@
+"""Figures of the study: convergence, hard minority samples, minority share, sensitivity, critical difference.
+
+Figures use matplotlib's object-oriented API (``Figure`` + Agg canvas), so nothing depends on, or
+changes, the interactive backend of the caller. Each function returns the figure (a placeholder
+that states the reason when there is nothing to draw); saving it is the caller's.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, NullLocator
+
+from .collect import finished_cells, most_frequent
+from .conventions import METHOD_ORDER, method_order
+from .statistics import FriedmanResult
+
+__all__ = ["placeholder_figure", "plot_convergence", "plot_motivation", "plot_minority_share",
+           "plot_sensitivity_se", "plot_sensitivity_batch", "plot_critical_difference"]
+
+_DPI = 110
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def placeholder_figure(title: str, message: str) -> Figure:
+    """A small figure that states why the real one could not be drawn."""
+    fig = _figure(6.0, 2.5)
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.set_title(title)
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=10, transform=ax.transAxes)
+    return fig
+
+
+def _palette(methods: Sequence[str]) -> dict[str, tuple]:
+    import seaborn as sns
+
+    # colours follow the canonical order, so a method keeps its colour across figures
+    names = list(METHOD_ORDER) + sorted(set(methods) - set(METHOD_ORDER))
+    colours = sns.color_palette("colorblind", n_colors=max(len(names), 3))
+    return {m: colours[i % len(colours)] for i, m in enumerate(names)}
+
+
+def _warmup(frame: pd.DataFrame) -> float:
+    w = frame["warmup_epochs"].dropna() if "warmup_epochs" in frame else pd.Series(dtype=float)
+    return float(w.max()) if len(w) else np.nan
+
+
+def _mean_std_by_epoch(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    g = frame.dropna(subset=[column]).groupby("epoch")[column]
+    return pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=0)})
+
+
+def _line_band(ax, stats_: pd.DataFrame, colour, label: str, linestyle: str = "-") -> None:
+    ax.plot(stats_.index, stats_["mean"], color=colour, label=label, linestyle=linestyle, linewidth=1.5)
+    ax.fill_between(stats_.index, stats_["mean"] - stats_["std"], stats_["mean"] + stats_["std"],
+                    color=colour, alpha=0.15, linewidth=0)
+
+
+def _log2_axis(ax, values: Iterable[float]) -> None:
+    """Log2 x axis with a plainly labelled tick at each value used (8, 16, 32 rather than 2^3...)."""
+    ticks = sorted({float(v) for v in values if np.isfinite(v)})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks, labels=[f"{v:g}" for v in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+def _mark_warmup(ax, warmup: float, label: bool) -> None:
+    if np.isfinite(warmup) and warmup > 0:
+        ax.axvline(warmup, color="0.4", linestyle=":", linewidth=1,
+                   label=f"end of warm-up (epoch {warmup:g})" if label else None)
+
+
+def plot_convergence(curves: pd.DataFrame, dataset: str, methods: Sequence[str] | None = None) -> Figure:
+    """Validation macro-AUC (top) and training loss (bottom) per epoch, one column per model.
+
+    One line per method: mean over folds (and seeds), shaded ± std (ddof=0); dotted line at
+    the end of the shared warm-up.
+    """
+    data = curves[curves["dataset"] == dataset]
+    if data.empty:
+        return placeholder_figure(f"Convergence — {dataset}", "no curves for this data set")
+    models = sorted(data["model"].unique())
+    order = method_order(data["method"], methods)
+    colours = _palette(order)
+    fig = _figure(max(4.0 * len(models), 6.0), 6.5)
+    axes = fig.subplots(2, len(models), squeeze=False, sharex="col")
+    for j, model in enumerate(models):
+        sub = data[data["model"] == model]
+        for method in order:
+            runs = sub[sub["method"] == method]
+            if runs.empty:
+                continue
+            if "val_macro_auc" in runs:
+                _line_band(axes[0, j], _mean_std_by_epoch(runs, "val_macro_auc"), colours[method], method)
+            _line_band(axes[1, j], _mean_std_by_epoch(runs, "train_loss"), colours[method], method)
+        for i in range(2):
+            _mark_warmup(axes[i, j], _warmup(sub), label=(i == 0 and j == 0))
+            axes[i, j].grid(alpha=0.3)
+        axes[0, j].set_title(model)
+        axes[0, j].set_ylabel("validation macro-AUC")
+        axes[1, j].set_ylabel("training loss")
+        axes[1, j].set_xlabel("epoch")
+        axes[1, j].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0, 0].legend(fontsize=8, loc="best")
+    fig.suptitle(f"{dataset}: convergence (mean ± std over folds)")
+    return fig
+
+
+def plot_motivation(curves: pd.DataFrame, dataset: str, methods: Sequence[str] | None = None) -> Figure:
+    """Training loss of samples with minority labels vs the rest, per method, over epochs.
+
+    Left: mean latest per-sample loss of samples with (solid) and without (dashed) minority
+    labels, averaged over models and folds. Right: their ratio per run, averaged the same way,
+    which does not mix the loss scales of different models.
+    """
+    data = curves[curves["dataset"] == dataset]
+    if data.empty or "loss_minority" not in data or data["loss_minority"].isna().all():
+        return placeholder_figure(f"Hard minority samples — {dataset}", "no per-group losses recorded")
+    data = data.assign(ratio=data["loss_minority"] / data["loss_rest"].where(data["loss_rest"] > 0))
+    order = method_order(data["method"], methods)
+    colours = _palette(order)
+    fig = _figure(11.0, 4.0)
+    left, right = fig.subplots(1, 2)
+    for method in order:
+        runs = data[data["method"] == method]
+        if runs.empty:
+            continue
+        _line_band(left, _mean_std_by_epoch(runs, "loss_minority"), colours[method], f"{method}: minority")
+        _line_band(left, _mean_std_by_epoch(runs, "loss_rest"), colours[method], f"{method}: rest", "--")
+        _line_band(right, _mean_std_by_epoch(runs, "ratio"), colours[method], method)
+    for ax in (left, right):
+        _mark_warmup(ax, _warmup(data), label=ax is left)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    right.axhline(1.0, color="0.5", linewidth=0.8)
+    left.set_ylabel("mean per-sample training loss")
+    left.set_title("samples with minority labels (solid) vs rest (dashed)")
+    right.set_ylabel("loss ratio minority / rest")
+    right.set_title("ratio (per run, then averaged)")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    fig.suptitle(f"{dataset}: hard minority samples (mean ± std over models and folds)")
+    return fig
+
+
+def plot_minority_share(results: pd.DataFrame, methods: Sequence[str] | None = None) -> Figure:
+    """Bar chart of ``minority_share / minority_share_train`` per data set and method.
+
+    ``minority_share`` is the per-cell mean over the epochs after warm-up; 1.0 means samples
+    with minority labels are drawn as often as under uniform sampling. Error bars: std
+    (ddof=0) over models and folds.
+    """
+    import seaborn as sns
+
+    ok = finished_cells(results).dropna(subset=["minority_share", "minority_share_train"])
+    ok = ok[ok["minority_share_train"] > 0]
+    if ok.empty:
+        return placeholder_figure("Minority selection", "no minority shares recorded")
+    ok = ok.assign(ratio=ok["minority_share"] / ok["minority_share_train"])
+    order = method_order(ok["method"], methods)
+    ok = ok[ok["method"].isin(order)]
+    datasets = sorted(ok["dataset"].unique())
+    fig = _figure(max(6.0, 1.2 * len(datasets) * max(len(order), 1) / 2 + 3), 4.0)
+    ax = fig.add_subplot()
+    sns.barplot(data=ok, x="dataset", y="ratio", hue="method", order=datasets, hue_order=order,
+                palette=_palette(order), errorbar=("sd"), capsize=0.1, err_kws={"linewidth": 1}, ax=ax)
+    ax.axhline(1.0, color="0.3", linestyle="--", linewidth=1, label="uniform sampling")
+    ax.set_ylabel("minority share drawn / share in training set")
+    ax.set_xlabel("data set")
+    ax.set_title("How often samples with minority labels are drawn after warm-up\n"
+                 "(mean ± std over models and folds; 1 = as often as uniform sampling)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def _sensitivity_split(sens: pd.DataFrame) -> tuple[float, float]:
+    """(batch size of the s_e sweep, s_e of the batch sweep), read off the grid's shape."""
+    ad = sens[sens["method"] == "adaptive"]
+    if ad.empty:
+        batch = most_frequent(sens["batch_size"]) if len(sens) else np.nan
+        return batch, np.nan
+    n_se = ad.groupby("batch_size")["selection_pressure"].nunique()
+    batch = float(min(n_se[n_se == n_se.max()].index))
+    n_b = ad.groupby("selection_pressure")["batch_size"].nunique()
+    se = float(min(n_b[n_b == n_b.max()].index))
+    return batch, se
+
+
+def _errorline(ax, frame: pd.DataFrame, x: str, y: str, colour, label: str) -> None:
+    g = frame.groupby(x)[y]
+    m, s = g.mean(), g.std(ddof=0)
+    ax.errorbar(m.index, m.to_numpy(), yerr=s.to_numpy(), color=colour, marker="o", capsize=3,
+                linewidth=1.5, label=label)
+
+
+def plot_sensitivity_se(sens: pd.DataFrame, metrics: Sequence[str] = ("macro_auc", "macro_f1")) -> Figure:
+    """Test metrics vs selection pressure s_e (log2 axis) for adaptive, random as reference.
+
+    One column per data set; mean ± std over models and folds. Random (which has no s_e) is
+    the horizontal line with a ± std band, at the batch size of the s_e sweep.
+    """
+    ok = finished_cells(sens)
+    ad = ok[ok["method"] == "adaptive"]
+    if ad.empty:
+        return placeholder_figure("Sensitivity to s_e", "no finished adaptive cells in the sensitivity results")
+    batch, _ = _sensitivity_split(ok)
+    ad = ad[ad["batch_size"] == batch]
+    rnd = ok[(ok["method"] == "random") & (ok["batch_size"] == batch)]
+    datasets = sorted(ad["dataset"].unique())
+    colours = _palette(["random", "adaptive"])
+    fig = _figure(max(4.2 * len(datasets), 6.0), 3.2 * len(metrics))
+    axes = fig.subplots(len(metrics), len(datasets), squeeze=False)
+    for j, ds in enumerate(datasets):
+        for i, metric in enumerate(metrics):
+            ax = axes[i, j]
+            _errorline(ax, ad[ad["dataset"] == ds], "selection_pressure", metric, colours["adaptive"], "adaptive")
+            r = rnd[rnd["dataset"] == ds][metric].dropna()
+            if len(r):
+                ax.axhline(r.mean(), color=colours["random"], linestyle="--", label="random")
+                ax.axhspan(r.mean() - r.std(ddof=0), r.mean() + r.std(ddof=0), color=colours["random"],
+                           alpha=0.12, linewidth=0)
+            _log2_axis(ax, ad["selection_pressure"])
+            ax.set_xlabel("selection pressure s_e (log2 scale)")
+            ax.set_ylabel(f"test {metric}")
+            ax.set_title(ds)
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"Sensitivity to s_e at batch size {batch:g}\n(mean ± std over models and folds; "
+                 "random has no s_e: dashed line ± std band)", fontsize=10)
+    return fig
+
+
+def plot_sensitivity_batch(sens: pd.DataFrame, metrics: Sequence[str] = ("macro_auc", "macro_f1")) -> Figure:
+    """Test metrics vs batch size (log2 axis) for random and adaptive, one column per data set."""
+    ok = finished_cells(sens)
+    if ok.empty:
+        return placeholder_figure("Sensitivity to the batch size", "no finished cells in the sensitivity results")
+    _, se = _sensitivity_split(ok)
+    ad = ok[(ok["method"] == "adaptive") & ((ok["selection_pressure"] == se) if np.isfinite(se) else True)]
+    rnd = ok[ok["method"] == "random"]
+    datasets = sorted(set(ad["dataset"]) | set(rnd["dataset"]))
+    colours = _palette(["random", "adaptive"])
+    fig = _figure(max(4.2 * len(datasets), 6.0), 3.2 * len(metrics))
+    axes = fig.subplots(len(metrics), len(datasets), squeeze=False)
+    for j, ds in enumerate(datasets):
+        for i, metric in enumerate(metrics):
+            ax = axes[i, j]
+            for name, frame in (("random", rnd), ("adaptive", ad)):
+                sub = frame[frame["dataset"] == ds].dropna(subset=[metric])
+                if len(sub):
+                    _errorline(ax, sub, "batch_size", metric, colours[name], name)
+            _log2_axis(ax, pd.concat([ad["batch_size"], rnd["batch_size"]]))
+            ax.set_xlabel("batch size (log2 scale)")
+            ax.set_ylabel(f"test {metric}")
+            ax.set_title(ds)
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    se_txt = f", adaptive at s_e = {se:g}" if np.isfinite(se) else ""
+    fig.suptitle(f"Sensitivity to the batch size{se_txt}\n(mean ± std over models and folds)", fontsize=10)
+    return fig
+
+
+def plot_critical_difference(fr: FriedmanResult) -> Figure:
+    """Critical-difference diagram (scikit-posthocs) of a :class:`FriedmanResult`.
+
+    Methods joined by a bar are not significantly different by the Nemenyi test at
+    ``fr.alpha``. When the test could not run, a placeholder states why.
+    """
+    title = f"Critical difference — {fr.metric}"
+    if fr.nemenyi is None:
+        return placeholder_figure(title, f"Not computed: {fr.note}.")
+    import scikit_posthocs as sp
+
+    # the diagram writes its labels outside the axes, which constrained layout ignores: use fixed
+    # margins wide enough for the method names instead
+    fig = Figure(figsize=(8.0, 2.6 + 0.4 * len(fr.methods)), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=0.22, right=0.78, top=0.70, bottom=0.04)
+    ax = fig.add_subplot()
+    sig = fr.nemenyi.fillna(1.0)  # an undefined pairwise p-value is "not shown different"
+    # the CD goes in the title: drawn by scikit-posthocs it overlaps the rank tick labels
+    sp.critical_difference_diagram(fr.ranks, sig, ax=ax, alpha=fr.alpha,
+                                   color_palette=_palette(fr.methods),
+                                   label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}")
+    verdict = "rejects" if fr.p_value < fr.alpha else "does not reject"
+    fig.suptitle(f"{fr.metric}: average rank over {len(fr.blocks)} (dataset, model) blocks, 1 = best\n"
+                 f"Friedman χ² = {fr.statistic:.3g}, p = {fr.p_value:.3g}: {verdict} equal performance "
+                 f"at α = {fr.alpha:g}\nbars join methods the Nemenyi test does not separate; "
+                 f"Nemenyi critical difference CD = {fr.cd:.3g}", fontsize=9, y=0.98)
+    return fig
