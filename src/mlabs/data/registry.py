@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MULAN_NS = "http://mulan.sourceforge.net/labels"
-_FIX_FILES = "run `dvc pull` (or `dvc checkout data.dvc`) in the project root, or set MLABS_DATA_DIR"
+#: the fix named by every "file missing or corrupt" error
+FIX_MISSING_FILES = "run `dvc pull` (or `dvc checkout data.dvc`) in the project root, or set MLABS_DATA_DIR"
 
 
 class DataError(ValueError):
@@ -156,7 +157,8 @@ _REGISTRY: tuple[DatasetInfo, ...] = (
                 mean_ir_prepared=3.9, labelless_prepared=393),
 )
 _BY_NAME = {info.name: info for info in _REGISTRY}
-_BY_FOLDED = {info.name.casefold(): info for info in _REGISTRY}
+#: the shipped data sets by case-folded name
+BY_FOLDED_NAME = {info.name.casefold(): info for info in _REGISTRY}
 
 
 def dataset_names() -> list[str]:
@@ -174,7 +176,7 @@ def dataset_info(name: str) -> DatasetInfo:
     """
     if not isinstance(name, str):
         raise TypeError(f"data set name must be a str, got {type(name).__name__}")
-    info = _BY_NAME.get(name) or _BY_FOLDED.get(name.casefold())
+    info = _BY_NAME.get(name) or BY_FOLDED_NAME.get(name.casefold())
     if info is None:
         raise DataError(f"unknown data set {name!r}; known data sets: {', '.join(dataset_names())}")
     return info
@@ -206,8 +208,9 @@ def data_dir() -> Path:
         if found is not None:
             return found
     raise DataError("cannot locate the data directory: no project root (a folder with data.dvc) above "
-                    f"{Path.cwd()}; {_FIX_FILES}")
+                    f"{Path.cwd()}; {FIX_MISSING_FILES}")
 
 
-def _resolve_dir(directory) -> Path:
+def resolve_data_dir(directory) -> Path:
+    """``directory``, or the project's data folder when None (:func:`data_dir`)."""
     return data_dir() if directory is None else Path(directory)

@@ -18,7 +18,7 @@ from typing import Mapping
 from mlabs._io import write_text_atomic
 
 from .arff import LABEL_POSITIONS, NOMINAL_ENCODINGS, MultiLabelData, load_mulan
-from .registry import _FIX_FILES, _BY_FOLDED, DataError, _resolve_dir, dataset_info, dataset_names
+from .registry import FIX_MISSING_FILES, BY_FOLDED_NAME, DataError, resolve_data_dir, dataset_info, dataset_names
 
 __all__ = ["USER_CHECKSUMS", "UserDataset", "dataset_spec", "user_files", "load_dataset", "is_shipped"]
 
@@ -39,7 +39,7 @@ def _sha256(path: Path) -> str:
 
 def is_shipped(name: str) -> bool:
     """Whether ``name`` is one of the 14 shipped data sets (exact or case-insensitive)."""
-    return isinstance(name, str) and name.casefold() in _BY_FOLDED
+    return isinstance(name, str) and name.casefold() in BY_FOLDED_NAME
 
 
 def dataset_spec(custom: Mapping | None, name: str) -> dict | None:
@@ -116,7 +116,7 @@ def user_files(name: str, spec: Mapping | None = None, data_dir: str | os.PathLi
         raise DataError(f"{name!r} is a shipped data set; give your own data set another name")
     spec = dict(spec or {})
     dataset_spec({name: spec}, name)  # key validation
-    folder = _resolve_dir(data_dir)
+    folder = resolve_data_dir(data_dir)
     where = f"data set {name!r}"
     if "arff" in spec:
         arff = spec["arff"]
@@ -234,7 +234,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, verify: b
     if not is_shipped(name):
         user = user_files(name, spec, data_dir)
         if verify and checksums is not None:
-            added = verify_user_checksums(user, checksums, _resolve_dir(data_dir))
+            added = verify_user_checksums(user, checksums, resolve_data_dir(data_dir))
             if added:
                 print(f"data set {name!r}: sha256 of {', '.join(added)} recorded in {checksums} "
                       "(commit it; a later change of these files will be reported)")
@@ -244,11 +244,11 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, verify: b
     if spec:
         raise DataError(f"params.yaml data.custom.{name}: the name collides with the shipped data set "
                         f"{info.name!r}; rename your files and the entry")
-    folder = _resolve_dir(data_dir)
+    folder = resolve_data_dir(data_dir)
     arff, xml = folder / info.arff_file, folder / info.xml_file
     for path in (arff, xml):
         if not path.is_file():
-            raise DataError(f"data set {info.name!r}: file {path} not found; {_FIX_FILES}")
+            raise DataError(f"data set {info.name!r}: file {path} not found; {FIX_MISSING_FILES}")
     if verify:
         for path, expected in ((arff, info.sha256_arff), (xml, info.sha256_xml)):
             actual = _sha256(path)
@@ -261,5 +261,5 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, verify: b
     expected_shape = (info.n_instances, info.n_features, info.n_labels)
     if shape != expected_shape:
         raise DataError(f"data set {info.name!r}: loaded (instances, features, labels) = {shape}, expected "
-                        f"{expected_shape}; {_FIX_FILES}")
+                        f"{expected_shape}; {FIX_MISSING_FILES}")
     return data
