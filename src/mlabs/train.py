@@ -23,7 +23,7 @@ import math
 import sys
 from pathlib import Path
 
-from .selection.registry import uses_selection_pressure
+from .selection.registry import sampler_class, uses_selection_pressure
 from .training import METHODS, Cell, TrainConfig, cell_dir, run_cell
 
 __all__ = ["main", "prepared_path"]
@@ -162,7 +162,7 @@ def _resolve(args: argparse.Namespace) -> tuple[Cell, TrainConfig, dict | None, 
         where = f"{args.params or DEFAULT_PARAMS}" if params else "flags"
         raise UsageError(f"settings ({where}): {exc}") from None
     _check_device(config.device)
-    if args.method != "random" and config.epochs <= config.warmup_epochs:
+    if sampler_class(args.method).has_warmup and config.epochs <= config.warmup_epochs:
         raise UsageError(
             f"--epochs {config.epochs} with {config.warmup_epochs} warm-up epochs leaves no selection epoch, "
             f"so {args.method} would train exactly like random; raise --epochs or lower --warmup-epochs")
