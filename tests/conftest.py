@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+# the pin generators and the kernel probe (tests/data) import each other as top-level modules
+sys.path.insert(0, str(Path(__file__).with_name("data")))
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from mlabs.selection import (
     needs_predictions,
 )
 from mlabs.selection.probabilities import _average_descending_rank
+from mlabs.selection.scheduled import ScheduledSampler, ScoreRule
 
 OTHERS = ["online_batch", "active_bias", "recency_bias", "balanced", "uncertainty", "d2ace"]
 N, Q, B = 300, 6, 32
@@ -256,7 +257,7 @@ def test_d2ace_mixes_uncertainty_and_hardness_as_scheduled():
 
 def test_d2ace_label_weights_follow_the_current_metric():
     y, x = data()
-    s = D2ACEBatchSampler(y, B, features=x, warmup_epochs=0).score
+    s = D2ACEBatchSampler(y, B, features=x, warmup_epochs=0).score_rule
     g = torch.Generator().manual_seed(5)
     m = torch.rand(N, Q, generator=g) * 0.2
     before = s.label_weights(m)
@@ -265,7 +266,7 @@ def test_d2ace_label_weights_follow_the_current_metric():
     assert after[2] > before[2] and torch.allclose(after[[0, 1, 3, 4, 5]], before[[0, 1, 3, 4, 5]])
     torch.testing.assert_close(after, torch.exp(0.5 * m.mean(0) + 0.5 * m.std(0, unbiased=False)))
     # the weights scale each label's contribution to the sample scores
-    doubled = D2ACEBatchSampler(y, B, features=x, warmup_epochs=0).score
+    doubled = D2ACEBatchSampler(y, B, features=x, warmup_epochs=0).score_rule
     doubled.label_weights = lambda metric: 2 * s.label_weights(metric)
     torch.testing.assert_close(doubled.sample_scores(m), 2 * s.sample_scores(m))
 
@@ -301,3 +302,47 @@ def test_every_sampler_declares_what_it_takes(method):
             protocol.add(arg)
     assert taken == protocol | set(cls.options)
     assert ("labels" in params) == cls.takes_labels
+
+
+class _FirstHalf(ScoreRule):
+    """A custom rule: samples whose index is in the first half, at full pressure."""
+
+    def log_weights(self, loss, window, epoch, log_se):
+        logw = torch.zeros(loss.numel(), dtype=torch.float64)
+        logw[loss.numel() // 2:] = -log_se
+        return logw
+
+
+class _Recent(_FirstHalf):
+    needs_window = True
+
+
+def test_scheduled_sampler_takes_any_score_rule():
+    y, _ = data()
+    s = ScheduledSampler(y, B, score_rule=_FirstHalf(), selection_pressure=1e6, selection_pressure_end=None,
+                         warmup_epochs=0, epochs=5, seed=1)
+    assert not s.needs_predictions
+    drawn = torch.tensor([i for batch in s for i in batch])
+    assert (drawn < N // 2).float().mean() > 0.9     # s_e = 1e6: almost only the preferred half
+    t = ScheduledSampler(y, B, score_rule=_Recent(), window=3, selection_pressure=2, selection_pressure_end=None)
+    assert t.needs_predictions                       # the rule's need decides for a directly built sampler
+    with pytest.raises(ValueError, match="needs window="):
+        ScheduledSampler(y, B, score_rule=_Recent(), selection_pressure=2, selection_pressure_end=None)
+    with pytest.raises(ValueError, match="leave window=None"):
+        ScheduledSampler(y, B, score_rule=_FirstHalf(), window=3, selection_pressure=2, selection_pressure_end=None)
+    with pytest.raises(TypeError, match="ScoreRule"):
+        ScheduledSampler(y, B, score_rule="loss", selection_pressure=2, selection_pressure_end=None)
+
+
+def test_d2ace_resumes_states_written_before_rules_were_objects():
+    y, x = data()
+    s = D2ACEBatchSampler(y, B, features=x, warmup_epochs=0, epochs=5)
+    s.update(torch.arange(N), torch.full((N,), 0.5), probabilities=torch.full((N, Q), 0.3))
+    state = s.state_dict()
+    state["extra"] = state.pop("score_rule")          # the key of states written by earlier versions
+    t = D2ACEBatchSampler(y, B, features=x, warmup_epochs=0, epochs=5)
+    t.load_state_dict(state)
+    torch.testing.assert_close(t.score_rule.hardness(), s.score_rule.hardness())
+    del state["extra"]["flip"]
+    with pytest.raises(ValueError, match="lacks 'flip'"):
+        t.load_state_dict(state)

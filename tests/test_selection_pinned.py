@@ -1,9 +1,9 @@
 """The seeded draw plans of every sampler are exactly those pinned in tests/data/selection_pins.json.
 
-The pins were generated before the selection package was restructured; a difference means the
-draws changed (see tests/data/make_selection_pins.py). They hold on machines whose floating-point
-kernels match those of the machine that recorded them (tests/data/kernel_probe.py); elsewhere the
-plan tests skip, saying so.
+The pins were generated from the code of the commit ``recorded_from`` of the pin file; a
+difference means the draws changed (see tests/data/make_selection_pins.py). They hold on machines
+whose floating-point kernels match those of the machine that recorded them
+(tests/data/kernel_probe.py); elsewhere the plan tests skip, saying so.
 """
 
 import importlib.util
@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from kernel_probe import skip_unless_recorded_here
 
 _DATA = Path(__file__).parent / "data"
 _spec = importlib.util.spec_from_file_location("make_selection_pins", _DATA / "make_selection_pins.py")
@@ -29,11 +30,8 @@ def test_every_configuration_is_pinned():
 @pytest.mark.parametrize("name", sorted(PINNED))
 def test_draw_plan_is_pinned(name):
     import torch
-    probe = pins_mod.kernels()
-    if probe != _RECORDED["kernels"]:
-        pytest.skip(f"this machine's floating-point kernels (probe {probe}) differ from those the pins were "
-                    f"recorded with ({_RECORDED['kernels']}); run tests/data/make_selection_pins.py on the "
-                    "pre-change code here to compare")
+    skip_unless_recorded_here(_RECORDED["kernels"], f"the draw plans (code of {_RECORDED['recorded_from']})",
+                              "tests/data/make_selection_pins.py")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

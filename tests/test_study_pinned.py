@@ -1,8 +1,10 @@
 """Short real cells, the report of a fixed result tree and the cell fingerprints of every params
 profile are exactly those pinned in tests/data/study_pins.json (see tests/data/make_study_pins.py).
 
-The pins were generated before the study layers were restructured; a difference means a result,
-a report or a fingerprint (which decides whether finished cells are re-run) changed.
+The pins were generated from the code of the commit ``recorded_from`` of the pin file; a
+difference means a result, a report or a fingerprint (which decides whether finished cells are
+re-run) changed. The cells hold on machines whose floating-point kernels match those of the
+machine that recorded them (tests/data/kernel_probe.py); elsewhere that test skips, saying so.
 """
 
 import importlib.util
@@ -10,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+from kernel_probe import skip_unless_recorded_here
 
 _DATA = Path(__file__).parent / "data"
 _spec = importlib.util.spec_from_file_location("make_study_pins", _DATA / "make_study_pins.py")
@@ -29,11 +32,8 @@ def test_report_of_a_fixed_result_tree_is_pinned():
 
 def test_short_real_cells_are_pinned():
     import torch
-    probe = pins_mod.kernels()
-    if probe != PINNED["kernels"]:
-        pytest.skip(f"this machine's floating-point kernels (probe {probe}) differ from those the cells were "
-                    f"recorded with ({PINNED['kernels']}); run tests/data/make_study_pins.py on the "
-                    "pre-change code here to compare")
+    skip_unless_recorded_here(PINNED["kernels"], f"the short cells (code of {PINNED['recorded_from']})",
+                              "tests/data/make_study_pins.py")
     threads = torch.get_num_threads()
     try:
         assert pins_mod.cells() == PINNED["cells"]

@@ -7,17 +7,19 @@ loss table has ties) and predicted probabilities, takes a ``state_dict`` in the 
 and finishes that epoch on a restored copy, and hashes every batch and the probabilities.
 
 The draws depend on the machine's floating-point kernels: the key ``kernels`` records
-:func:`kernel_probe.kernel_probe` of the machine that wrote the pins (see ``kernel_probe.py``).
+:func:`kernel_probe.kernel_probe` of the machine that wrote the pins (see ``kernel_probe.py``),
+``recorded_from`` the commit whose code they come from.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
+import subprocess
 from pathlib import Path
 
 import torch
+from kernel_probe import kernel_probe  # tests/data is on sys.path (the script's folder; conftest)
 
 from mlabs.selection import (
     ActiveBiasSampler,
@@ -115,18 +117,13 @@ def run(make) -> str:
     return h.hexdigest()
 
 
-def kernels() -> str:
-    spec = importlib.util.spec_from_file_location("kernel_probe", Path(__file__).with_name("kernel_probe.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.kernel_probe()
-
-
 def pins() -> dict[str, str]:
     torch.set_num_threads(1)
     return {name: run(make) for name, make in configs().items()}
 
 
 if __name__ == "__main__":
-    PINS.write_text(json.dumps({"kernels": kernels(), "plans": pins()}, indent=1, sort_keys=True) + "\n")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    record = {"kernels": kernel_probe(), "recorded_from": commit, "plans": pins()}
+    PINS.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     print(f"wrote {PINS}")

@@ -13,7 +13,8 @@ change of the results is intended. Three kinds of pins:
   committed params profile, so a change of the params layout cannot make finished cells stale.
 
 The cells depend on the machine's floating-point kernels: ``kernels`` records
-:func:`kernel_probe.kernel_probe` of the machine that wrote them (see ``kernel_probe.py``).
+:func:`kernel_probe.kernel_probe` of the machine that wrote them (see ``kernel_probe.py``),
+``recorded_from`` the commit whose code they come from.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -99,15 +101,12 @@ def report() -> dict:
     return out
 
 
-def kernels() -> str:
-    spec = importlib.util.spec_from_file_location("kernel_probe", Path(__file__).with_name("kernel_probe.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.kernel_probe()
-
-
 def build() -> dict:
-    return {"fingerprints": fingerprints(), "report": report(), "cells": cells(), "kernels": kernels()}
+    from kernel_probe import kernel_probe  # tests/data is on sys.path (the script's folder; conftest)
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return {"fingerprints": fingerprints(), "report": report(), "cells": cells(), "kernels": kernel_probe(),
+            "recorded_from": commit}
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ from .._io import atomic_path, write_json_atomic, write_text_atomic
 from ..convergence import CONVERGENCE_METRICS, convergence_results
 from ..metrics import REPORTED_METRICS
 from .collect import CELL_COLUMNS, collect_curves, collect_results, finished_cells, select_main_setting
-from .conventions import TIE_MARGIN, method_order, tie_margin
+from .conventions import BASELINE, TIE_MARGIN, method_order, tie_margin
 from .dvc_outputs import PLOT_CURVES, headline_metrics, plot_data  # PLOT_CURVES: the plots dvc.yaml names
 from .figures import (placeholder_figure, plot_convergence, plot_critical_difference, plot_minority_share,
                       plot_motivation, plot_sensitivity_batch, plot_sensitivity_se)
@@ -168,7 +168,7 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         text("tables", f"tables/main_{metric}.csv", wide.to_csv(index=False, float_format="%.6g"))
 
     # Wilcoxon
-    wilcoxon = {metric: wilcoxon_table(results, metric, "random", order) for metric in REPORTED_METRICS}
+    wilcoxon = {metric: wilcoxon_table(results, metric, BASELINE, order) for metric in REPORTED_METRICS}
     wil = pd.concat([t.assign(metric=m) for m, t in wilcoxon.items()], ignore_index=True)
     wil = wil[["metric"] + [c for c in wil.columns if c != "metric"]]
     text("tables", "tables/wilcoxon.csv", wil.to_csv(index=False, float_format="%.6g"))
@@ -182,8 +182,8 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
          + to_markdown(wil, floatfmt=".4g"))
 
     # convergence speed on the validation curves, against random
-    convergence = convergence_results(curves, "random")
-    conv_wilcoxon = {metric: wilcoxon_table(convergence, metric, "random", order) for metric in CONVERGENCE_METRICS}
+    convergence = convergence_results(curves, BASELINE)
+    conv_wilcoxon = {metric: wilcoxon_table(convergence, metric, BASELINE, order) for metric in CONVERGENCE_METRICS}
     conv_text = ("Convergence speed per (dataset, model), mean ± std over folds: `epochs_to_95` = first epoch "
                  "whose validation macro-AUC reaches 95 % of the random run's best in the same fold (never: "
                  "epochs + 1); `curve_area` = mean validation macro-AUC over the selection epochs. Best in bold. "
@@ -202,7 +202,7 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
          "runs (dataset, model, fold, seed); `n`: how many. A difference within the tie margin is a tie "
          f"and counts as zero in the test; better / worse need p < {alpha:g}, more wins than losses (or "
          "the reverse) and a mean difference beyond the margin.\n\n" + to_markdown(verdicts, floatfmt=".4g"))
-    by_seed = verdicts_by_seed(pd.concat([results, convergence], ignore_index=True), order, "random", alpha)
+    by_seed = verdicts_by_seed(pd.concat([results, convergence], ignore_index=True), order, BASELINE, alpha)
     seed_text = ("The verdicts of `verdicts.md` computed on each seed's runs alone (model initialisation and "
                  "batch draws differ between seeds; folds are the same). `holds`: every seed gives the same "
                  "verdict.\n\n")
@@ -240,7 +240,7 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
     for name, frame in plot_data(curves, methods if methods is not None else order).items():
         path = out / f"plots/{name}.csv"
         written["plots"].append(write_text_atomic(frame.to_csv(index=False, float_format="%.6g"), path))
-    text("findings", "findings.md", findings(results, order, "random", alpha, excluded=len(excluded),
+    text("findings", "findings.md", findings(results, order, BASELINE, alpha, excluded=len(excluded),
                                              wilcoxon=wilcoxon, friedman=friedman, convergence=convergence,
                                              convergence_wilcoxon=conv_wilcoxon, by_seed=by_seed))
 

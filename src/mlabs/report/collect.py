@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..metrics import ALL_METRICS
 from ..results import parse_cell_dir
+from .conventions import BASELINE
 
 __all__ = ["CELL_COLUMNS", "collect_results", "collect_curves", "select_main_setting", "finished_cells",
            "most_frequent"]
@@ -172,7 +173,7 @@ def select_main_setting(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
     if len(known):
         batch = most_frequent(known["batch_size"])
         keep &= results["batch_size"] == batch
-        for method in sorted(set(results["method"].dropna()) - {"random"}):
+        for method in sorted(set(results["method"].dropna()) - {BASELINE}):
             rows = known[(known["method"] == method) & (known["batch_size"] == batch)]
             rows = rows.dropna(subset=["selection_pressure"])
             if len(rows):

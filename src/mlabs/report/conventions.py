@@ -13,11 +13,13 @@ from ..convergence import CONVERGENCE_METRICS
 from ..metrics import HIGHER_IS_BETTER
 from ..selection.registry import SAMPLERS
 
-__all__ = ["METHOD_ORDER", "TIE_MARGIN", "higher_is_better", "method_order", "tie_margin"]
+__all__ = ["BASELINE", "METHOD_ORDER", "TIE_MARGIN", "higher_is_better", "method_order", "tie_margin"]
 
 #: The order of the methods in tables and the colours of figures: the registry's. Known methods
 #: come first, in this order; any other method follows alphabetically.
 METHOD_ORDER = tuple(SAMPLERS)
+#: the method every other is compared with (the paper's baseline: shuffled batches)
+BASELINE = "random"
 #: every value the report compares -> whether higher is better
 _DIRECTION = {**HIGHER_IS_BETTER, **CONVERGENCE_METRICS}
 #: a difference up to this is a tie (metrics in [0, 1]); epochs to 95 % use 1 epoch

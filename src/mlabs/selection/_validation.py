@@ -70,6 +70,15 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_batch_size(batch_size, n_samples: int) -> int:
+    """B as an int with ``1 <= B <= N``."""
+    b = check_positive_int(batch_size, "batch_size")
+    if b > n_samples:
+        raise ValueError(f"batch_size = {batch_size} is larger than the {n_samples} samples; "
+                         "use a batch size between 1 and the number of samples")
+    return b
+
+
 def check_selection_pressure(selection_pressure) -> float:
     try:
         s = float(selection_pressure)

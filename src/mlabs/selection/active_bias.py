@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from ._validation import check_positive_int
 from .probabilities import min_max_level_log_weights
 from .scheduled import ScheduledSampler, ScoreRule
 
@@ -15,15 +14,15 @@ class PredictionVariance(ScoreRule):
     """Score = per label, the corrected standard deviation of the predictions in the window, summed
     over labels (0 below 2 predictions); probabilities by min-max quantized levels."""
 
+    needs_window = True
+
     def log_weights(self, loss, window, epoch, log_se):
-        vals, valid = window.ordered()
-        w = valid.to(vals.dtype)[:, :, None]
-        n = valid.sum(0).to(vals.dtype)[:, None]                 # (N, 1)
+        vals, w, n = window.weighted()
         mean = (vals * w).sum(0) / n.clamp(min=1.0)
         var = ((vals - mean) ** 2 * w).sum(0) / (n - 1.0).clamp(min=1.0)
         std = torch.sqrt(var + var * var / (n - 1.0).clamp(min=1.0))
         score = torch.where(n >= 2, std, torch.zeros_like(std)).sum(1)
-        return min_max_level_log_weights(score.to(torch.float64), log_se)
+        return min_max_level_log_weights(score, log_se)
 
 
 class ActiveBiasSampler(ScheduledSampler):
@@ -67,8 +66,8 @@ class ActiveBiasSampler(ScheduledSampler):
     def __init__(self, labels, batch_size: int, *, window: int = 5, selection_pressure: float = 10.0,
                  selection_pressure_end: float | None = 1.0, warmup_epochs: int = 3, epochs: int = 100,
                  seed: int = 0, device="cpu"):
-        super().__init__(labels, batch_size, score=PredictionVariance(), selection_pressure=selection_pressure,
+        super().__init__(labels, batch_size, score_rule=PredictionVariance(), selection_pressure=selection_pressure,
                          selection_pressure_end=selection_pressure_end, warmup_epochs=warmup_epochs,
-                         epochs=epochs, window=check_positive_int(window, "window", minimum=2), seed=seed,
+                         epochs=epochs, window=window, seed=seed,
                          device=device)
 

@@ -28,7 +28,7 @@ import numbers
 import torch
 from torch.utils.data import Sampler
 
-from ._validation import check_finite_nonnegative, check_positive_int, list_indices
+from ._validation import check_batch_size, check_finite_nonnegative, check_positive_int, list_indices
 
 __all__ = ["EpochBatchSampler"]
 
@@ -73,10 +73,7 @@ class EpochBatchSampler(Sampler):
     def __init__(self, n_samples: int, batch_size: int, seed: int, device, warmup_epochs: int = 0):
         super().__init__()
         self.n_samples = check_positive_int(n_samples, "n_samples")
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        if self.batch_size > self.n_samples:
-            raise ValueError(f"batch_size = {batch_size} is larger than the {self.n_samples} samples; "
-                             "use a batch size between 1 and the number of samples")
+        self.batch_size = check_batch_size(batch_size, self.n_samples)
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise ValueError(f"seed must be an integer, got {seed!r}")
         self.seed = int(seed)

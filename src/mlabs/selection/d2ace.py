@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._validation import as_label_matrix, check_positive_int, check_same_rows
+from ._validation import as_label_matrix, check_batch_size, check_positive_int, check_same_rows
 from .imbalance import k_nearest_neighbors
 from .predictions import PredictionWindow
 from .probabilities import min_max_level_log_weights
@@ -26,6 +26,8 @@ class DualDynamics(ScoreRule):
     beta : callable
         ``beta(epoch)``, the weight of the uncertainty distribution (a :class:`LinearSchedule`).
     """
+
+    needs_window = True
 
     def __init__(self, labels: torch.Tensor, features, k_neighbors: int, beta):
         self.k_neighbors = check_positive_int(k_neighbors, "k_neighbors")
@@ -68,8 +70,8 @@ class DualDynamics(ScoreRule):
         self._entry_loss.index_copy_(0, idx, -(y * torch.log(p) + (1 - y) * torch.log1p(-p)))
 
     def log_weights(self, loss, window, epoch, log_se):
-        p_unc = torch.exp(min_max_level_log_weights(self.sample_scores(window.uncertainty()).double(), log_se))
-        p_hard = torch.exp(min_max_level_log_weights(self.sample_scores(self.hardness()).double(), log_se))
+        p_unc = torch.exp(min_max_level_log_weights(self.sample_scores(window.uncertainty()), log_se))
+        p_hard = torch.exp(min_max_level_log_weights(self.sample_scores(self.hardness()), log_se))
         beta = self.beta(epoch)
         mix = beta * p_unc / p_unc.sum() + (1.0 - beta) * p_hard / p_hard.sum()
         logw = torch.log(mix)
@@ -79,6 +81,10 @@ class DualDynamics(ScoreRule):
         return {"entry_loss": self._entry_loss.cpu().clone(), "flip": self._flip.cpu().clone()}
 
     def load_state_dict(self, state: dict) -> None:
+        for key in ("entry_loss", "flip"):
+            if key not in state or tuple(state[key].shape) != tuple(self._flip.shape):
+                raise ValueError(f"state_dict of D2ACE lacks {key!r} of shape {tuple(self._flip.shape)}; restore a "
+                                 "state of a D2ACE sampler built with the same data")
         device = self._flip.device
         self._entry_loss = state["entry_loss"].to(device).clone()
         self._flip = state["flip"].to(device).clone()
@@ -139,6 +145,7 @@ class D2ACEBatchSampler(ScheduledSampler):
                  beta_start: float = 0.7, beta_end: float = 0.3, warmup_epochs: int = 3, epochs: int = 100,
                  seed: int = 0, device="cpu"):
         y = as_label_matrix(labels, device)
+        check_batch_size(batch_size, y.shape[0])  # before the O(N^2) neighbours
         if features is None:
             raise ValueError("D2ACEBatchSampler needs features= (the scaled training features) for its local "
                              "label context of nearest neighbours")
@@ -150,11 +157,11 @@ class D2ACEBatchSampler(ScheduledSampler):
         t0 = check_positive_int(warmup_epochs, "warmup_epochs", minimum=0)
         t1 = t0 + (2.0 / 3.0) * (check_positive_int(epochs, "epochs") - 1 - t0)
         rule = DualDynamics(y, features, k_neighbors, LinearSchedule(beta_start, beta_end, t0, t1))
-        super().__init__(y, batch_size, score=rule, selection_pressure=selection_pressure,
+        super().__init__(y, batch_size, score_rule=rule, selection_pressure=selection_pressure,
                          selection_pressure_end=selection_pressure_end, warmup_epochs=warmup_epochs,
-                         epochs=epochs, window=check_positive_int(window, "window", minimum=2), seed=seed,
+                         epochs=epochs, window=window, seed=seed,
                          device=device)
 
     def beta(self, epoch: int | None = None) -> float:
         """Weight of the uncertainty distribution in the mixture at ``epoch`` (default: the current)."""
-        return self.score.beta(self._epoch if epoch is None else epoch)
+        return self.score_rule.beta(self._epoch if epoch is None else epoch)

@@ -61,7 +61,7 @@ class OnlineBatchSampler(ScheduledSampler):
     def __init__(self, labels, batch_size: int, *, selection_pressure: float = 100.0,
                  selection_pressure_end: float | None = 1.0, recompute_every: int | None = None,
                  warmup_epochs: int = 3, epochs: int = 100, seed: int = 0, device="cpu"):
-        super().__init__(labels, batch_size, score=LossRank(), selection_pressure=selection_pressure,
+        super().__init__(labels, batch_size, score_rule=LossRank(), selection_pressure=selection_pressure,
                          selection_pressure_end=selection_pressure_end, warmup_epochs=warmup_epochs,
                          epochs=epochs, seed=seed, device=device)
         self.recompute_every = None if recompute_every is None else check_positive_int(recompute_every,

@@ -31,7 +31,7 @@ class PredictionWindow:
     """
 
     def __init__(self, size: int, n_samples: int, n_labels: int, device):
-        self.size = check_positive_int(size, "window")
+        self.size = check_positive_int(size, "window", minimum=2)  # a change needs two predictions
         self.values = torch.zeros((self.size, n_samples, n_labels), dtype=torch.float32, device=device)
         self.pos = torch.zeros(n_samples, dtype=torch.int64, device=device)     # next slot
         self.count = torch.zeros(n_samples, dtype=torch.int64, device=device)   # filled slots
@@ -50,6 +50,12 @@ class PredictionWindow:
         vals = torch.gather(self.values, 0, slots[:, :, None].expand(-1, -1, self.values.shape[2]))
         valid = k[:, None] >= (w - self.count)[None, :]
         return vals, valid
+
+    def weighted(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(values oldest-first (size, N, q); 0/1 weights of the filled slots (size, N, 1); number
+        of predictions per sample (N, 1)), all in the values' dtype, for masked window statistics."""
+        vals, valid = self.ordered()
+        return vals, valid.to(vals.dtype)[:, :, None], valid.sum(0).to(vals.dtype)[:, None]
 
     def latest(self, idx: torch.Tensor | None = None) -> torch.Tensor:
         """The most recent prediction of every sample, or of ``idx`` (zeros where there is none)."""

@@ -9,7 +9,7 @@ import torch
 
 from ._validation import check_finite_nonnegative, check_selection_pressure
 
-__all__ = ["selection_probabilities"]
+__all__ = ["selection_probabilities", "log_weights", "min_max_level_log_weights", "rank_log_weights"]
 
 
 def selection_probabilities(scores, selection_pressure: float, quantize: bool = True) -> torch.Tensor:
@@ -117,12 +117,13 @@ def min_max_level_log_weights(score: torch.Tensor, log_se: float) -> torch.Tenso
     returned as log-weights with maximum 0. Equal scores (or s_e = 1) give the uniform distribution.
     Unlike :func:`levels` the score may be negative: only its spread matters.
     """
+    score = score.to(torch.float64)
     n = score.numel()
     lo, hi = score.min(), score.max()
     span = float(hi - lo)
     if log_se == 0.0 or not span > 0.0:
-        return torch.zeros_like(score, dtype=torch.float64)
-    u = (score.to(torch.float64) - lo) / span
+        return torch.zeros_like(score)
+    u = (score - lo) / span
     level = torch.ceil((1.0 - u) * n).clamp_(1, n)
     return (level - level.min()).mul_(-log_se / n)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from ._validation import check_positive_int
 from .predictions import binary_entropy_bits
 from .probabilities import min_max_level_log_weights
 from .scheduled import ScheduledSampler, ScoreRule
@@ -16,17 +15,17 @@ class PredictedLabelEntropy(ScoreRule):
     """Score = per label, the binary entropy of the share of positive predictions (``p > threshold``)
     in the window, summed over labels; probabilities by min-max quantized levels."""
 
+    needs_window = True
+
     def __init__(self, threshold: float):
         if not 0.0 < float(threshold) < 1.0:
             raise ValueError(f"threshold must lie in (0, 1), got {threshold!r}")
         self.threshold = float(threshold)
 
     def log_weights(self, loss, window, epoch, log_se):
-        vals, valid = window.ordered()
-        w = valid.to(vals.dtype)[:, :, None]
-        n = valid.sum(0).to(vals.dtype).clamp(min=1.0)[:, None]
-        share = ((vals > self.threshold).to(vals.dtype) * w).sum(0) / n   # share of positive predictions
-        return min_max_level_log_weights(binary_entropy_bits(share).sum(1).to(torch.float64), log_se)
+        vals, w, n = window.weighted()
+        share = ((vals > self.threshold).to(vals.dtype) * w).sum(0) / n.clamp(min=1.0)  # positive predictions
+        return min_max_level_log_weights(binary_entropy_bits(share).sum(1), log_se)
 
 
 class RecencyBiasSampler(ScheduledSampler):
@@ -69,9 +68,9 @@ class RecencyBiasSampler(ScheduledSampler):
     def __init__(self, labels, batch_size: int, *, window: int = 5, threshold: float = 0.5,
                  selection_pressure: float = 10.0, selection_pressure_end: float | None = 1.0,
                  warmup_epochs: int = 3, epochs: int = 100, seed: int = 0, device="cpu"):
-        super().__init__(labels, batch_size, score=PredictedLabelEntropy(threshold),
+        super().__init__(labels, batch_size, score_rule=PredictedLabelEntropy(threshold),
                          selection_pressure=selection_pressure,
                          selection_pressure_end=selection_pressure_end, warmup_epochs=warmup_epochs,
-                         epochs=epochs, window=check_positive_int(window, "window", minimum=2), seed=seed,
+                         epochs=epochs, window=window, seed=seed,
                          device=device)
 

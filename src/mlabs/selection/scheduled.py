@@ -28,17 +28,35 @@ __all__ = ["ScoreRule", "ScheduledSampler"]
 class ScoreRule:
     """How a :class:`ScheduledSampler` turns its observations into an epoch's log-weights.
 
-    A rule implements :meth:`log_weights`; a rule with state of its own (beyond the sampler's loss
-    table and prediction window) also implements :meth:`observe` and the state methods, so that
-    the sampler's ``state_dict`` covers it.
+    A rule implements :meth:`log_weights` and says whether it reads recent predictions
+    (``needs_window``: the sampler then keeps a :class:`PredictionWindow` and ``update`` requires
+    ``probabilities``). A rule with state of its own, beyond the sampler's loss table and window,
+    also implements :meth:`observe` and the state methods, so that the sampler's ``state_dict``
+    covers it.
     """
+
+    #: the rule reads the window of recent predictions
+    needs_window = False
 
     def log_weights(self, loss: torch.Tensor, window: PredictionWindow | None, epoch: int,
                     log_se: float) -> torch.Tensor:
-        """Unnormalised float64 log-weights (length N) of the epoch ``epoch`` at pressure ``exp(log_se)``.
+        """The selection distribution of epoch ``epoch`` as unnormalised log-weights.
 
-        ``loss`` is the latest per-sample loss (float64, length N), ``window`` the recent
-        predictions (None when the method needs none).
+        Parameters
+        ----------
+        loss : torch.Tensor, shape (N,)
+            Latest per-sample loss (float64).
+        window : PredictionWindow or None
+            Recent predictions (None unless :attr:`needs_window`).
+        epoch : int
+            The selection epoch about to be drawn (for rules that change over the run).
+        log_se : float
+            ``log`` of the selection pressure in force (0: uniform).
+
+        Returns
+        -------
+        torch.Tensor, shape (N,)
+            float64 log-weights, maximum 0.
         """
         raise NotImplementedError
 
@@ -46,10 +64,11 @@ class ScoreRule:
         """See the predictions ``probs`` (n, q) of samples ``idx`` before they enter ``window``."""
 
     def state_dict(self) -> dict:
+        """The rule's own state (tensors on CPU); empty for a stateless rule."""
         return {}
 
     def load_state_dict(self, state: dict) -> None:
-        pass
+        """Restore :meth:`state_dict`."""
 
 
 class ScheduledSampler(EpochBatchSampler):
@@ -58,7 +77,7 @@ class ScheduledSampler(EpochBatchSampler):
     The selection pressure moves exponentially from ``selection_pressure`` at the first selection
     epoch (``warmup_epochs``) to ``selection_pressure_end`` at the last epoch (``epochs - 1``);
     ``selection_pressure_end=None`` keeps it constant. At the start of every selection epoch
-    ``score.log_weights`` gives the distribution of that epoch, from which the batches of B
+    ``score_rule.log_weights`` gives the distribution of that epoch, from which the batches of B
     distinct samples are drawn.
 
     Parameters
@@ -66,15 +85,15 @@ class ScheduledSampler(EpochBatchSampler):
     labels : array-like, shape (N, q)
         0/1 training labels.
     batch_size : int
-    score : ScoreRule
+    score_rule : ScoreRule
         The method's scoring rule.
     selection_pressure : float
         s_e at the first selection epoch (>= 1; 1 is uniform).
     selection_pressure_end : float or None
         s_e at the last epoch (None: constant).
     window : int, optional
-        Predictions kept per sample for a history-based rule (None: ``update`` takes no
-        ``probabilities``).
+        Predictions kept per sample (>= 2), required by a rule that ``needs_window`` and
+        refused by one that does not; ``update`` then requires ``probabilities``.
     warmup_epochs : int, default 3
     epochs : int, default 100
         Total epochs (warm-up included), for the schedule.
@@ -86,7 +105,7 @@ class ScheduledSampler(EpochBatchSampler):
     # options; each method declares its ``options``
     needs_epochs = True
 
-    def __init__(self, labels, batch_size: int, *, score: ScoreRule, selection_pressure: float,
+    def __init__(self, labels, batch_size: int, *, score_rule: ScoreRule, selection_pressure: float,
                  selection_pressure_end: float | None, window: int | None = None, warmup_epochs: int = 3,
                  epochs: int = 100, seed: int = 0, device="cpu"):
         device = torch.device(device)
@@ -94,7 +113,17 @@ class ScheduledSampler(EpochBatchSampler):
         super().__init__(y.shape[0], batch_size, seed, device, warmup_epochs=warmup_epochs)
         self.labels = y
         self.n_labels = y.shape[1]
-        self.score = score
+        if not isinstance(score_rule, ScoreRule):
+            raise TypeError(f"score_rule must be a ScoreRule (see mlabs.selection.scheduled), got {score_rule!r}")
+        if score_rule.needs_window != (window is not None):
+            raise ValueError(f"{type(score_rule).__name__} " + ("needs window= (predictions kept per sample)"
+                             if score_rule.needs_window else "reads no predictions; leave window=None"))
+        # the registry reads the class flag; a rule's own need decides for a directly built sampler
+        if type(self).needs_predictions != score_rule.needs_window and type(self) is not ScheduledSampler:
+            raise TypeError(f"{type(self).__name__}.needs_predictions disagrees with its rule "
+                            f"{type(score_rule).__name__}.needs_window")
+        self.needs_predictions = score_rule.needs_window
+        self.score_rule = score_rule
         self.selection_pressure = check_pressure_at_least_one(selection_pressure, "selection_pressure")
         self.selection_pressure_end = (self.selection_pressure if selection_pressure_end is None else
                                        check_pressure_at_least_one(selection_pressure_end, "selection_pressure_end"))
@@ -127,7 +156,7 @@ class ScheduledSampler(EpochBatchSampler):
         self._loss[idx] = loss
         if self.needs_predictions:
             probs = self._check_probabilities(probabilities, idx)
-            self.score.observe(idx, probs, self._window)
+            self.score_rule.observe(idx, probs, self._window)
             self._window.push(idx, probs)
 
     @property
@@ -150,7 +179,7 @@ class ScheduledSampler(EpochBatchSampler):
         state.update(loss_table=self._loss.cpu().clone(),
                      log_weights=None if refresh is None else refresh.log_weights().cpu().clone(),
                      history=None if self._window is None else self._window.state(),
-                     score=self.score.state_dict())
+                     score_rule=self.score_rule.state_dict())
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -162,7 +191,8 @@ class ScheduledSampler(EpochBatchSampler):
                                          build_table=False)
         if self._window is not None:
             self._window.load(state["history"])
-        self.score.load_state_dict(state.get("score") or {})
+        # "extra": the key of states written before the rules were objects of their own
+        self.score_rule.load_state_dict(state.get("score_rule", state.get("extra")) or {})
 
     # -- the epoch machinery's selection step ----------------------------------------------------
     def _selection_plan(self, remaining: int) -> tuple[torch.Tensor, list[int]]:
@@ -174,7 +204,7 @@ class ScheduledSampler(EpochBatchSampler):
         self._drawer.clear()
 
     def _log_weights(self) -> torch.Tensor:
-        return self.score.log_weights(self._loss, self._window, self._epoch, math.log(self.pressure()))
+        return self.score_rule.log_weights(self._loss, self._window, self._epoch, math.log(self.pressure()))
 
     def _check_probabilities(self, probabilities, idx: torch.Tensor) -> torch.Tensor:
         name = type(self).__name__

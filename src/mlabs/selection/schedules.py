@@ -31,6 +31,8 @@ class ExponentialSchedule:
     """
 
     def __init__(self, start: float, end: float, first: int, last: int):
+        if not (float(start) > 0 and float(end) > 0):
+            raise ValueError(f"an exponential schedule needs positive values, got {start!r} -> {end!r}")
         self.start, self.end = float(start), float(end)
         self.first, self.last = first, last
 
@@ -48,7 +50,10 @@ class ExponentialSchedule:
 class LinearSchedule:
     """``start + (end - start) * (t - first) / (last - first)``, constant outside ``[first, last]``.
 
-    ``last`` may be fractional (a share of the run); ``last <= first`` gives ``end`` throughout.
+    ``last`` may be fractional (a share of the run). With ``last <= first`` it gives ``end``
+    throughout (the ramp is over before it starts), where :class:`ExponentialSchedule` keeps
+    ``start`` (no selection epoch to anneal over); both are D2ACE's and Loshchilov & Hutter's
+    conventions for a run too short for their schedules.
     """
 
     def __init__(self, start: float, end: float, first: float, last: float):

@@ -16,6 +16,8 @@ class BinnedUncertainty(ScoreRule):
     """Score = the summed label uncertainty ``E`` (clipped at 1, binned from ``bin_from_epoch`` on);
     probabilities by min-max quantized levels."""
 
+    needs_window = True
+
     def __init__(self, n_bins: int, bin_from_epoch: int):
         self.n_bins = check_positive_int(n_bins, "n_bins")
         self.bin_from_epoch = check_positive_int(bin_from_epoch, "bin_from_epoch", minimum=0)
@@ -30,7 +32,7 @@ class BinnedUncertainty(ScoreRule):
         return e
 
     def log_weights(self, loss, window, epoch, log_se):
-        return min_max_level_log_weights(self.label_uncertainty(window, epoch).sum(1).to(torch.float64), log_se)
+        return min_max_level_log_weights(self.label_uncertainty(window, epoch).sum(1), log_se)
 
 
 class UncertaintyBatchSampler(ScheduledSampler):
@@ -76,12 +78,12 @@ class UncertaintyBatchSampler(ScheduledSampler):
     def __init__(self, labels, batch_size: int, *, window: int = 5, selection_pressure: float = 10.0,
                  selection_pressure_end: float | None = 1.0, n_bins: int = 5, bin_from_epoch: int = 5,
                  warmup_epochs: int = 3, epochs: int = 100, seed: int = 0, device="cpu"):
-        super().__init__(labels, batch_size, score=BinnedUncertainty(n_bins, bin_from_epoch),
+        super().__init__(labels, batch_size, score_rule=BinnedUncertainty(n_bins, bin_from_epoch),
                          selection_pressure=selection_pressure,
                          selection_pressure_end=selection_pressure_end, warmup_epochs=warmup_epochs,
-                         epochs=epochs, window=check_positive_int(window, "window", minimum=2), seed=seed,
+                         epochs=epochs, window=window, seed=seed,
                          device=device)
 
     def label_uncertainty(self) -> torch.Tensor:
         """``E`` (N, q) at the current epoch (see :class:`BinnedUncertainty`)."""
-        return self.score.label_uncertainty(self._window, self._epoch)
+        return self.score_rule.label_uncertainty(self._window, self._epoch)
