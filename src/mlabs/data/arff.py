@@ -70,7 +70,6 @@ class MultiLabelData(MatrixShape):
     files: list[str] = field(default_factory=list)
     dropped_attributes: list[str] = field(default_factory=list)
 
-
     @property
     def is_sparse(self) -> bool:
         return sp.issparse(self.X)

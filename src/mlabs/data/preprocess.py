@@ -171,7 +171,6 @@ class PreparedData(MatrixShape):
     label_indices: np.ndarray
     original_shape: tuple[int, int, int]
 
-
     def __repr__(self) -> str:
         return (f"PreparedData(name={self.name!r}, n_samples={self.n_samples}, n_features={self.n_features}, "
                 f"n_labels={self.n_labels}, n_folds={self.n_folds}, seed={self.seed})")

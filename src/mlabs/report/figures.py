@@ -198,6 +198,23 @@ def _sensitivity_split(sens: pd.DataFrame) -> tuple[float, float]:
     return batch, se
 
 
+def _sensitivity_axes(datasets: Sequence[str], metrics: Sequence[str], xlabel: str):
+    """The figure of a sensitivity plot: one row per metric, one column per data set, each axis
+    titled, labelled and gridded. Returns (figure, axes, [(axis, data set, metric), ...])."""
+    fig = _figure(max(4.2 * len(datasets), 6.0), 3.2 * len(metrics))
+    axes = fig.subplots(len(metrics), len(datasets), squeeze=False)
+    cells = []
+    for j, ds in enumerate(datasets):
+        for i, metric in enumerate(metrics):
+            ax = axes[i, j]
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(f"test {metric}")
+            ax.set_title(ds)
+            ax.grid(alpha=0.3)
+            cells.append((ax, ds, metric))
+    return fig, axes, cells
+
+
 def _errorline(ax, frame: pd.DataFrame, x: str, y: str, colour, label: str) -> None:
     g = frame.groupby(x)[y]
     m, s = g.mean(), g.std(ddof=0)
@@ -218,24 +235,17 @@ def plot_sensitivity_se(sens: pd.DataFrame, metrics: Sequence[str] = ("macro_auc
     batch, _ = _sensitivity_split(ok)
     ad = ad[ad["batch_size"] == batch]
     rnd = ok[(ok["method"] == "random") & (ok["batch_size"] == batch)]
-    datasets = sorted(ad["dataset"].unique())
     colours = _palette(["random", "adaptive"])
-    fig = _figure(max(4.2 * len(datasets), 6.0), 3.2 * len(metrics))
-    axes = fig.subplots(len(metrics), len(datasets), squeeze=False)
-    for j, ds in enumerate(datasets):
-        for i, metric in enumerate(metrics):
-            ax = axes[i, j]
-            _errorline(ax, ad[ad["dataset"] == ds], "selection_pressure", metric, colours["adaptive"], "adaptive")
-            r = rnd[rnd["dataset"] == ds][metric].dropna()
-            if len(r):
-                ax.axhline(r.mean(), color=colours["random"], linestyle="--", label="random")
-                ax.axhspan(r.mean() - r.std(ddof=0), r.mean() + r.std(ddof=0), color=colours["random"],
-                           alpha=0.12, linewidth=0)
-            _log2_axis(ax, ad["selection_pressure"])
-            ax.set_xlabel("selection pressure s_e (log2 scale)")
-            ax.set_ylabel(f"test {metric}")
-            ax.set_title(ds)
-            ax.grid(alpha=0.3)
+    fig, axes, cells = _sensitivity_axes(sorted(ad["dataset"].unique()), metrics,
+                                         "selection pressure s_e (log2 scale)")
+    for ax, ds, metric in cells:
+        _errorline(ax, ad[ad["dataset"] == ds], "selection_pressure", metric, colours["adaptive"], "adaptive")
+        r = rnd[rnd["dataset"] == ds][metric].dropna()
+        if len(r):
+            ax.axhline(r.mean(), color=colours["random"], linestyle="--", label="random")
+            ax.axhspan(r.mean() - r.std(ddof=0), r.mean() + r.std(ddof=0), color=colours["random"],
+                       alpha=0.12, linewidth=0)
+        _log2_axis(ax, ad["selection_pressure"])
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(f"Sensitivity to s_e at batch size {batch:g}\n(mean ± std over models and folds; "
                  "random has no s_e: dashed line ± std band)", fontsize=10)
@@ -250,22 +260,15 @@ def plot_sensitivity_batch(sens: pd.DataFrame, metrics: Sequence[str] = ("macro_
     _, se = _sensitivity_split(ok)
     ad = ok[(ok["method"] == "adaptive") & ((ok["selection_pressure"] == se) if np.isfinite(se) else True)]
     rnd = ok[ok["method"] == "random"]
-    datasets = sorted(set(ad["dataset"]) | set(rnd["dataset"]))
     colours = _palette(["random", "adaptive"])
-    fig = _figure(max(4.2 * len(datasets), 6.0), 3.2 * len(metrics))
-    axes = fig.subplots(len(metrics), len(datasets), squeeze=False)
-    for j, ds in enumerate(datasets):
-        for i, metric in enumerate(metrics):
-            ax = axes[i, j]
-            for name, frame in (("random", rnd), ("adaptive", ad)):
-                sub = frame[frame["dataset"] == ds].dropna(subset=[metric])
-                if len(sub):
-                    _errorline(ax, sub, "batch_size", metric, colours[name], name)
-            _log2_axis(ax, pd.concat([ad["batch_size"], rnd["batch_size"]]))
-            ax.set_xlabel("batch size (log2 scale)")
-            ax.set_ylabel(f"test {metric}")
-            ax.set_title(ds)
-            ax.grid(alpha=0.3)
+    fig, axes, cells = _sensitivity_axes(sorted(set(ad["dataset"]) | set(rnd["dataset"])), metrics,
+                                         "batch size (log2 scale)")
+    for ax, ds, metric in cells:
+        for name, frame in (("random", rnd), ("adaptive", ad)):
+            sub = frame[frame["dataset"] == ds].dropna(subset=[metric])
+            if len(sub):
+                _errorline(ax, sub, "batch_size", metric, colours[name], name)
+        _log2_axis(ax, pd.concat([ad["batch_size"], rnd["batch_size"]]))
     axes[0, 0].legend(fontsize=8)
     se_txt = f", adaptive at s_e = {se:g}" if np.isfinite(se) else ""
     fig.suptitle(f"Sensitivity to the batch size{se_txt}\n(mean ± std over models and folds)", fontsize=10)

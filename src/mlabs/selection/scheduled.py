@@ -124,18 +124,27 @@ class ScheduledSampler(EpochBatchSampler):
                             f"{type(score_rule).__name__}.needs_window")
         self.needs_predictions = score_rule.needs_window
         self.score_rule = score_rule
-        self.selection_pressure = check_pressure_at_least_one(selection_pressure, "selection_pressure")
-        self.selection_pressure_end = (self.selection_pressure if selection_pressure_end is None else
-                                       check_pressure_at_least_one(selection_pressure_end, "selection_pressure_end"))
+        start = check_pressure_at_least_one(selection_pressure, "selection_pressure")
+        end = start if selection_pressure_end is None else check_pressure_at_least_one(selection_pressure_end,
+                                                                                       "selection_pressure_end")
         self.epochs = check_positive_int(epochs, "epochs")
-        self.schedule = ExponentialSchedule(self.selection_pressure, self.selection_pressure_end,
-                                            self.warmup_epochs, self.epochs - 1)
+        self.schedule = ExponentialSchedule(start, end, self.warmup_epochs, self.epochs - 1)
         self._loss = torch.zeros(self.n_samples, dtype=torch.float64, device=device)
         self._window = (None if window is None else
                         PredictionWindow(window, self.n_samples, self.n_labels, self.device))
         self._drawer = BatchDrawer(self.n_samples, self.batch_size, self._generator, device)
 
     # -- public ----------------------------------------------------------------------------------
+    @property
+    def selection_pressure(self) -> float:
+        """s_e at the first selection epoch (the schedule's start)."""
+        return self.schedule.start
+
+    @property
+    def selection_pressure_end(self) -> float:
+        """s_e at the last epoch (the schedule's end)."""
+        return self.schedule.end
+
     def pressure(self, epoch: int | None = None) -> float:
         """The selection pressure in force at ``epoch`` (default: the current epoch)."""
         return self.schedule(self._epoch if epoch is None else epoch)
