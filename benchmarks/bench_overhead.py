@@ -1,32 +1,38 @@
 """Where an epoch's time goes: the model's own step against everything around it.
 
 For each model and method on one data set (default emotions, fold 0, the settings of
-``params.yaml``), starting from a trained warm-up, this times per epoch on one thread:
+``params.yaml``), starting from a trained warm-up, this runs the trainer's own epochs
+(``train_epoch``, as in a cell) on one thread and splits each epoch's time, measured inside it:
 
-- ``model``: forward, backward and optimiser step on the epoch's batches (``training_step``),
-- ``sampler``: drawing the epoch's batches and ``update`` with the batch losses,
+- ``model``: forward, backward and optimiser step (from ``training_step`` to the end of
+  ``optimizer.step``, batch by batch),
+- ``sampler``: drawing the epoch's batches, ``update`` with the batch losses, and any loss
+  recomputation the sampler asks for,
 - ``val``: evaluating the validation half (``predict_proba`` and the six metrics), which picks
   the best epoch,
-- ``ckpt``: writing one resume checkpoint (the trainer writes one every ``checkpoint_seconds``,
-  so its share per epoch is ``ckpt * epoch time / checkpoint_seconds`` at most),
-- ``epoch``: one whole ``train_epoch`` of the trainer as it runs in a cell,
+- ``rest``: everything else (indexing the batch, the finiteness checks, the loss tables, the
+  epoch's statistics, keeping the best weights),
+- ``epoch``: the whole ``train_epoch``,
 
-and prints the share of ``epoch`` outside the model's step. Medians over ``--epochs`` epochs.
+and prints the share of the epoch outside the model's step, ``(epoch - model) / epoch``. Sums over
+``--epochs`` epochs after two untimed ones, shown per epoch. ``ckpt`` is the time of writing one
+resume checkpoint, which the trainer does once every ``checkpoint_seconds`` (30 s), not every
+epoch, so it is shown apart.
 
 Usage::
 
     python benchmarks/bench_overhead.py
-    python benchmarks/bench_overhead.py --dataset yeast --models dela clif --epochs 5
+    python benchmarks/bench_overhead.py --dataset yeast --models dela clif --epochs 10
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from mlabs import training
@@ -34,13 +40,70 @@ from mlabs.config import load_params, train_config
 from mlabs.data import fold_split, load_dataset, prepare
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
+class _Clock:
+    """Seconds spent in wrapped calls, per part."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._step_start = 0.0
+
+    def add(self, part: str, seconds: float) -> None:
+        self.seconds[part] = self.seconds.get(part, 0.0) + seconds
+
+    def timed(self, part: str, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.add(part, time.perf_counter() - t0)
+        return wrapper
+
+    def step_begins(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            self._step_start = time.perf_counter()
+            return fn(*args, **kwargs)
+        return wrapper
+
+    def step_ends(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.add("model", time.perf_counter() - self._step_start)
+        return wrapper
+
+
+class _TimedSampler:
+    """A sampler whose iteration, ``update`` and loss recomputation count as sampler time."""
+
+    def __init__(self, sampler, clock: _Clock):
+        self._sampler, self._clock = sampler, clock
+
+    def __getattr__(self, name):
+        return getattr(self._sampler, name)
+
+    def __iter__(self):
+        it = iter(self._sampler)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                self._clock.add("sampler", time.perf_counter() - t0)
+                return
+            self._clock.add("sampler", time.perf_counter() - t0)
+            yield batch
+
+    def update(self, *args, **kwargs):
         t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+        try:
+            return self._sampler.update(*args, **kwargs)
+        finally:
+            self._clock.add("sampler", time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -49,8 +112,10 @@ def main() -> None:
     ap.add_argument("--dataset", default="emotions")
     ap.add_argument("--models", nargs="+", default=None)
     ap.add_argument("--methods", nargs="+", default=["random", "adaptive", "chain"])
-    ap.add_argument("--epochs", type=int, default=7, help="timed epochs per measurement")
+    ap.add_argument("--epochs", type=int, default=20, help="timed epochs per (model, method)")
     args = ap.parse_args()
+    if args.epochs < 1:
+        ap.error(f"--epochs must be at least 1, got {args.epochs}")
     torch.set_num_threads(1)
 
     params = load_params(args.params)
@@ -60,9 +125,9 @@ def main() -> None:
                                min_label_positives=d["min_label_positives"]), 0)
     models = args.models or params["train"]["models"]
     batch = int(params["train"]["batch_size"])
-    print(f"{args.dataset} fold 0, batch {batch}, one thread; seconds per epoch, medians of {args.epochs}")
-    print(f"{'model':6s} {'method':9s} {'model':>7s} {'sampler':>8s} {'val':>7s} {'ckpt':>7s} {'epoch':>7s} "
-          f"{'outside model':>14s}")
+    print(f"{args.dataset} fold 0, batch {batch}, one thread; ms per epoch, sums over {args.epochs} epochs")
+    print(f"{'model':6s} {'method':9s} {'model':>7s} {'sampler':>8s} {'val':>6s} {'rest':>6s} {'epoch':>7s} "
+          f"{'outside model':>14s} {'ckpt':>6s}")
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
             for method in args.methods:
@@ -73,39 +138,31 @@ def main() -> None:
                                                  run.meta(config.warmup_fingerprint(model, split.digest())))
                 run.restore(warm["state"])
                 sampler = training._make_sampler(cell, run, config)
-                epoch = [config.warmup_epochs]
-
-                def whole_epoch():
-                    epoch[0] += 1
-                    run.train_epoch(sampler, epoch[0])
-
-                t_epoch = _median_seconds(whole_epoch, args.epochs)
-                batches = [torch.as_tensor(b, dtype=torch.long) for b in sampler]
-
-                def model_steps():
-                    run.model.train()
-                    for idx in batches:
-                        out = run.model.training_step(run.X[idx], run.Y[idx])
-                        run.optimizer.zero_grad(set_to_none=True)
-                        out.loss.backward()
-                        run.optimizer.step()
-
-                def sampler_epoch():
-                    epoch[0] += 1
-                    sampler.set_epoch(epoch[0] - 1)
-                    for b in sampler:
-                        idx = torch.as_tensor(b, dtype=torch.long)
-                        sampler.update(idx, run.loss_table[idx], probabilities=run.prob_table[idx])
-
-                t_model = _median_seconds(model_steps, args.epochs)
-                t_sampler = _median_seconds(sampler_epoch, args.epochs)
-                t_val = _median_seconds(lambda: training._evaluate(run.model, run.X_val, run.Y_val, 0.5), args.epochs)
+                clock = _Clock()
+                run.model.training_step = clock.step_begins(run.model.training_step)
+                run.optimizer.step = clock.step_ends(run.optimizer.step)
+                run.recompute_losses = clock.timed("sampler", run.recompute_losses)
+                timed_sampler = _TimedSampler(sampler, clock)
+                evaluate = training._evaluate
+                training._evaluate = clock.timed("val", evaluate)
+                try:
+                    for epoch in range(config.warmup_epochs + 1, config.warmup_epochs + 3 + args.epochs):
+                        if epoch == config.warmup_epochs + 3:
+                            clock.seconds.clear()
+                        t0 = time.perf_counter()
+                        run.train_epoch(timed_sampler, epoch)
+                        clock.add("epoch", time.perf_counter() - t0)
+                finally:
+                    training._evaluate = evaluate
                 path = Path(tmp) / "resume.pt"
-                t_ckpt = _median_seconds(lambda: training._save_checkpoint(
-                    path, {}, run.state(), sampler=sampler.state_dict(), epoch=epoch[0]), 3)
-                outside = max(t_epoch - t_model, 0.0) / t_epoch
-                print(f"{model:6s} {method:9s} {t_model:7.3f} {t_sampler:8.3f} {t_val:7.3f} {t_ckpt:7.3f} "
-                      f"{t_epoch:7.3f} {100 * outside:13.0f}%")
+                t0 = time.perf_counter()
+                training._save_checkpoint(path, {}, run.state(), sampler=sampler.state_dict(), epoch=epoch)
+                t_ckpt = time.perf_counter() - t0
+                ms = {part: 1000 * s / args.epochs for part, s in clock.seconds.items()}
+                m, smp, val, ep = (ms.get(p, 0.0) for p in ("model", "sampler", "val", "epoch"))
+                rest = ep - m - smp - val
+                print(f"{model:6s} {method:9s} {m:7.1f} {smp:8.1f} {val:6.1f} {rest:6.1f} {ep:7.1f} "
+                      f"{100 * (ep - m) / ep:13.0f}% {1000 * t_ckpt:6.1f}")
 
 
 if __name__ == "__main__":

@@ -226,6 +226,20 @@ def test_fingerprint_counts_only_the_cells_own_method_options():
     assert base.fingerprint("dela", "chain", "d") != longer.fingerprint("dela", "chain", "d")
 
 
+def test_draw_revision_makes_only_its_methods_cells_stale(monkeypatch):
+    from mlabs.selection import AdaptiveBatchSampler, ChainBatchSampler
+
+    config = small_config()
+    methods = ("random", "adaptive", "chain", "active_bias")
+    before = {m: config.fingerprint("dela", m, "d") for m in methods}
+    monkeypatch.setattr(ChainBatchSampler, "draw_revision", ChainBatchSampler.draw_revision + 1)
+    after = {m: config.fingerprint("dela", m, "d") for m in methods}
+    assert after["chain"] != before["chain"]
+    assert all(after[m] == before[m] for m in methods if m != "chain")
+    # the class attribute, not inheritance from the adaptive sampler, is what counts
+    assert AdaptiveBatchSampler.draw_revision == 0
+
+
 def test_selection_options_are_checked_per_method():
     with pytest.raises(ValueError, match="selection.quantize: not a batch-selection method"):
         small_config(selection={"quantize": True})

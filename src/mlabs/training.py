@@ -48,7 +48,7 @@ from .selection import RandomBatchSampler
 from .selection.imbalance import minority_labels
 from .progress import progress_bar
 from .results import cell_dir, is_done, load_result, warmup_path, write_failed
-from .selection.registry import SAMPLERS, method_options, make_sampler, uses_selection_pressure
+from .selection.registry import SAMPLERS, make_sampler, method_options, sampler_class, uses_selection_pressure
 
 __all__ = ["Cell", "TrainConfig", "CheckpointMismatch", "NonFiniteLoss", "METHODS",
            "warmup_path", "warmup_curves", "cell_dir", "run_warmup", "train_cell", "run_cell", "load_result"]
@@ -175,6 +175,10 @@ class TrainConfig:
         """
         payload = {"warmup": self.warmup_fingerprint(model, data), "epochs": self.epochs,
                    "selection": self.selection_for(method), "threshold": self.threshold}
+        revision = sampler_class(method).draw_revision
+        if revision:
+            # only when nonzero, so the cells of samplers whose draws never changed keep their fingerprints
+            payload["draw_revision"] = revision
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def lr_for(self, model: str) -> float:

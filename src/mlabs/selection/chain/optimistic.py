@@ -13,13 +13,17 @@ import torch
 
 from ..dedup import first_occurrence, rows_with_repeat
 from ..drawing import BatchDrawer
-from .draws import BatchBitmap, SegmentDraws
+from .draws import SegmentDraws
+from .fixpoint import PositionStreams, fixpoint_batches
 from .tables import ChainTables
 
 __all__ = ["OptimisticChains"]
 
-#: Bulk redraws of the batches with a repeated sample before the step-by-step repair.
+#: Bulk redraws of the batches with a repeated sample before the fixpoint repair.
 _OPTIMISTIC_ROUNDS = 6
+#: The bulk redraws stop early when more than this share of the batches drawn in a round still
+#: have a repeat (large B / N: nearly every batch does, and redraws only move the first repeat).
+_STILL_REPEATED = 0.5
 
 
 class OptimisticChains:
@@ -33,10 +37,14 @@ class OptimisticChains:
     drawer : BatchDrawer
         The owning sampler's drawer, whose slot table draws the seeds i.i.d. from p.
     batch_size : int
+    generator : torch.Generator
+        The owning sampler's generator (the repair's position streams).
     """
 
-    def __init__(self, tables: ChainTables, draws: SegmentDraws, drawer: BatchDrawer, batch_size: int):
+    def __init__(self, tables: ChainTables, draws: SegmentDraws, drawer: BatchDrawer, batch_size: int,
+                 generator: torch.Generator):
         self._tables = tables
+        self._generator = generator
         self._draws = draws
         self._drawer = drawer
         self._workspace = drawer.workspace
@@ -55,8 +63,9 @@ class OptimisticChains:
         repeated sample is exactly the step-by-step result, and in a batch with a repeat
         everything before the first repeated position t* is exact (t* depends only on the draws
         up to t*). Such batches are redrawn from t* on (fresh randomness, state at t* kept), a few
-        times in bulk, then step by step (:meth:`_repair`, which also handles a walk
-        label whose samples are all in the batch; such a position repeats at every redraw).
+        times in bulk while that resolves most of them, then by the exact bulk fixpoint of
+        :func:`fixpoint_batches` (which also handles a walk label whose samples are all in the
+        batch; such a position repeats at every bulk redraw).
         """
         nb, b, dev = n_batches, self.batch_size, self.device
         # batch-major (nb x B) with one extra entry that absorbs the writes of unused positions
@@ -83,9 +92,12 @@ class OptimisticChains:
             start = (~first).to(torch.uint8).argmax(dim=1)
             current = self._state_at(redo, start)
             rows = bad if rows is None else rows.index_select(0, bad)
-        sub = out.index_select(0, rows).T.contiguous()            # B x k, as the step-by-step draws
-        self._repair(sub, torch.arange(rows.numel(), device=dev), start, current)
-        out.index_copy_(0, rows, sub.T)
+            if bad.numel() > _STILL_REPEATED * vals.shape[0]:
+                break
+        redo = out.index_select(0, rows).to(torch.int64)
+        streams = PositionStreams(rows.numel(), b, self._generator, dev)
+        fixed = fixpoint_batches(self._tables, self._draws.accept, redo, start, current, streams)
+        out.index_copy_(0, rows, fixed.to(torch.int32))
         return out
 
     def _state_at(self, vals: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -171,33 +183,3 @@ class OptimisticChains:
             at = walk_at[0] if len(walk_at) == 1 else torch.cat(walk_at)
             state = walk_state[0] if len(walk_state) == 1 else torch.cat(walk_state)
             val_flat.scatter_(0, at, self._draws.bulk(state))
-
-    def _repair(self, out, rows, start, current) -> None:
-        """Redraw positions ``start[i]`` .. B-1 of batches ``rows`` step by step (state ``current``)."""
-        b, q, dev = self.batch_size, self._tables.n_labels, self.device
-        nb = out.shape[1]
-        start, order = torch.sort(start)
-        rows, current = rows.index_select(0, order), current.index_select(0, order)
-        bitmap = BatchBitmap(nb, dev)
-        before = torch.arange(b, device=dev)[:, None] < start[None, :]
-        prefix = out.index_select(1, rows)
-        base = bitmap.row_base.index_select(0, rows)[None, :].expand(b, -1)
-        bitmap.mark(prefix[before], base[before])
-        starts = start.tolist()
-        active = 0
-        for t in range(starts[0], b):
-            while active < len(starts) and starts[active] <= t:
-                active += 1
-            rws, st = rows[:active], current[:active]
-            segment = self._tables.state_segment.index_select(0, st)
-            picked, found = self._draws.rejection_draws(segment, rws, out, t, bitmap)
-            if found is not None:
-                failed = (~found).nonzero().reshape(-1)
-                seeds, _ = self._draws.rejection_draws(torch.full_like(failed, q), rws.index_select(0, failed), out, t,
-                                                      bitmap)
-                picked.index_copy_(0, failed, seeds)
-                segment.index_fill_(0, failed, q)
-            out[t].index_copy_(0, rws, picked)
-            bitmap.mark(picked, bitmap.row_base.index_select(0, rws))
-            current[:active] = torch.where(segment == q, self._tables.seed_state.index_select(0, picked),
-                                           self._tables.state_next.index_select(0, st))

@@ -47,9 +47,9 @@ class ChainBatchSampler(AdaptiveBatchSampler):
     Notes
     -----
     With ``label_choice="argmax"`` and rejection draws (s_e <= 4), all batches of a refresh are
-    drawn optimistically in bulk (every draw ignoring "not yet in the batch"), and the few batches
-    with a repeated sample are redrawn from their first repeat on; this is exactly the step-by-step
-    process (:class:`OptimisticChains`). Otherwise all batches are built in parallel,
+    drawn optimistically in bulk (every draw ignoring "not yet in the batch"), and the batches
+    with a repeated sample are redrawn from their first repeat on by an exact bulk fixpoint; this
+    is exactly the step-by-step process (:class:`OptimisticChains`). Otherwise all batches are built in parallel,
     one chain step at a time (B vectorised steps, :class:`StepwiseChains`); the strategy is chosen
     at every refresh. "Not yet in the batch" is enforced by rejection
     (exactly equivalent to drawing from the restricted distribution) with an exact vectorised
@@ -57,6 +57,8 @@ class ChainBatchSampler(AdaptiveBatchSampler):
     """
 
     options = AdaptiveBatchSampler.options + ("chain_length", "label_choice")
+    #: 1: batches with a repeated sample are repaired by the bulk fixpoint (other position streams)
+    draw_revision = 1
 
     def __init__(self, labels, batch_size: int, *, chain_length: int = 4, label_choice: str = "argmax",
                  selection_pressure: float = 2.0, warmup_epochs: int = 3, features=None,
@@ -74,7 +76,8 @@ class ChainBatchSampler(AdaptiveBatchSampler):
         self.correlation = self._tables.correlation
         self._draws = SegmentDraws(self._tables, self._drawer, self._generator)
         self._stepwise = StepwiseChains(self._tables, self._draws, self.batch_size, label_choice)
-        self._optimistic = (OptimisticChains(self._tables, self._draws, self._drawer, self.batch_size)
+        self._optimistic = (OptimisticChains(self._tables, self._draws, self._drawer, self.batch_size,
+                                             self._generator)
                             if label_choice == "argmax" else None)
         #: the strategy of the refresh in force: optimistic when the walk is argmax and the
         #: refresh draws by rejection (:meth:`_refresh_draw`), else stepwise
