@@ -295,6 +295,11 @@ def test_findings_state_losses_plainly(results):
     assert "adaptive is **better** than random" in section
     assert "chain is **worse** than random" in section
     assert "Friedman test over 4 complete blocks" in section
+    # the per-model p pairs runs but the per-model W/T/L counts data sets (2 per model here):
+    # the text says so, and chain loses both data sets of each model
+    chain = section.split("**chain vs random**")[1].split("\n")[0]
+    assert "Per model (p over its paired runs; W/T/L over its data sets' means): m1 p = " in chain
+    assert chain.count("(0/0/2 W/T/L)") == 2
     for metric in REPORTED_METRICS:
         assert f"## {metric}" in text
 

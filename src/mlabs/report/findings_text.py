@@ -50,7 +50,9 @@ def _metric_findings(results: pd.DataFrame, metric: str, order: list[str], basel
                 f"{', '.join(f'{r.model} {r.n_pairs} runs' for r in per_model.itertuples())}): "
                 f"{method} wins {w}, ties {t}, loses {l}; mean difference ({method} − {baseline}) {diff:+.4f}. "
                 f"Wilcoxon over the {unit}: p = {format_p(pooled['p_value'])}"
-                + (f" ({pooled['note']})" if pooled["note"] else "") + ". Per model: "
+                + (f" ({pooled['note']})" if pooled["note"] else "")
+                # per-model p pairs the model's runs, its W/T/L compares data-set means: say which
+                + ". Per model (p over its paired runs; W/T/L over its data sets' means): "
                 + ", ".join(f"{r.model} p = {format_p(r.p_value)} ({r.wins}/{r.ties}/{r.losses} W/T/L)"
                             for r in per_model.itertuples()) + ".")
         outcome = verdict(pooled, metric, alpha)
