@@ -119,3 +119,34 @@ def test_fresh_clone_pull_restores_the_study(tmp_path):
     assert pull.returncode == 0, pull.stderr[-2000:]
     status = subprocess.run(dvc + ["status", "--json"], cwd=clone, capture_output=True, text=True, timeout=600)
     assert status.returncode == 0 and json.loads(status.stdout or "{}") == {}, status.stdout[-2000:]
+
+
+def test_compare_runs_finds_a_run_identical_to_itself_and_a_changed_cell(tmp_path, capsys, monkeypatch):
+    """scripts/compare_runs.py: the committed run against itself is identical cell for cell; a cell
+    whose metrics differ in a copy of the cache is counted as differing."""
+    import importlib.util
+    import subprocess
+
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    spec = importlib.util.spec_from_file_location("compare_runs", ROOT / "scripts" / "compare_runs.py")
+    compare_runs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare_runs)
+
+    assert compare_runs.main(["HEAD", "HEAD"]) == 0
+    out = capsys.readouterr().out
+    counts = re.findall(r"identical\s+(\d+)\s+differ\s+(\d+)", out)
+    assert counts and all(int(d) == 0 for _, d in counts) and sum(int(i) for i, _ in counts) >= 75
+    assert re.search(r"verdicts the same: (\d+) of \1\b", out)
+
+    # the same run read through a second cache in which one random cell's test metrics differ
+    results, _ = compare_runs.cell_results("HEAD", "dvc.lock")
+    cell = next(c for c in sorted(results) if "/random-" in c)
+    changed = dict(results[cell], test={**results[cell]["test"], "macro_auc": -1.0})
+    originals = compare_runs.cell_results
+    monkeypatch.setattr(compare_runs, "cell_results",
+                        lambda rev, lock: ({**results, cell: changed}, []) if rev == "NEW" else originals(rev, lock))
+    monkeypatch.setattr(compare_runs, "verdicts", lambda rev, lock: {})
+    assert compare_runs.main(["HEAD", "NEW"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"random \(seed0\)\s+identical\s+\d+\s+differ\s+1\b", out)
