@@ -9,6 +9,8 @@ Compared with the ``papermill`` command line this
 * talks to the kernel over CurveZMQ-encrypted sockets when pyzmq supports it (the kernelspec
   declares ``supported_encryption: curve``), which is what ipykernel's warning "Kernel is running
   over TCP without encryption" asks for;
+* shuts the kernel down without the SIGINT jupyter_client sends first (see
+  ``quiet_shutdown_kernel_manager``);
 * removes what changes on every run although the results do not (papermill's start and end
   times and durations, nbclient's execution timestamps, the random id of the injected
   parameters cell), so that ``dvc.lock`` records the same hash for the same results.
@@ -34,14 +36,36 @@ def _value(text: str):
     return _resolve_type(text)
 
 
+def quiet_shutdown_kernel_manager():
+    """An ``AsyncKernelManager`` that does not interrupt the kernel it is shutting down.
+
+    jupyter_client sends SIGINT before every shutdown request. The notebook has run to its end
+    by then, but a kernel still inside a message handler (finishing the last request) logs
+    "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel." to the terminal, which reads like
+    a failed stage although nothing failed. Interrupts at any other time (a cell timeout) are sent
+    as usual; the kernel still gets its shutdown request, then SIGTERM and SIGKILL if it hangs.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietShutdownKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if self.shutting_down:
+                return
+            await super()._async_interrupt_kernel()
+
+    return QuietShutdownKernelManager
+
+
 def kernel_config():
-    """The jupyter_client configuration: manager-provisioned CurveZMQ keys when pyzmq can do it."""
+    """The jupyter_client configuration: manager-provisioned CurveZMQ keys when pyzmq can do it,
+    and a kernel manager that shuts the kernel down without interrupting it."""
     import zmq
     from traitlets.config import Config
 
     config = Config()
     if zmq.has("curve"):
         config.KernelManager.transport_encryption = "auto"
+    config.NotebookClient.kernel_manager_class = quiet_shutdown_kernel_manager()
     return config
 
 

@@ -151,3 +151,43 @@ def test_sensitivity_stage_with_nothing_to_sweep_still_writes_its_output(tmp_pat
                                            "runs_root": str(runs)},
                                kernel_name="mlabs", progress_bar=False, cwd=str(tmp_path))
     assert runs.is_dir() and not any(runs.iterdir())
+
+
+def test_kernel_is_shut_down_without_an_interrupt_but_interrupted_otherwise():
+    """jupyter_client's SIGINT before a shutdown makes a kernel busy in a handler log
+    "KeyboardInterrupt caught in kernel"; the runner's manager skips it only while shutting down."""
+    import asyncio
+    from unittest import mock
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    config = run_notebook.kernel_config()
+    manager_class = config.NotebookClient.kernel_manager_class
+    assert issubclass(manager_class, AsyncKernelManager)
+    km = manager_class()
+    with mock.patch.object(AsyncKernelManager, "_async_interrupt_kernel") as parent:
+        km.shutting_down = False
+        asyncio.run(km._async_interrupt_kernel())
+        assert parent.call_count == 1
+        km.shutting_down = True
+        asyncio.run(km._async_interrupt_kernel())
+        assert parent.call_count == 1
+
+
+@pytest.mark.slow
+def test_runner_executes_a_notebook_with_its_kernel_manager(tmp_path):
+    """A real kernel started and shut down by the runner's manager: the notebook runs, and the
+    shutdown leaves no "KeyboardInterrupt caught in kernel" on the terminal."""
+    pytest.importorskip("papermill")
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 6 * 7\nprint(x)")]
+    nb.metadata["kernelspec"] = {"name": "mlabs", "display_name": "Python (mlabs)", "language": "python"}
+    src, out = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(nb, src)
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_notebook.py"), str(src), str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "KeyboardInterrupt" not in res.stderr + res.stdout
+    assert nbformat.read(out, as_version=4).cells[0].outputs[0]["text"] == "42\n"
