@@ -176,13 +176,14 @@ def test_kernel_is_shut_down_without_an_interrupt_but_interrupted_otherwise():
 
 @pytest.mark.slow
 def test_runner_executes_a_notebook_with_its_kernel_manager(tmp_path):
-    """A real kernel started and shut down by the runner's manager: the notebook runs, and the
-    shutdown leaves no "KeyboardInterrupt caught in kernel" on the terminal."""
+    """A real kernel started and shut down by the runner's manager: the notebook runs with a fixed
+    hash seed, and the shutdown leaves no "KeyboardInterrupt caught in kernel" on the terminal."""
     pytest.importorskip("papermill")
     import nbformat
 
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("x = 6 * 7\nprint(x)")]
+    nb.cells = [nbformat.v4.new_code_cell("x = 6 * 7\nprint(x)"),
+                nbformat.v4.new_code_cell("import os\nprint(os.environ.get('PYTHONHASHSEED'))")]
     nb.metadata["kernelspec"] = {"name": "mlabs", "display_name": "Python (mlabs)", "language": "python"}
     src, out = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
     nbformat.write(nb, src)
@@ -190,4 +191,7 @@ def test_runner_executes_a_notebook_with_its_kernel_manager(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "KeyboardInterrupt" not in res.stderr + res.stdout
-    assert nbformat.read(out, as_version=4).cells[0].outputs[0]["text"] == "42\n"
+    cells = nbformat.read(out, as_version=4).cells
+    assert cells[0].outputs[0]["text"] == "42\n"
+    # a fixed hash seed in the kernel: set iteration order, and the figures drawn from it, repeat
+    assert cells[1].outputs[0]["text"] == "0\n"
