@@ -93,9 +93,15 @@ def main(argv: list[str] | None = None) -> int:
 
     old, old_missing = cell_results(args.old, args.lock)
     new, new_missing = cell_results(args.new, args.lock)
+    # outputs in neither cache are usually lock entries of stages no longer in the pipeline
+    both = sorted(set(old_missing) & set(new_missing))
+    if both:
+        print(f"{len(both)} outputs of {args.lock} are in neither run's cache (entries of stages "
+              f"no longer in the pipeline?), skipped")
     for rev, missing in ((args.old, old_missing), (args.new, new_missing)):
-        if missing:
-            print(f"{rev}: not in .dvc/cache or dvc-store, skipped: {', '.join(missing)}")
+        only = [m for m in missing if m not in both]
+        if only:
+            print(f"{rev}: not in .dvc/cache or dvc-store, skipped: {', '.join(only)}")
     same, differ = collections.Counter(), collections.Counter()
     for cell in sorted(old.keys() & new.keys()):
         equal = all(old[cell].get(k) == new[cell].get(k) for k in COMPARED)
