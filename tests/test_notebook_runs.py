@@ -176,8 +176,10 @@ def test_kernel_is_shut_down_without_an_interrupt_but_interrupted_otherwise():
 
 @pytest.mark.slow
 def test_runner_executes_a_notebook_with_its_kernel_manager(tmp_path):
-    """A real kernel started and shut down by the runner's manager: the notebook runs with a fixed
-    hash seed, and the shutdown leaves no "KeyboardInterrupt caught in kernel" on the terminal."""
+    """A real kernel started and shut down by the runner's manager: the notebook runs, with a fixed
+    hash seed. (That the shutdown sends no interrupt is checked above: the message it caused
+    appeared only when a shutdown met a kernel still in a handler, so its absence in one run
+    proves little; the assertion guards against the manager breaking shutdown outright.)"""
     pytest.importorskip("papermill")
     import nbformat
 

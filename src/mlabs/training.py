@@ -210,7 +210,8 @@ def _seed_everything(seed: int, deterministic: bool, device: str) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     # the flag selects deterministic CUDA kernels; the CPU kernels used here are deterministic
-    # on one thread already, and setting it imports torch._dynamo (about 2 s per process)
+    # on one thread already (setting it imports torch._dynamo, which the first torch.optim
+    # optimizer of the process imports anyway)
     if deterministic and torch.device(device).type != "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
 
