@@ -5,7 +5,7 @@ size). The protocol follows ``method.md`` sections 4 and 6:
 
 1. **Warm-up** is trained once per (data set, model, fold, seed, batch size)
    with shuffled random batches and a linear learning-rate warm-up, and saved
-   as a checkpoint (model, optimiser, RNG state, the per-sample loss and
+   as a checkpoint (model, optimiser, random-stream states, the per-sample loss and
    predicted-probability tables and the warm-up epochs' curves). Every method
    continues from that same checkpoint, so methods differ only in how batches
    are chosen; the tables seed the samplers.
