@@ -5,7 +5,7 @@ size). The protocol follows ``method.md`` sections 4 and 6:
 
 1. **Warm-up** is trained once per (data set, model, fold, seed, batch size)
    with shuffled random batches and a linear learning-rate warm-up, and saved
-   as a checkpoint (model, optimiser, RNG state, the per-sample loss and
+   as a checkpoint (model, optimiser, random-stream states, the per-sample loss and
    predicted-probability tables and the warm-up epochs' curves). Every method
    continues from that same checkpoint, so methods differ only in how batches
    are chosen; the tables seed the samplers.
@@ -46,6 +46,7 @@ from .models import build as build_model
 from .models.base import per_sample_bce
 from .selection import RandomBatchSampler
 from .selection.imbalance import minority_labels
+from .streams import Streams
 from .progress import progress_bar
 from .results import cell_dir, is_done, load_result, warmup_path, write_failed
 from .selection.registry import SAMPLERS, make_sampler, method_options, sampler_class, uses_selection_pressure
@@ -53,10 +54,16 @@ from .selection.registry import SAMPLERS, make_sampler, method_options, sampler_
 __all__ = ["Cell", "TrainConfig", "CheckpointMismatch", "NonFiniteLoss", "METHODS",
            "warmup_path", "warmup_curves", "cell_dir", "run_warmup", "train_cell", "run_cell", "load_result"]
 
+# deterministic cuBLAS needs a fixed workspace; torch reads the setting when it first creates a
+# cuBLAS workspace, so it is made before any CUDA call of a training process, and only if the
+# user has not chosen one (it has no effect on the CPU)
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
 #: every batch-selection method a cell can use (``mlabs.selection.SAMPLERS``)
 METHODS = tuple(SAMPLERS)
-#: 2: warm-up checkpoints also hold the last warm-up epoch's predicted probabilities
-CHECKPOINT_VERSION = 2
+#: 2: warm-up checkpoints also hold the last warm-up epoch's predicted probabilities;
+#: 3: checkpoints hold the state of every random stream (mlabs.streams) instead of torch's global RNG
+CHECKPOINT_VERSION = 3
 
 
 class CheckpointMismatch(ValueError):
@@ -206,14 +213,17 @@ class TrainConfig:
 # helpers
 
 
-def _seed_everything(seed: int, deterministic: bool, device: str) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    # the flag selects deterministic CUDA kernels; the CPU kernels used here are deterministic
-    # on one thread already (setting it imports torch._dynamo, which the first torch.optim
-    # optimizer of the process imports anyway)
-    if deterministic and torch.device(device).type != "cpu":
+def _configure_determinism(deterministic: bool, device: str) -> None:
+    """Select deterministic kernels for a CUDA run (``train.deterministic``).
+
+    On the CPU the kernels used here are deterministic on one thread already. On CUDA torch then
+    picks deterministic kernels wherever it has one and warns (instead of failing the cell) for
+    an op that has none (``torch.kthvalue``, which the slot-table samplers call for a value
+    only); the cuBLAS workspace setting this needs is made at import of this module.
+    """
+    if deterministic and torch.device(device).type == "cuda":
         torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
 
 
 def _set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
@@ -260,8 +270,16 @@ class _Run:
         if cell.batch_size > self.n_train:
             raise ValueError(f"{cell.label()}: batch size {cell.batch_size} is larger than the "
                              f"{self.n_train} training samples; use a smaller batch_size")
-        self.model = build_model(cell.model, self.X.shape[1], self.n_labels,
-                                 train_labels=split.Y_train, **config.params_for(cell.model)).to(device)
+        # one stream per purpose (mlabs.streams): the global RNG is never consumed by a run
+        self.streams = Streams(cell.seed, device)
+        with torch.random.fork_rng(devices=[]):
+            # the model is built on the CPU, so its initial weights depend on the init stream only
+            # (the same on every device); fork_rng leaves the global CPU generator as it was
+            torch.default_generator.manual_seed(self.streams.seed("init"))
+            model = build_model(cell.model, self.X.shape[1], self.n_labels,
+                                train_labels=split.Y_train, **config.params_for(cell.model))
+        self.model = model.to(device).set_generators(train=self.streams.generator("model"),
+                                                     eval=self.streams.generator("eval"))
         self.optimizer = _make_optimizer(self.model, config)
         self.steps_per_epoch = math.ceil(self.n_train / cell.batch_size)
         self.warmup_steps = config.warmup_epochs * self.steps_per_epoch
@@ -360,7 +378,7 @@ class _Run:
 
     def state(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "torch_rng": torch.get_rng_state(), "step": self.step,
+                "streams": self.streams.state_dict(), "step": self.step,
                 "loss_table": self.loss_table.clone(), "prob_table": self.prob_table.clone(),
                 "curves_json": json.dumps(self.curves),
                 "best_auc": self.best_auc, "best_epoch": self.best_epoch,
@@ -369,7 +387,7 @@ class _Run:
     def restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
+        self.streams.load_state_dict(state["streams"])
         self.step = int(state["step"])
         self.loss_table = state["loss_table"].clone()
         self.prob_table = state["prob_table"].clone()
@@ -435,12 +453,12 @@ def run_warmup(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
     with :class:`CheckpointMismatch`.
     """
     path = warmup_path(warmup_root, cell)
-    _seed_everything(cell.seed, config.deterministic, config.device)
+    _configure_determinism(config.deterministic, config.device)
     run = _Run(cell, split, config)
     meta = run.meta(config.warmup_fingerprint(cell.model, split.digest()))
     if path.exists() and _load_checkpoint(path, meta) is not None:
         return path
-    sampler = RandomBatchSampler(run.n_train, cell.batch_size, seed=cell.seed)
+    sampler = RandomBatchSampler(run.n_train, cell.batch_size, seed=run.streams.seed("warmup_batches"))
     bar = progress_bar(config.warmup_epochs, 0, f"warm-up {cell.dataset}/{cell.model} fold {cell.fold}", "epoch",
                        progress, leave=False)
     for epoch in range(1, config.warmup_epochs + 1):
@@ -459,7 +477,10 @@ def _make_sampler(cell: Cell, run: _Run, config: TrainConfig):
     if uses_selection_pressure(cell.method):
         opts["selection_pressure"] = cell.selection_pressure
     sampler = make_sampler(cell.method, run.Y, cell.batch_size, features=run.split.X_train,
-                           warmup_epochs=config.warmup_epochs, epochs=config.epochs, seed=cell.seed,
+                           warmup_epochs=config.warmup_epochs, epochs=config.epochs,
+                           # the same stream for every method (they differ only by their rule), and
+                           # not the warm-up's, so the random method never replays its permutations
+                           seed=run.streams.seed("batches"),
                            device=run.device, **opts)
     # the last warm-up epoch's losses and predictions seed every selecting method (the others
     # validate and ignore them)
@@ -484,7 +505,7 @@ def train_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
         return done
     wpath = run_warmup(cell, split, config, warmup_root, progress)
 
-    _seed_everything(cell.seed, config.deterministic, config.device)
+    _configure_determinism(config.deterministic, config.device)
     run = _Run(cell, split, config)
     warm_meta = run.meta(config.warmup_fingerprint(cell.model, data))
     warm = _load_checkpoint(wpath, warm_meta)

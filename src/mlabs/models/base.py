@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import Dropout
+
 __all__ = ["StepOutput", "MultiLabelModel", "as_dense_tensor", "per_sample_bce"]
 
 
@@ -116,10 +118,48 @@ class MultiLabelModel(nn.Module, abc.ABC):
             raise ValueError(f"n_features and n_labels must be >= 1, got {n_features}, {n_labels}")
         self.n_features = int(n_features)
         self.n_labels = int(n_labels)
+        self._train_generator: torch.Generator | None = None
+        self._eval_generator: torch.Generator | None = None
 
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    def set_generators(self, train: torch.Generator | None = None,
+                       eval: torch.Generator | None = None) -> "MultiLabelModel":
+        """Give the model its random streams; returns the model.
+
+        Parameters
+        ----------
+        train : torch.Generator, optional
+            Every draw of a training forward: dropout masks, reparameterisation noise, Gumbel
+            gates, probit draws.
+        eval : torch.Generator, optional
+            Every draw at prediction (MPVAE's latent and probit draws), so that how much a
+            prediction draws never moves the training stream.
+
+        Both must live on the model's device (call this after ``.to(device)``). A stream left
+        ``None`` is torch's global generator, as for any torch module: a model that is never given
+        generators draws from the global RNG and is reproducible under ``torch.manual_seed``.
+        """
+        for name, g in (("train", train), ("eval", eval)):
+            if g is not None and not isinstance(g, torch.Generator):
+                raise TypeError(f"{name} must be a torch.Generator or None, got {type(g).__name__}")
+            params = next(self.parameters(), None)
+            if g is not None and params is not None and g.device.type != params.device.type:
+                raise ValueError(f"the {name} generator is on {g.device.type} but the model is on "
+                                 f"{params.device.type}; move the model first, then set generators on its device")
+        self._train_generator, self._eval_generator = train, eval
+        for module in self.modules():
+            if isinstance(module, Dropout):
+                module.generator = train
+        return self
+
+    @property
+    def generator(self) -> torch.Generator | None:
+        """The stream of the current mode: the training generator in ``train()`` mode, the
+        evaluation generator in ``eval()`` mode (``None``: torch's global generator)."""
+        return self._train_generator if self.training else self._eval_generator
 
     @abc.abstractmethod
     def training_step(self, x: torch.Tensor, y: torch.Tensor) -> StepOutput:

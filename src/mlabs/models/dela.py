@@ -13,22 +13,23 @@ from torch import nn
 
 from . import register
 from .base import MultiLabelModel, StepOutput
-from .layers import GroupedLinear, mlp
+from .layers import GroupedLinear, mlp, rand_like, randn_like
 from .sizes import resolve_size
 
 __all__ = ["DELA", "gumbel_sigmoid"]
 
 
-def gumbel_sigmoid(logits: torch.Tensor, tau: float, hard: bool = True) -> torch.Tensor:
+def gumbel_sigmoid(logits: torch.Tensor, tau: float, hard: bool = True,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
     """Binary-Concrete (Gumbel-sigmoid) sample of gates with logits ``logits``.
 
     ``soft = sigmoid((logits + log u - log(1 - u)) / tau)``, ``u ~ U(0, 1)``
     (the difference of two Gumbel variables is logistic). With ``hard`` the
     forward value is ``soft > 0.5`` and the gradient is that of ``soft``
-    (straight-through).
+    (straight-through). ``u`` comes from ``generator`` (``None``: torch's global generator).
     """
     tiny = torch.finfo(logits.dtype).eps
-    u = torch.rand_like(logits).clamp_(tiny, 1.0 - tiny)
+    u = rand_like(logits, generator).clamp_(tiny, 1.0 - tiny)
     soft = torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / tau)
     if not hard:
         return soft
@@ -129,7 +130,7 @@ class DELA(MultiLabelModel):
 
     def sample_gates(self) -> torch.Tensor:
         """Hard straight-through gates ``(q, L)`` with the ``off_noise`` clamp on the forward value."""
-        s = gumbel_sigmoid(self.scale_layer(self.gate_logits), self.tau, hard=True)
+        s = gumbel_sigmoid(self.scale_layer(self.gate_logits), self.tau, hard=True, generator=self.generator)
         return s.clamp(min=self.off_noise).detach() + s - s.detach()
 
     def decode(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -155,7 +156,7 @@ class DELA(MultiLabelModel):
         """Classification and KL terms, the total ``loss``, the training ``logits`` and ``gates``."""
         mu, logvar = self.encode(x)
         gates = self.sample_gates()
-        eps = torch.randn_like(mu)
+        eps = randn_like(mu, self.generator)
         z = mu.unsqueeze(1) + gates.unsqueeze(0) * (torch.exp(0.5 * logvar) * eps).unsqueeze(1)
         logits = self.decode(x, z)
         cls = F.binary_cross_entropy_with_logits(logits, y) * self.n_labels

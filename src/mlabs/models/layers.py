@@ -19,14 +19,51 @@ from typing import Callable, Iterable, Sequence, Union
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "GroupedLinear", "activation_module", "init_linear_", "kl_diag_gaussians",
-           "l2_weight_sum", "mlp", "pairwise_exp_rank_loss", "reparameterize"]
+__all__ = ["ACTIVATIONS", "Dropout", "GroupedLinear", "activation_module", "init_linear_", "kl_diag_gaussians",
+           "l2_weight_sum", "mlp", "pairwise_exp_rank_loss", "rand_like", "randn_like", "reparameterize"]
 
 #: names accepted by :func:`activation_module` and :func:`mlp`
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid", "identity")
 
 #: ``init`` of :func:`mlp`: a scheme name or ``fn(linear, index, activated)``
 InitSpec = Union[str, Callable[[nn.Linear, int, bool], None]]
+
+
+def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard normal draws shaped like ``x`` from ``generator`` (``torch.randn_like`` takes none)."""
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def rand_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """U[0, 1) draws shaped like ``x`` from ``generator``."""
+    return torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+class Dropout(nn.Module):
+    """Inverted dropout whose mask comes from :attr:`generator` (torch's dropout takes none).
+
+    Same semantics as ``nn.Dropout``: in training mode each element is zeroed with probability
+    ``p`` and the survivors scaled by ``1 / (1 - p)``; the identity in evaluation mode.
+    :attr:`generator` is set by :meth:`MultiLabelModel.set_generators`; ``None`` means torch's
+    global generator.
+    """
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = float(p)
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = torch.empty_like(x).bernoulli_(keep, generator=self.generator).div_(keep)
+        return x * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 def activation_module(name: str, negative_slope: float = 0.1) -> nn.Module:
@@ -150,7 +187,7 @@ def mlp(in_dim: int, sizes: Sequence[int], *, activation: str = "relu", negative
         if activated:
             layers.append(activation_module(act_name, negative_slope))
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
     return nn.Sequential(*layers)
 
 
@@ -194,14 +231,14 @@ class GroupedLinear(nn.Module):
         return f"n_groups={self.n_groups}, in_dim={self.in_dim}, bias={self.bias is not None}"
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
-                   eps: torch.Tensor | None = None) -> torch.Tensor:
-    """``mu + eps * exp(logvar / 2)`` with ``eps ~ N(0, I)`` unless given.
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None = None,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """``mu + eps * exp(logvar / 2)`` with ``eps ~ N(0, I)`` drawn from ``generator`` unless given.
 
     Passing ``eps`` lets two branches share one noise draw (MPVAE).
     """
     if eps is None:
-        eps = torch.randn_like(mu)
+        eps = randn_like(mu, generator)
     return mu + eps * torch.exp(0.5 * logvar)
 
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from . import register
 from .base import MultiLabelModel, StepOutput
-from .layers import kl_diag_gaussians, l2_weight_sum, mlp, pairwise_exp_rank_loss, reparameterize
+from .layers import kl_diag_gaussians, l2_weight_sum, mlp, pairwise_exp_rank_loss, randn_like, reparameterize
 
 __all__ = ["MPVAE"]
 
@@ -155,9 +155,9 @@ class MPVAE(MultiLabelModel):
         return self.feat_mu(h) * self.scale_coeff, self.feat_logvar(h) * self.scale_coeff
 
     def probit_noise(self, n_draws: int, batch: int) -> torch.Tensor:
-        """``n R^T`` for ``n ~ N(0, I_{z_dim})``: shape ``(n_draws, batch, q)``."""
+        """``n R^T`` for ``n ~ N(0, I_{z_dim})`` from the current mode's stream: shape ``(n_draws, batch, q)``."""
         r = self.r_sqrt_sigma
-        noise = torch.randn(n_draws, batch, self.z_dim, device=r.device, dtype=r.dtype)
+        noise = torch.randn(n_draws, batch, self.z_dim, device=r.device, dtype=r.dtype, generator=self.generator)
         return noise @ r.T
 
     def probit_prob(self, mean: torch.Tensor, noise_r: torch.Tensor) -> torch.Tensor:
@@ -176,7 +176,7 @@ class MPVAE(MultiLabelModel):
         """Every term of the objective, the total ``loss`` and the feature-branch ``indiv_prob``."""
         mu_e, logvar_e = self.encode_label(x, y)
         mu_x, logvar_x = self.encode_feat(x)
-        eps = torch.randn_like(mu_e)                       # one draw shared by both branches
+        eps = randn_like(mu_e, self.generator)             # one draw shared by both branches
         z_e = reparameterize(mu_e, logvar_e, eps)
         z_x = reparameterize(mu_x, logvar_x, eps)
         kl = kl_diag_gaussians(mu_e, logvar_e, mu_x, logvar_x, var_eps=1e-6).mean()
@@ -203,7 +203,7 @@ class MPVAE(MultiLabelModel):
 
     def _predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         mu_x, logvar_x = self.encode_feat(x)
-        z_x = reparameterize(mu_x, logvar_x)               # one latent draw, as in test.py
+        z_x = reparameterize(mu_x, logvar_x, generator=self.generator)  # one latent draw, as in test.py
         mean = self.feat_mp_mu(self.decoder(torch.cat([x, z_x], dim=1)))
         n, block = x.shape[0], max(1, _DRAW_BLOCK_ELEMENTS // (max(1, x.shape[0]) * max(self.n_labels, self.z_dim)))
         total = torch.zeros_like(mean)

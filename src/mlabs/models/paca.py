@@ -15,7 +15,7 @@ from torch import nn
 from . import register
 from .base import MultiLabelModel, StepOutput
 from .flows import PrototypeFlow
-from .layers import mlp
+from .layers import mlp, randn_like
 from .sizes import resolve_size
 
 __all__ = ["PACA", "paca_default_latent_dim"]
@@ -157,9 +157,8 @@ class PACA(MultiLabelModel):
         self.neg_flow = PrototypeFlow(L, q, **flow_kw)
 
     # ------------------------------------------------------------------ pieces
-    @staticmethod
-    def _sample(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+    def _sample(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        return mu + randn_like(mu, self.generator) * torch.exp(0.5 * logvar)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(x)
