@@ -211,3 +211,28 @@ def test_compare_runs_finds_a_run_identical_to_itself_and_a_changed_cell(capsys)
     changed = {**results, path: {**results[path], "test": {**results[path]["test"], "macro_auc": -1.0}}}
     same, differ = compare_runs.compare_cells(results, changed)
     assert differ == {"random (seed 0)": 1} and same["random (seed 0)"] == same["adaptive (seed 0)"] - 1
+
+
+def test_compare_runs_says_whether_the_machines_of_two_runs_differed():
+    """Per group, cells computed on the same kind of machine, on another, or unknown (a run whose
+    report has no machines.json, or a cell without a record)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compare_runs", ROOT / "scripts" / "compare_runs.py")
+    compare_runs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare_runs)
+
+    avx2 = {"cpu": "CPU A", "cpu_capability": "AVX2", "torch_threads": 1, "python": "3.12.3",
+            "torch": "2.13.0", "numpy": "2.3.0", "device": "cpu"}
+    avx512 = dict(avx2, cpu_capability="AVX512")
+    results = {f"artifacts/runs/emotions/dela/random-b64/fold{f}-seed0/result.json": {"cell": {"method": "random", "seed": 0}}
+               for f in range(3)}
+    results["artifacts/sensitivity/runs/emotions/dela/adaptive-se2-b32/fold0-seed0/result.json"] = {"cell": {}}
+    folders = [p.rsplit("/", 1)[0] for p in results]
+    old = {folders[0]: avx2, folders[1]: avx2, folders[2]: None, folders[3]: avx2}
+    new = {folders[0]: avx2, folders[1]: avx512, folders[2]: avx2, folders[3]: avx2}
+    counts = compare_runs.compare_machines(old, new, results)
+    assert counts["random (seed 0)"] == {"same": 1, "other": 1, "unknown": 1}
+    assert counts["sensitivity"] == {"same": 1}
+    assert compare_runs.compare_machines(None, new, results)["random (seed 0)"] == {"unknown": 3}
+    assert "AVX512" in compare_runs.describe_machine(avx512)
