@@ -82,7 +82,7 @@ snapshot:
 	@test -n "$(PROFILE)" || { echo "make snapshot: name the profile, e.g. make snapshot PROFILE=compare" >&2; exit 2; }
 	rm -rf reports/$(PROFILE)/tables reports/$(PROFILE)/figures reports/$(PROFILE)/plots reports/$(PROFILE)/notebooks
 	mkdir -p reports/$(PROFILE)
-	cp -r reports/findings.md reports/metrics.json reports/tables reports/figures reports/plots reports/$(PROFILE)/
+	cp -r reports/findings.md reports/metrics.json reports/machines.json reports/tables reports/figures reports/plots reports/$(PROFILE)/
 
 # Ray is an optional extra for users; the tests install it to exercise the Ray executor.
 $(VENV)/.ray-installed: $(STAMP)

@@ -6,8 +6,9 @@ prints, per data set and model:
 
 - test macro-AUC at the best validation epoch (mean +- std over the folds run),
 - the epoch at which validation macro-AUC first reaches 95 % of its best (mean over folds),
-- seconds per epoch: the training pass (``epoch_seconds`` of the curves) and the whole epoch
-  including evaluation and checkpointing (cell wall time / selection epochs),
+- seconds per epoch: the training pass (``epoch_seconds`` of the cell's timing sidecar) and the
+  whole epoch including evaluation and checkpointing (the sidecar's ``train_seconds`` / epochs
+  trained in that run); NaN for cells without a sidecar (restored by ``dvc pull``),
 
 next to reference numbers measured with other code or published (``REFERENCES`` below, with
 their sources). Finished cells are kept under ``--out`` and reused when the settings have not
@@ -33,6 +34,7 @@ import yaml
 
 from mlabs.config import load_params, train_config
 from mlabs.grid import GridSpec, run_grid
+from mlabs.results import load_timing
 from mlabs.training import Cell, cell_dir
 
 #: test macro-AUC of other code or papers, (data set, model) -> (text, source)
@@ -74,9 +76,13 @@ def _summary(cells: list[Cell], results: list[dict], out_root: Path, warmup_epoc
         reach.append(int(rows[int(np.argmax(val >= 0.95 * top))]["epoch"]))
         aucs.append(res["test"]["macro_auc"])
         best.append(res["best_epoch"])
-        selecting = [r for r in rows if r["epoch"] > warmup_epochs]
-        train_s.append(np.mean([r["epoch_seconds"] for r in selecting]))
-        epoch_s.append(res["train_seconds"] / max(len(selecting), 1))
+        timing = load_timing(cell_dir(out_root, cell))
+        if timing is None:  # timings are not part of the cached result
+            train_s.append(math.nan)
+            epoch_s.append(math.nan)
+            continue
+        train_s.append(np.mean(timing["epoch_seconds"][warmup_epochs:]))
+        epoch_s.append(timing["train_seconds"] / max(len(rows) - timing["first_epoch"] + 1, 1))
     if not aucs:
         return {}
     return {"auc": (float(np.mean(aucs)), float(np.std(aucs))), "n": len(aucs), "reach95": float(np.mean(reach)),

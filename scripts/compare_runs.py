@@ -2,10 +2,15 @@
 
 For each cell that both commits' lock file records (the ``result.json`` files of the outputs under
 ``artifacts/runs`` and ``artifacts/sensitivity/runs``), the test and validation metrics and the best
-epoch are compared exactly (timings are ignored); the counts of identical and differing cells are
-printed per method and seed, then the verdicts of the report's ``tables/verdicts.csv`` side by
-side. The cells are read from the DVC cache (``.dvc/cache``) or the shipped remote
-(``dvc-store/``), so both runs must have been pushed or pulled there.
+epoch are compared exactly (cached results hold no timings); the counts of identical and
+differing cells are printed per method and seed, with how many of them were computed on the same
+kind of machine in both runs, then the machines themselves, then the verdicts of the report's
+``tables/verdicts.csv`` side by side. The cells are read from the DVC cache (``.dvc/cache``) or the
+shipped remote (``dvc-store/``), so both runs must have been pushed or pulled there.
+
+Where a cell was computed comes from the report's committed ``machines.json`` (written from the
+cells' uncached timing sidecars, see ``mlabs.report.machines``: CPU model, torch CPU capability,
+threads, Python, torch and numpy versions, device); a revision without it has unknown machines.
 
 Usage::
 
@@ -34,9 +39,12 @@ COMPARED = ("test", "val", "best_epoch")
 RUN_DIRS = ("artifacts/runs/", "artifacts/sensitivity/runs")
 
 
-def git_show(rev: str, path: str) -> str:
+def git_show(rev: str, path: str, required: bool = True) -> str | None:
+    """``path`` at ``rev``; a missing file ends the script, or gives None when not ``required``."""
     res = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"], capture_output=True, text=True)
     if res.returncode != 0:
+        if not required:
+            return None
         sys.exit(f"compare_runs: cannot read {path} at {rev}: {res.stderr.strip()}")
     return res.stdout
 
@@ -74,11 +82,47 @@ def compare_cells(old: dict[str, dict], new: dict[str, dict]) -> tuple[collectio
     how many differ."""
     same, differ = collections.Counter(), collections.Counter()
     for path in old.keys() & new.keys():
-        cell = old[path].get("cell", {})
-        group = "sensitivity" if "/sensitivity/" in path else f"{cell.get('method')} (seed {cell.get('seed')})"
+        group = _group(path, old[path].get("cell", {}))
         equal = all(old[path].get(k) == new[path].get(k) for k in COMPARED)
         (same if equal else differ)[group] += 1
     return same, differ
+
+
+def cell_machines(rev: str, report: str) -> dict[str, dict | None] | None:
+    """{cell folder: machine record, or None if unknown} from ``{report}/machines.json`` at ``rev``,
+    or None when that revision has no such file."""
+    text = git_show(rev, f"{report}/machines.json", required=False)
+    if text is None:
+        return None
+    summary = json.loads(text)
+    machines = summary.get("machines", {})
+    return {key: machines.get(entry.get("machine")) for key, entry in summary.get("cells", {}).items()}
+
+
+def compare_machines(old: dict[str, dict | None] | None, new: dict[str, dict | None] | None,
+                     results: dict[str, dict]) -> dict[str, collections.Counter]:
+    """Per group, how many of the cells of ``results`` ({``.../result.json``: result}) were computed
+    on the same kind of machine in both runs (``same``), on another (``other``), or where either
+    run's record is missing (``unknown``)."""
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for path, result in results.items():
+        folder = path.rsplit("/", 1)[0]
+        a = None if old is None else old.get(folder)
+        b = None if new is None else new.get(folder)
+        group = _group(path, result.get("cell", {}))
+        counts[group]["unknown" if a is None or b is None else "same" if a == b else "other"] += 1
+    return counts
+
+
+def describe_machine(record: dict) -> str:
+    text = (f"{record.get('cpu')}, {record.get('cpu_capability')}, {record.get('torch_threads')} thread(s), "
+            f"Python {record.get('python')}, torch {record.get('torch')}, numpy {record.get('numpy')}, "
+            f"{record.get('device')}")
+    return text + (f" ({record['gpu']})" if record.get("gpu") else "")
+
+
+def _group(path: str, cell: dict | None) -> str:
+    return "sensitivity" if "/sensitivity/" in path else f"{(cell or {}).get('method')} (seed {(cell or {}).get('seed')})"
 
 
 def _verdict(row: dict) -> str:
@@ -102,10 +146,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped {len(old_missing | new_missing)} outputs of {lock} that are not cached: "
               f"{', '.join(sorted(old_missing | new_missing))}")
     same, differ = compare_cells(old, new)
+    both = old.keys() & new.keys()
+    machines = {rev: cell_machines(rev, report) for rev in (args.old, args.new)}
+    kinds = compare_machines(machines[args.old], machines[args.new], {p: old[p] for p in both})
     print(f"cells in both runs: {sum(same.values()) + sum(differ.values())} "
-          f"(test and validation metrics and best epoch compared exactly)")
+          f"(test and validation metrics and best epoch compared exactly; machine: the same kind of "
+          f"machine in both runs, another, or unknown)")
     for group in sorted(same.keys() | differ.keys()):
-        print(f"  {group:24s} identical {same[group]:4d}   differ {differ[group]:4d}")
+        k = kinds[group]
+        print(f"  {group:24s} identical {same[group]:4d}   differ {differ[group]:4d}   "
+              f"machine same {k['same']:4d}   other {k['other']:4d}   unknown {k['unknown']:4d}")
+    for rev in (args.old, args.new):
+        if machines[rev] is None:
+            print(f"machines of {rev}: unknown (no {report}/machines.json)")
+            continue
+        used = collections.Counter(json.dumps(machines[rev].get(p.rsplit("/", 1)[0]), sort_keys=True)
+                                   for p in both)
+        print(f"machines of {rev}:")
+        for record, n in sorted(used.items(), key=lambda kv: -kv[1]):
+            record = json.loads(record)
+            print(f"  {n:4d} cells: {describe_machine(record) if record else 'unknown (no timing sidecar)'}")
 
     rows = {rev: {(r["metric"], r["method"]): r
                   for r in csv.DictReader(io.StringIO(git_show(rev, f"{report}/tables/verdicts.csv")))}

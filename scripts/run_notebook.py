@@ -15,19 +15,32 @@ Compared with the ``papermill`` command line this
   drawing order of the critical-difference diagrams, is the same in every run;
 * removes what changes on every run although the results do not (papermill's start and end
   times and durations, nbclient's execution timestamps, the random id of the injected
-  parameters cell), so that ``dvc.lock`` records the same hash for the same results.
+  parameters cell), so that ``dvc.lock`` records the same hash for the same results;
+* keeps progress out of the notebook: the kernel writes its progress bars and notes
+  (``mlabs.progress``) to a log file, ``artifacts/logs/<output name>.log`` (``--log``), which this
+  script relays to its own stderr while the notebook runs, so that the person running
+  ``dvc repro`` sees them and the committed notebook holds only what depends on the results.
 
-Outputs that measure time (progress bars, ``train_seconds``) are results of the run and stay.
+A rerun that computes the same numbers therefore writes a byte-identical notebook. Timings of the
+cells are not in the notebook either; they live in each cell's uncached ``timing.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import threading
+from pathlib import Path
 
 #: papermill's per-run fields in the notebook and cell metadata
 _TIMING_KEYS = ("start_time", "end_time", "duration")
+#: the variable naming the kernel's progress file (mlabs.progress.PROGRESS_FILE_ENV; this script
+#: does not import mlabs, which the kernel loads from the checkout)
+PROGRESS_FILE_ENV = "MLABS_PROGRESS_FILE"
+#: where the progress logs go by default, one per executed notebook
+LOG_DIR = Path(__file__).resolve().parent.parent / "artifacts" / "logs"
 
 
 def _value(text: str):
@@ -85,12 +98,44 @@ def strip_run_metadata(nb) -> None:
             cell["id"] = "injected-parameters"
 
 
+@contextlib.contextmanager
+def relay(path: str | os.PathLike, target, interval: float = 0.2):
+    """Copy what is appended to ``path`` to the binary stream ``target`` until the block ends.
+
+    The kernel writes its progress there; a thread of this process forwards it, every
+    ``interval`` seconds and once more at the end, so nothing written before the block ends
+    is lost.
+    """
+    stop = threading.Event()
+
+    def pump() -> None:
+        with open(path, "rb") as source:
+            while True:
+                last = stop.is_set()  # read once more after the stop
+                chunk = source.read()
+                if chunk:
+                    target.write(chunk)
+                    target.flush()
+                if last:
+                    return
+                stop.wait(interval)
+
+    thread = threading.Thread(target=pump, name="run-notebook-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="run-notebook", description=__doc__.split("\n\n")[0])
     p.add_argument("input")
     p.add_argument("output")
     p.add_argument("-p", "--parameters", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     p.add_argument("-k", "--kernel", default="mlabs", help="kernel name (default: mlabs)")
+    p.add_argument("--log", help="the kernel's progress log (default: artifacts/logs/<output name>.log)")
     args = p.parse_args(argv)
 
     import nbformat
@@ -101,9 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     # of method names), so the same results give byte-identical figures and dvc.lock hashes
     os.environ["PYTHONHASHSEED"] = "0"
     params = {name: _value(value) for name, value in args.parameters}
+    # the kernel inherits the variable, writes its progress to the log, and this process shows it
+    log = Path(args.log) if args.log else LOG_DIR / f"{Path(args.output).stem}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    os.environ[PROGRESS_FILE_ENV] = str(log.resolve())
     try:
-        nb = papermill.execute_notebook(args.input, args.output, parameters=params, kernel_name=args.kernel,
-                                        progress_bar=False, record_timing=False, config=kernel_config())
+        with relay(log, getattr(sys.stderr, "buffer", sys.stderr)):
+            nb = papermill.execute_notebook(args.input, args.output, parameters=params, kernel_name=args.kernel,
+                                            progress_bar=False, record_timing=False, config=kernel_config())
     except papermill.PapermillExecutionError as exc:
         print(f"{args.input} failed, see {args.output}:\n{exc}", file=sys.stderr)
         return 1

@@ -54,6 +54,27 @@ def test_failing_cell_is_reported_and_the_rest_finish(tmp_path, prepared_dir, ca
     assert "grid: 3 cells and 2 warm-ups to train (0 cells already finished); roughly" in out
 
 
+def test_printed_output_is_the_same_whether_cells_were_trained_or_cached(tmp_path, prepared_dir, monkeypatch,
+                                                                        capsys):
+    """What a pipeline notebook captures from a grid: under the runner (a progress file named) the
+    estimate and the bar go to the file, and the summary line is the same when every cell is
+    read back; so a rerun that computes nothing new writes the same executed notebook."""
+    from mlabs.progress import PROGRESS_FILE_ENV
+
+    log = tmp_path / "progress.log"
+    monkeypatch.setenv(PROGRESS_FILE_ENV, str(log))
+    monkeypatch.delenv("MLABS_QUIET", raising=False)
+    spec, cells = spec_for(tmp_path, prepared_dir), tiny_cells()[:2]
+    run_grid(cells, spec, n_jobs=1)
+    trained = capsys.readouterr()
+    assert "to train" in log.read_text() and "cells: 100%" in log.read_text()  # progress still shown
+    log.write_text("")
+    run_grid(cells, spec, n_jobs=1)
+    cached = capsys.readouterr()
+    assert trained.out == cached.out == "2 cells finished, 0 failed\n"
+    assert trained.err == cached.err == ""
+
+
 def test_rerun_executes_only_missing_cells(tmp_path, prepared_dir, monkeypatch):
     spec = spec_for(tmp_path, prepared_dir)
     cells = tiny_cells()

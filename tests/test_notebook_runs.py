@@ -185,15 +185,91 @@ def test_runner_executes_a_notebook_with_its_kernel_manager(tmp_path):
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 6 * 7\nprint(x)"),
-                nbformat.v4.new_code_cell("import os\nprint(os.environ.get('PYTHONHASHSEED'))")]
+                nbformat.v4.new_code_cell("import os\nprint(os.environ.get('PYTHONHASHSEED'))"),
+                nbformat.v4.new_code_cell("from mlabs.progress import progress_bar, progress_note\n"
+                                          "progress_note('2 cells to train')\n"
+                                          "bar = progress_bar(3, 0, 'demo-cells', 'cell', True)\n"
+                                          "bar.update(3)\nbar.close()\nprint('3 cells finished, 0 failed')")]
     nb.metadata["kernelspec"] = {"name": "mlabs", "display_name": "Python (mlabs)", "language": "python"}
-    src, out = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
+    src, out, log = tmp_path / "in.ipynb", tmp_path / "out.ipynb", tmp_path / "progress.log"
     nbformat.write(nb, src)
-    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_notebook.py"), str(src), str(out)],
-                         capture_output=True, text=True, timeout=300)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_notebook.py"), str(src), str(out),
+                          "--log", str(log)], capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr
     assert "KeyboardInterrupt" not in res.stderr + res.stdout
     cells = nbformat.read(out, as_version=4).cells
     assert cells[0].outputs[0]["text"] == "42\n"
     # a fixed hash seed in the kernel: set iteration order, and the figures drawn from it, repeat
     assert cells[1].outputs[0]["text"] == "0\n"
+    # progress reaches the person running the stage, not the notebook
+    assert [o.get("text") for o in cells[2].outputs] == ["3 cells finished, 0 failed\n"]
+    assert "2 cells to train" in res.stderr and "demo-cells: 100%" in res.stderr
+    assert "demo-cells" in log.read_text()
+
+
+def test_runner_relays_everything_written_to_the_progress_log(tmp_path):
+    import io
+    import time
+
+    log, target = tmp_path / "progress.log", io.BytesIO()
+    log.write_text("")
+    with run_notebook.relay(log, target, interval=0.01):
+        with open(log, "a") as f:
+            f.write("\rcells:  50%")
+            f.flush()
+            time.sleep(0.05)
+            f.write("\rcells: 100%\n")  # written just before the block ends: still relayed
+    assert target.getvalue() == b"\rcells:  50%\rcells: 100%\n"
+
+
+def test_progress_goes_to_the_named_file_and_nowhere_else(tmp_path, monkeypatch, capsys):
+    from mlabs import progress
+
+    monkeypatch.delenv("MLABS_QUIET", raising=False)
+    bar = progress.progress_bar(2, 0, "plain", "cell", True)
+    bar.update(2)
+    bar.close()
+    progress.progress_note("a note")
+    captured = capsys.readouterr()
+    assert "plain: 100%" in captured.err and captured.out == "a note\n"  # no runner: the usual streams
+
+    monkeypatch.setenv(progress.PROGRESS_FILE_ENV, str(tmp_path / "p.log"))
+    bar = progress.progress_bar(2, 0, "logged", "cell", True)
+    bar.update(2)
+    bar.close()
+    progress.progress_note("another note")
+    captured = capsys.readouterr()
+    assert captured.out == captured.err == ""
+    text = (tmp_path / "p.log").read_text()
+    assert "logged: 100%" in text and "another note\n" in text
+
+
+def test_strip_leaves_nothing_that_changes_between_runs_of_the_same_results():
+    """Two executions of a notebook that differ only in papermill's and nbclient's run records
+    serialise to the same bytes once stripped."""
+    import nbformat
+
+    def executed(stamp: str, cell_id: str):
+        nb = nbformat.v4.new_notebook()
+        params = nbformat.v4.new_code_cell("dataset = 'emotions'")
+        params.metadata["tags"] = ["injected-parameters"]
+        params["id"] = cell_id
+        work = nbformat.v4.new_code_cell("print(1)", outputs=[nbformat.v4.new_output("stream", text="1\n")])
+        work["id"] = "work"  # the ids of the notebook's own cells come from its source, the same every run
+        for cell in (params, work):
+            cell.metadata["papermill"] = {"start_time": stamp, "end_time": stamp, "duration": 1.0 + len(stamp),
+                                          "status": "completed", "exception": False}
+            cell.metadata["execution"] = {"iopub.execute_input": stamp, "shell.execute_reply": stamp}
+        nb.cells = [params, work]
+        nb.metadata["papermill"] = {"start_time": stamp, "end_time": stamp, "duration": 2.0 + len(stamp),
+                                    "parameters": {"dataset": "emotions"}, "exception": None}
+        return nb
+
+    a, b = executed("2026-01-01T00:00:00", "a1b2c3"), executed("2026-02-02T11:11:11.5", "d4e5f6")
+    assert nbformat.writes(a) != nbformat.writes(b)
+    for nb in (a, b):
+        run_notebook.strip_run_metadata(nb)
+    assert nbformat.writes(a) == nbformat.writes(b)
+    assert a.metadata["papermill"]["parameters"] == {"dataset": "emotions"}  # what the run was given stays
+    assert a.cells[1].outputs[0]["text"] == "1\n"

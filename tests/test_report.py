@@ -20,12 +20,16 @@ from scipy import stats
 
 from mlabs import report
 from mlabs.metrics import ALL_METRICS, HIGHER_IS_BETTER, REPORTED_METRICS
+from mlabs.results import write_timing
 
 DATASETS = ("ds_a", "ds_b")
 MODELS = ("m1", "m2")
 METHODS = ("random", "adaptive", "chain")
 FOLDS = (0, 1, 2)
 EPOCHS, WARMUP = 5, 2
+#: the machine record of the timing sidecars (mlabs.results.machine_record)
+MACHINE = {"cpu": "Test CPU", "cpu_capability": "AVX2", "torch_threads": 1, "python": "3.12.0",
+           "torch": "2.13.0", "numpy": "2.3.0", "device": "cpu"}
 BLOCK_OFFSET = {("ds_a", "m1"): 0.00, ("ds_a", "m2"): 0.05, ("ds_b", "m1"): -0.04, ("ds_b", "m2"): 0.02}
 
 
@@ -46,7 +50,9 @@ def value(metric: str, dataset: str, model: str, method: str, fold: int) -> floa
 
 
 def write_cell(root: Path, dataset, model, method, fold, *, seed=0, se=2.0, batch=16, status="ok",
-               metric_value=value) -> Path:
+               metric_value=value, timing: bool = True) -> Path:
+    """A cell folder as training writes it; ``timing`` False leaves out the uncached timing sidecar
+    (a cell restored by ``dvc pull``)."""
     name = method if method == "random" else f"{method}-se{se:g}"
     out = root / dataset / model / f"{name}-b{batch}" / f"fold{fold}-seed{seed}"
     out.mkdir(parents=True, exist_ok=True)
@@ -61,15 +67,18 @@ def write_cell(root: Path, dataset, model, method, fold, *, seed=0, se=2.0, batc
     share_train = 0.25
     share = share_train * (1.0 if method == "random" else 1.4 if method == "adaptive" else 1.2)
     result = {"status": "ok", "cell": cell, "fingerprint": "0" * 16, "best_epoch": EPOCHS, "val": val,
-              "test": test, "train_seconds": 1.5, "epochs": EPOCHS, "warmup_epochs": WARMUP,
+              "test": test, "epochs": EPOCHS, "warmup_epochs": WARMUP,
               "minority_share": share, "minority_share_train": share_train}
     (out / "result.json").write_text(json.dumps(result, indent=2))
-    cols = ["epoch", "train_loss", "epoch_seconds", "minority_share", "minority_share_train",
+    if timing:
+        write_timing(out, fingerprint=result["fingerprint"], epoch_seconds=[0.1] * EPOCHS, train_seconds=1.5,
+                     first_epoch=WARMUP + 1, machine=MACHINE)
+    cols = ["epoch", "train_loss", "minority_share", "minority_share_train",
             "loss_minority", "loss_rest"] + [f"val_{m}" for m in ALL_METRICS] + [f"test_{m}" for m in ALL_METRICS]
     lines = ["\t".join(cols)]
     for epoch in range(1, EPOCHS + 1):
         selecting = epoch > WARMUP
-        row = {"epoch": epoch, "train_loss": 1.0 / epoch + 0.01 * fold, "epoch_seconds": 0.1,
+        row = {"epoch": epoch, "train_loss": 1.0 / epoch + 0.01 * fold,
                "minority_share": share if selecting else share_train, "minority_share_train": share_train,
                "loss_minority": 1.5 / epoch, "loss_rest": 1.0 / epoch}
         row.update({f"val_{m}": v - 0.01 * (EPOCHS - epoch) for m, v in val.items()})
@@ -94,6 +103,42 @@ def runs_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def results(runs_root) -> pd.DataFrame:
     return report.collect_results(runs_root)
+
+
+def test_timings_come_from_the_sidecar_and_are_nan_without_it(tmp_path):
+    write_cell(tmp_path, "ds_a", "m1", "random", 0)
+    write_cell(tmp_path, "ds_a", "m1", "random", 1, timing=False)  # restored by `dvc pull`
+    frame = report.collect_results(tmp_path)
+    assert frame["train_seconds"].tolist()[0] == 1.5 and np.isnan(frame["train_seconds"].tolist()[1])
+    assert "epoch_seconds" not in report.collect_curves(tmp_path)
+
+
+def test_machines_json_names_where_each_cell_ran_and_survives_a_pull(tmp_path):
+    from mlabs.report.machines import cell_machines, machine_summary, write_machines
+
+    root = tmp_path / "runs"
+    folders = [write_cell(root, "ds_a", "m1", method, fold) for method in METHODS for fold in (0, 1)]
+    other = dict(MACHINE, cpu="Other CPU", cpu_capability="AVX512")
+    write_timing(folders[0], fingerprint="0" * 16, epoch_seconds=[0.2] * EPOCHS, train_seconds=2.0,
+                 first_epoch=WARMUP + 1, machine=other)
+    cells = [(f"artifacts/runs/{f.relative_to(root).as_posix()}", f) for f in folders]
+    path = tmp_path / "machines.json"
+    write_machines(cells, path)
+    first = path.read_bytes()
+    summary = json.loads(first)
+    assert sorted(summary["machines"].values(), key=str) == sorted([MACHINE, other], key=str)
+    by_cell = cell_machines(summary)
+    assert by_cell[cells[0][0]] == other and all(by_cell[k] == MACHINE for k, _ in cells[1:])
+    assert "seconds" not in first.decode()
+
+    # a fresh clone restores the results without their sidecars: the records stay
+    for f in folders:
+        (f / "timing.json").unlink()
+    write_machines(cells, path)
+    assert path.read_bytes() == first
+    # a result computed anew without a sidecar is unknown, not credited to the old machine
+    write_cell(root, "ds_a", "m1", "random", 0, timing=False, metric_value=lambda *a: 0.5)
+    assert cell_machines(machine_summary(cells, summary))[cells[0][0]] is None
 
 
 def block_mean(metric, ds, model, method) -> float:
@@ -322,7 +367,7 @@ def expected_files(out: Path, *, datasets: bool, sensitivity: bool) -> set[Path]
               out / "tables/failed.md", out / "figures/minority_share.png", out / "metrics.json",
               out / "tables/convergence.md", out / "tables/convergence.csv", out / "tables/verdicts.md",
               out / "tables/verdicts.csv", out / "tables/verdicts_by_seed.md",
-              out / "findings.md"}
+              out / "findings.md", out / "machines.json"}
     files |= {out / f"figures/cd_{m}.png" for m in REPORTED_METRICS}
     files |= {out / f"figures/{kind}_{ds}.png" for kind in ("convergence", "motivation") for ds in DATASETS}
     files |= {out / f"plots/{name}.csv" for name in report.PLOT_CURVES}

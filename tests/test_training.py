@@ -61,6 +61,52 @@ def test_same_cell_same_metrics(tmp_path, split):
     assert a["test"] == b["test"] and a["best_epoch"] == b["best_epoch"]
 
 
+def test_rerun_with_the_same_numbers_rewrites_no_cached_file(tmp_path, split, monkeypatch):
+    """Timings and the machine record go to the uncached sidecar, so a second run of a cell that
+    takes other times (here a fake clock) writes byte-identical result.json and curves.tsv."""
+    from mlabs.results import TIMING_FILE, load_timing
+
+    config = small_config()
+    cell = Cell("emotions", "dela", "adaptive", fold=0, seed=3)
+    train_cell(cell, split, config, tmp_path / "w1", tmp_path / "r1", progress=False)
+    clock = iter(range(0, 10_000, 7))
+
+    class SlowClock:  # every reading 7 s after the last: timings that real runs never give
+        @staticmethod
+        def perf_counter():
+            return float(next(clock))
+
+    monkeypatch.setattr(training, "time", SlowClock)
+    train_cell(cell, split, config, tmp_path / "w2", tmp_path / "r2", progress=False)
+    a, b = cell_dir(tmp_path / "r1", cell), cell_dir(tmp_path / "r2", cell)
+    for name in ("result.json", "curves.tsv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert "seconds" not in (a / "result.json").read_text() + (a / "curves.tsv").read_text()
+    first, second = load_timing(a), load_timing(b)
+    assert (a / TIMING_FILE).read_bytes() != (b / TIMING_FILE).read_bytes()
+    assert len(first["epoch_seconds"]) == len(second["epoch_seconds"]) == EPOCHS
+    assert second["epoch_seconds"][WARMUP:] == [7.0] * (EPOCHS - WARMUP)  # one clock step per pass
+    assert second["train_seconds"] > 0 and second["first_epoch"] == WARMUP + 1
+    assert first["machine"] == second["machine"]  # same machine, whatever the times
+    assert set(first["machine"]) >= {"cpu", "cpu_capability", "torch_threads", "torch", "numpy", "device"}
+    assert first["fingerprint"] == json.loads((a / "result.json").read_text())["fingerprint"]
+
+
+def test_timing_sidecar_is_none_when_absent_or_of_another_result(tmp_path):
+    from mlabs.results import TIMING_FILE, load_timing, write_timing
+
+    assert load_timing(tmp_path) is None  # e.g. a fresh clone restored by `dvc pull`
+    (tmp_path / "result.json").write_text(json.dumps({"status": "ok", "fingerprint": "new"}))
+    write_timing(tmp_path, fingerprint="old", epoch_seconds=[0.5], train_seconds=0.5, first_epoch=1,
+                 machine={"cpu": "x"})
+    assert load_timing(tmp_path) is None  # a sidecar left by an earlier result is not this one's
+    write_timing(tmp_path, fingerprint="new", epoch_seconds=[0.5], train_seconds=0.5, first_epoch=1,
+                 machine={"cpu": "x"})
+    assert load_timing(tmp_path)["epoch_seconds"] == [0.5]
+    (tmp_path / TIMING_FILE).write_text("{not json")
+    assert load_timing(tmp_path) is None
+
+
 def test_rerun_skips_finished_cell(tmp_path, split, monkeypatch):
     config = small_config()
     cell = Cell("emotions", "c2ae", "random", fold=0)

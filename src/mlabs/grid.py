@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .cost import describe_estimate, estimate_seconds
-from .progress import progress_bar
+from .progress import progress_bar, progress_note
 from .results import cell_dir, failed_result, is_done, load_result, warmup_path
 from .training import Cell, TrainConfig, run_cell, run_warmup
 
@@ -156,6 +156,10 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
     warmup_only : bool
         Only train the warm-up checkpoints; the result has one entry per warm-up key
         (``status`` ok for those already trained).
+    progress : bool
+        Show what is left to train, with a time estimate, and a progress bar (to the runner's log
+        under DVC, :mod:`mlabs.progress`), and print a closing line, "N cells finished, M failed",
+        that is the same whether the cells were trained now or read back (not for ``warmup_only``).
 
     Returns
     -------
@@ -172,9 +176,9 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
     warm_todo = [c for c in warmups if c.warmup_key in needed and not _is_done(c, spec, True)]
     total = len(warmups) if warmup_only else len(cells)
     tasks = len(warm_todo) + len(cell_todo)
-    if progress and tasks:
-        print(_estimate(cell_todo, warm_todo, len(cells) - len(cell_todo) if not warmup_only else 0, spec,
-                        executor, n_jobs), flush=True)
+    if progress and tasks:  # what is left depends on what was cached: progress, not a result
+        progress_note(_estimate(cell_todo, warm_todo, len(cells) - len(cell_todo) if not warmup_only else 0,
+                                spec, executor, n_jobs))
     if executor == "ray":
         backend = _RayBackend(spec, address, cpus_per_cell, gpus_per_cell) if tasks else None
     else:
@@ -223,6 +227,9 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
         if c not in results:
             results[c] = load_result(cell_dir(spec.out_root, c))
     ordered = [results[c] for c in cells]
+    if progress:  # the same line whether the cells were trained now or read back
+        ok = sum(r.get("status") == "ok" for r in ordered)
+        print(f"{ok} cells finished, {len(ordered) - ok} failed")
     _summarise(ordered, progress)
     return ordered
 

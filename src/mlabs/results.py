@@ -2,20 +2,32 @@
 failed result holds, and how a result folder's name is read back.
 
 One module writes and reads the layout, so the trainer, the grid and the report cannot disagree.
-It imports neither torch nor the models (the report reads results without them).
+It imports neither torch nor the models (the report reads results without them); only
+:func:`machine_record`, called where cells are trained, imports torch.
+
+A finished cell folder holds ``result.json`` and ``curves.tsv``, which depend only on what the
+cell computed, and the sidecar ``timing.json``: how long the cell took and where it was computed
+(:func:`machine_record`). The sidecar is excluded from DVC's hash of the run folders (``.dvcignore``)
+and from git (``artifacts/``), so a rerun that computes the same numbers on another machine, or at
+another speed, changes no tracked file; a fresh clone that restores the results with ``dvc pull``
+has no sidecars (:func:`load_timing` returns None there).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 from pathlib import Path
 
 from ._io import write_json_atomic
 
 __all__ = ["warmup_path", "cell_dir", "parse_cell_dir", "load_result", "is_done", "failed_result",
-           "write_failed"]
+           "write_failed", "TIMING_FILE", "machine_record", "write_timing", "load_timing"]
+
+#: the uncached sidecar of a cell folder: timings and the machine record (see the module docstring)
+TIMING_FILE = "timing.json"
 
 _CELL_DIR = re.compile(r"^(?P<method>.+?)(?:-se(?P<se>[^-]+))?-b(?P<batch>\d+)$")
 _RUN_DIR = re.compile(r"^fold(?P<fold>\d+)-seed(?P<seed>\d+)$")
@@ -93,3 +105,70 @@ def write_failed(directory: str | os.PathLike, cell: dict, error: BaseException 
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(result, out / "result.json")
     return result
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what :mod:`platform` knows)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_record(device: str = "cpu") -> dict:
+    """Where a cell is computed: what can change its floating-point results.
+
+    CPU model, torch's CPU kernel capability (e.g. ``AVX2``, ``AVX512``), the number of torch
+    threads, the Python, torch and numpy versions and the device (with the GPU's name on CUDA).
+    No host name and no time: two machines of the same kind give the same record.
+    """
+    import numpy as np
+    import torch
+
+    dev = torch.device(device)
+    record = {"cpu": _cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+              "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+              "torch": torch.__version__, "numpy": np.__version__, "device": dev.type}
+    if dev.type == "cuda":
+        record["gpu"] = torch.cuda.get_device_name(dev)
+    return record
+
+
+def write_timing(directory: str | os.PathLike, *, fingerprint: str, epoch_seconds: list[float],
+                 train_seconds: float, first_epoch: int, machine: dict) -> dict:
+    """Write the sidecar :data:`TIMING_FILE` of a finished cell and return it.
+
+    ``epoch_seconds[e - 1]`` is the training pass of epoch ``e`` (warm-up epochs included, timed
+    when the warm-up was trained); ``train_seconds`` is the wall time of epochs ``first_epoch`` to
+    the last (later than the first selecting epoch when the cell resumed from a checkpoint),
+    evaluation and checkpoints included; ``fingerprint`` ties the sidecar to its ``result.json``.
+    """
+    timing = {"fingerprint": fingerprint, "train_seconds": float(train_seconds),
+              "first_epoch": int(first_epoch), "epoch_seconds": [float(s) for s in epoch_seconds],
+              "machine": dict(machine)}
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(timing, out / TIMING_FILE)
+    return timing
+
+
+def load_timing(directory: str | os.PathLike) -> dict | None:
+    """The timing sidecar of a cell folder (:func:`write_timing`), or None when there is none.
+
+    None also when the sidecar is unreadable or belongs to another result than the folder's
+    ``result.json`` (a different fingerprint): timings are then unavailable, never wrong. A
+    fresh clone restored with ``dvc pull`` has no sidecars (they are not cached).
+    """
+    path = Path(directory) / TIMING_FILE
+    try:
+        timing = json.loads(path.read_text())
+        result = load_result(directory)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(timing, dict) or (result is not None and result.get("fingerprint") != timing.get("fingerprint")):
+        return None
+    return timing

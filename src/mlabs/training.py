@@ -23,6 +23,10 @@ An atomically written resume checkpoint follows an epoch whenever
 ``checkpoint_seconds`` have passed since the last one, so an interrupted run
 loses at most that much work; a finished cell writes
 ``result.json`` atomically and is skipped when run again.
+
+``result.json`` and ``curves.tsv`` hold only what the cell computed; its timings and the machine
+it ran on go to the uncached sidecar ``timing.json`` (:func:`mlabs.results.write_timing`), so
+that a rerun computing the same numbers rewrites no cached output.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from .selection import RandomBatchSampler
 from .selection.imbalance import minority_labels
 from .streams import Streams
 from .progress import progress_bar
-from .results import cell_dir, is_done, load_result, warmup_path, write_failed
+from .results import cell_dir, is_done, load_result, machine_record, warmup_path, write_failed, write_timing
 from .selection.registry import SAMPLERS, make_sampler, method_options, sampler_class, uses_selection_pressure
 
 __all__ = ["Cell", "TrainConfig", "CheckpointMismatch", "NonFiniteLoss", "METHODS",
@@ -533,12 +537,13 @@ def train_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
         bar.set_postfix(val_auc=f"{row['val_macro_auc']:.4f}", best=run.best_epoch)
     bar.close()
 
-    result = _finish(cell, run, config, out, time.perf_counter() - t_start, cell_meta["config"])
+    result = _finish(cell, run, config, out, time.perf_counter() - t_start, cell_meta["config"], first_epoch)
     resume.unlink(missing_ok=True)
     return result
 
 
-def _finish(cell: Cell, run: _Run, config: TrainConfig, out: Path, seconds: float, fingerprint: str) -> dict:
+def _finish(cell: Cell, run: _Run, config: TrainConfig, out: Path, seconds: float, fingerprint: str,
+            first_epoch: int) -> dict:
     best = run.curves[run.best_epoch - 1] if run.best_epoch else run.curves[-1]
     if run.best_state is not None:
         # the reported test metrics come from the kept copy of the best weights,
@@ -550,18 +555,25 @@ def _finish(cell: Cell, run: _Run, config: TrainConfig, out: Path, seconds: floa
     result = {"status": "ok", "cell": dataclasses.asdict(cell),
               "fingerprint": fingerprint,
               "best_epoch": best["epoch"],
-              "val": val, "test": test, "train_seconds": seconds,
+              "val": val, "test": test,
               "epochs": config.epochs, "warmup_epochs": config.warmup_epochs,
               "minority_share": float(np.mean([r["minority_share"] for r in selecting])) if selecting else None,
               "minority_share_train": run.curves[-1]["minority_share_train"]}
     out.mkdir(parents=True, exist_ok=True)
+    # the sidecar first: a finished result.json always has its timings next to it
+    write_timing(out, fingerprint=fingerprint, epoch_seconds=[r["epoch_seconds"] for r in run.curves],
+                 train_seconds=seconds, first_epoch=first_epoch, machine=machine_record(config.device))
     write_text_atomic(_curves_tsv(run.curves), out / "curves.tsv")
     write_json_atomic(result, out / "result.json")
     return result
 
 
+#: curve columns that measure time: they go to the timing sidecar, not to the cached curves.tsv
+_TIMING_COLUMNS = ("epoch_seconds",)
+
+
 def _curves_tsv(rows: list[dict]) -> str:
-    cols = list(rows[0])
+    cols = [c for c in rows[0] if c not in _TIMING_COLUMNS]
     lines = ["\t".join(cols)]
     for r in rows:
         lines.append("\t".join(f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c]) for c in cols))

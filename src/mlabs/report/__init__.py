@@ -62,6 +62,7 @@ from .dvc_outputs import PLOT_CURVES, headline_metrics, plot_data  # PLOT_CURVES
 from .figures import (placeholder_figure, plot_convergence, plot_critical_difference, plot_minority_share,
                       plot_motivation, plot_sensitivity_batch, plot_sensitivity_se)
 from .findings_text import findings
+from .machines import write_machines
 from .statistics import (MIN_BLOCKS, POOLED_BLOCKS, POOLED_RUNS, FriedmanResult, friedman_markdown,
                          friedman_nemenyi, pooled_row, verdict, verdict_table, verdicts_by_seed, wilcoxon_table)
 from .tables import (block_means, dataset_table, failed_markdown, main_table, main_table_markdown, summary,
@@ -130,7 +131,9 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
     Returns
     -------
     dict of str to list of Path
-        Written files by kind: ``tables``, ``figures``, ``plots``, ``metrics``, ``findings``.
+        Written files by kind: ``tables``, ``figures``, ``plots``, ``metrics``, ``findings``,
+        ``machines`` (``machines.json``: where the reported cells were computed,
+        :mod:`mlabs.report.machines`).
         Data-dependent files left over from earlier runs (e.g. the figure of a data set no
         longer in the results, or the curves of a dropped method) are removed, so the notebook
         that globs ``figures/convergence_*.png`` shows only current ones.
@@ -138,7 +141,8 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
     out = Path(out_dir)
     for sub in ("tables", "figures", "plots"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    written: dict[str, list[Path]] = {k: [] for k in ("tables", "figures", "plots", "metrics", "findings")}
+    written: dict[str, list[Path]] = {k: [] for k in ("tables", "figures", "plots", "metrics", "findings",
+                                                      "machines")}
 
     def text(kind: str, rel: str, content: str) -> None:
         written[kind].append(write_text_atomic(content, out / rel))
@@ -229,8 +233,10 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         figure(f"figures/convergence_{_safe_name(dataset)}.png", plot_convergence(curves, dataset, order))
         figure(f"figures/motivation_{_safe_name(dataset)}.png", plot_motivation(curves, dataset, order))
     figure("figures/minority_share.png", plot_minority_share(results, order))
+    reported = [(Path(results_root).as_posix(), raw)]
     if sensitivity_root is not None:
         sens = collect_results(sensitivity_root)
+        reported.append((Path(sensitivity_root).as_posix(), sens))
         figure("figures/sensitivity_se.png", plot_sensitivity_se(sens))
         figure("figures/sensitivity_batch.png", plot_sensitivity_batch(sens))
 
@@ -243,6 +249,10 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
     text("findings", "findings.md", findings(results, order, BASELINE, alpha, excluded=len(excluded),
                                              wilcoxon=wilcoxon, friedman=friedman, convergence=convergence,
                                              convergence_wilcoxon=conv_wilcoxon, by_seed=by_seed))
+    # where the reported cells were computed (from their uncached timing sidecars)
+    cells = [(f"{root}/{rel}", Path(root) / rel) for root, frame in reported
+             for rel in frame.loc[frame["status"] == "ok", "path"]]
+    written["machines"].append(write_machines(cells, out / "machines.json"))
 
     # remove files of our own patterns that this run did not write (e.g. a dropped data set)
     keep = {p.resolve() for paths in written.values() for p in paths}

@@ -2,7 +2,8 @@
 
 The tree is written by :mod:`mlabs.training`: one folder per cell,
 ``<dataset>/<model>/<method>[-se<s_e>]-b<batch>/fold<k>-seed<s>/`` with ``result.json`` and
-``curves.tsv``. The "result" of a cell is its test metrics at the epoch of best validation
+``curves.tsv`` (and, where the cell was trained on this machine, the uncached timing sidecar
+``timing.json``). The "result" of a cell is its test metrics at the epoch of best validation
 macro-AUC.
 """
 
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import ALL_METRICS
-from ..results import parse_cell_dir
+from ..results import load_timing, parse_cell_dir
 from .conventions import BASELINE
 
 __all__ = ["CELL_COLUMNS", "collect_results", "collect_curves", "select_main_setting", "finished_cells",
@@ -58,7 +59,8 @@ def collect_results(root: str | Path) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns :data:`CELL_COLUMNS`, ``status`` (``"ok"`` / ``"failed"``), ``error``,
-        ``best_epoch``, ``epochs``, ``warmup_epochs``, ``train_seconds``, ``minority_share``,
+        ``best_epoch``, ``epochs``, ``warmup_epochs``, ``train_seconds`` (from the timing sidecar;
+        NaN where there is none, e.g. after ``dvc pull``), ``minority_share``,
         ``minority_share_train``, ``path`` (cell folder relative to ``root``), one column per
         *test* metric (bare name, e.g. ``macro_auc``) and ``val_<metric>`` for validation.
         A ``result.json`` that cannot be parsed becomes a failed row (identity taken from the
@@ -79,9 +81,10 @@ def collect_results(root: str | Path) -> pd.DataFrame:
         row["status"] = payload.get("status", "failed")
         row["error"] = payload.get("error")
         row["path"] = rel
-        for key in ("best_epoch", "epochs", "warmup_epochs", "train_seconds",
-                    "minority_share", "minority_share_train"):
+        for key in ("best_epoch", "epochs", "warmup_epochs", "minority_share", "minority_share_train"):
             row[key] = payload.get(key)
+        timing = load_timing(path.parent)
+        row["train_seconds"] = timing["train_seconds"] if timing else None
         for name, value in (payload.get("test") or {}).items():
             row[name] = value
         for name, value in (payload.get("val") or {}).items():
