@@ -84,13 +84,14 @@ repro-seeds: data ## run the seeds profile and snapshot it into reports/seeds/
 	$(MAKE) snapshot PROFILE=seeds
 
 # Copy the report the last repro wrote into reports/$(PROFILE)/, the committed snapshot of a
-# profile other than the default (the default's report stays in reports/); a README.md written
-# there by hand is kept.
+# profile other than the default (the default's report stays in reports/), and render its page
+# (reports/$(PROFILE)/report.html); a README.md written there by hand is kept.
 snapshot: ## copy the last report into reports/$(PROFILE)/ (PROFILE=name)
 	@test -n "$(PROFILE)" || { echo "make snapshot: name the profile, e.g. make snapshot PROFILE=compare" >&2; exit 2; }
 	rm -rf reports/$(PROFILE)/tables reports/$(PROFILE)/figures reports/$(PROFILE)/plots reports/$(PROFILE)/notebooks
 	mkdir -p reports/$(PROFILE)
 	cp -r reports/findings.md reports/metrics.json reports/tables reports/figures reports/plots reports/$(PROFILE)/
+	$(BIN)/python -m mlabs.report.page reports/$(PROFILE)
 
 # Ray is an optional extra for users; the tests install it to exercise the Ray executor.
 $(VENV)/.ray-installed: $(STAMP)
