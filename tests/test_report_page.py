@@ -85,12 +85,15 @@ def test_unknown_figure_machines_and_cells_code_are_shown(default_copy, tmp_path
     cell = tmp_path / "runs" / "emotions" / "dela" / "adaptive-se2-b128" / "fold0-seed0"
     cell.mkdir(parents=True)
     (cell / "result.json").write_text(json.dumps({"status": "ok", "code_digest": "ab" * 32}))
+    other = cell.parent / "fold0-seed7"  # a cell of another profile in the same tree: not this report's
+    other.mkdir()
+    (other / "result.json").write_text(json.dumps({"status": "ok", "code_digest": "cd" * 32}))
     page = render_html(report, results_root=tmp_path / "runs")
     hook = page.index("figures/gain_vs_imbalance.png")
     assert page.index("Further figures") < hook < page.index("Main tables")
     assert "drawn by <code>not recorded</code>" in page[hook:hook + 2000]
     assert "computed on: machines.json sha256:" in page and "test machine" in page
-    assert f"cells' code sha256:{'ab' * 6}" in page
+    assert f"cells' code sha256:{'ab' * 6}" in page and "cd" * 6 not in page
 
 
 def test_paired_differences_match_a_direct_t_interval():

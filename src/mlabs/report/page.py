@@ -165,17 +165,41 @@ def _lock_data(lock: dict, datasets: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
-def _results_code_digests(results_root: Path, datasets: Sequence[str], models: Sequence[str]) -> list[str]:
+def _report_cells(report_dir: Path) -> set[tuple] | None:
+    """The (dataset, model, method, batch size, fold, seed) of every cell the report covers."""
+    path = report_dir / "tables" / "convergence.csv"
+    if not path.is_file():
+        return None
+    cells = pd.read_csv(path)
+    key = ["dataset", "model", "method", "batch_size", "fold", "seed"]
+    if not set(key) <= set(cells.columns):
+        return None
+    return {(str(d), str(m), str(me), int(b), int(f), int(s)) for d, m, me, b, f, s in cells[key].itertuples(index=False)}
+
+
+def _results_code_digests(results_root: Path, cells: set[tuple] | None, datasets: Sequence[str],
+                          models: Sequence[str]) -> list[str]:
+    """The distinct ``code_digest`` values that the report's cells recorded in their result.json."""
+    from ..results import parse_cell_dir
+
     digests = set()
-    for ds in datasets:
-        for model in models:
-            for path in sorted((results_root / ds / model).glob("*/*/result.json")):
-                try:
-                    digest = json.loads(path.read_text()).get("code_digest")
-                except (OSError, ValueError):
-                    continue
-                if digest:
-                    digests.add(str(digest))
+    for path in sorted(results_root.rglob("result.json")):
+        c = parse_cell_dir(path, results_root)
+        if cells is not None:
+            try:
+                ident = (c["dataset"], c["model"], c["method"], int(c["batch_size"]), int(c["fold"]), int(c["seed"]))
+            except (TypeError, ValueError):  # a folder of another layout
+                continue
+            if ident not in cells:
+                continue
+        elif c["dataset"] not in datasets or c["model"] not in models:
+            continue
+        try:
+            digest = json.loads(path.read_text()).get("code_digest")
+        except (OSError, ValueError):
+            continue
+        if digest:
+            digests.add(str(digest))
     return sorted(digests)
 
 
@@ -205,7 +229,7 @@ def collect_provenance(report_dir: Path, *, datasets: Sequence[str], models: Seq
         prov.machines = f"{machines.name} sha256:{_sha256(raw)[:12]}"
         prov.machines_detail = raw.decode(errors="replace")
     if results_root is not None and results_root.is_dir():
-        prov.cells_code = _results_code_digests(results_root, datasets, models)
+        prov.cells_code = _results_code_digests(results_root, _report_cells(report_dir), datasets, models)
     return prov
 
 
@@ -291,6 +315,7 @@ th{background:#f3f3f3}
 figure{margin:1.2em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 .prov,figcaption{font-size:.75em;color:#555}.prov code,figcaption code{font-size:1em}
 .claim{margin:.6em 0}.verdict-better{color:#1a7f37;font-weight:600}.verdict-worse{color:#b42318;font-weight:600}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:0 1.5em}
 details{margin:1em 0}summary{cursor:pointer;font-weight:600}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}
 """
@@ -318,9 +343,13 @@ class _Page:
         self.shown.add(name)
         self.figure_bytes(path.read_bytes(), title or f"figures/{name}", _code_of(name, FIGURE_CODE))
 
-    def figures(self, pattern: str) -> None:
+    def figures(self, pattern: str, grid: bool = False) -> None:
+        if grid:
+            self.add('<div class="grid">')
         for path in sorted((self.dir / "figures").glob(pattern)):
             self.figure(path.name)
+        if grid:
+            self.add("</div>")
 
     def table(self, rel: str, title: str | None = None) -> None:
         path = self.dir / rel
@@ -382,7 +411,7 @@ def _claims(page: _Page, tables: Path, metrics_json: dict, order: Sequence[str])
                  f'<p class="prov">{how} · {page.prov.caption("mlabs.report.statistics.verdict_table")}</p></div>')
     fr = metrics_json.get("friedman_macro_auc") or {}
     if fr.get("avg_rank"):
-        ranks = ", ".join(f"{html.escape(m)} {r:g}" for m, r in sorted(fr["avg_rank"].items(), key=lambda kv: kv[1]))
+        ranks = ", ".join(f"{html.escape(m)} {r:.2f}" for m, r in sorted(fr["avg_rank"].items(), key=lambda kv: kv[1]))
         page.add('<div class="claim"><h3>Claim 3: the methods rank differently over data sets and models.</h3>'
                  f"<p>Friedman test on macro-AUC over {fr.get('n_blocks')} (data set, model) blocks: "
                  f"p = {fr.get('p_value'):.3g}; average ranks (1 = best) {ranks}. The critical-difference "
@@ -422,7 +451,8 @@ def render_html(report_dir: str | Path, *, lock: str | Path | None = None, param
     cells = metrics_json.get("cells") or {}
     page.add(f"<h1>Multi-label adaptive batch selection: the {html.escape(profile)} profile</h1>"
              f"<p>Data sets: {html.escape(', '.join(datasets) or 'none')}. Models: {html.escape(', '.join(models) or 'none')}. "
-             f"Methods: {html.escape(', '.join(order) or 'none')}, each compared with {BASELINE} (shuffled batches). "
+             f"Methods compared with {BASELINE} (shuffled batches): "
+             f"{html.escape(', '.join(m for m in order if m != BASELINE) or 'none')}. "
              f"Cells: {cells.get('ok', 0)} finished, {cells.get('failed', 0)} failed. "
              "The full text of the findings is in findings.md (at the end of this page).</p>")
 
@@ -449,7 +479,7 @@ def render_html(report_dir: str | Path, *, lock: str | Path | None = None, param
         page.table(f"tables/{path.name}")
 
     page.add("<h2>More figures</h2>")
-    page.figures("cd_*.png")
+    page.figures("cd_*.png", grid=True)
     page.figures("motivation_*.png")
     for name in ("minority_share.png", "sensitivity_se.png", "sensitivity_batch.png"):
         page.figure(name)
