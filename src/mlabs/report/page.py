@@ -174,7 +174,8 @@ def _report_cells(report_dir: Path) -> set[tuple] | None:
     key = ["dataset", "model", "method", "batch_size", "fold", "seed"]
     if not set(key) <= set(cells.columns):
         return None
-    return {(str(d), str(m), str(me), int(b), int(f), int(s)) for d, m, me, b, f, s in cells[key].itertuples(index=False)}
+    return {(str(d), str(m), str(me), int(b), int(f), int(s))
+            for d, m, me, b, f, s in cells[key].itertuples(index=False)}
 
 
 def _results_code_digests(results_root: Path, cells: set[tuple] | None, datasets: Sequence[str],
@@ -220,7 +221,8 @@ def collect_provenance(report_dir: Path, *, datasets: Sequence[str], models: Seq
         params, params_source = {}, _NOT_RECORDED
     data = _lock_data(lock, datasets) if lock else []
     if root is not None and (root / "data" / "SHA256SUMS").is_file():
-        data.append(("raw data manifest data/SHA256SUMS (sha256)", _sha256((root / "data" / "SHA256SUMS").read_bytes())))
+        manifest = (root / "data" / "SHA256SUMS").read_bytes()
+        data.append(("raw data manifest data/SHA256SUMS (sha256)", _sha256(manifest)))
     prov = Provenance(report_code=report_code_digest(), params=_sha256(_canonical(params)) if params else "",
                       params_source=params_source, data=data)
     machines = report_dir / "machines.json"
@@ -290,8 +292,8 @@ def _forest_png(report_dir: Path, order: Sequence[str]) -> tuple[bytes, str]:
 
     frame, note = _differences_from_tables(report_dir / "tables", order)
     fig = plot_forest(frame, metrics=list(REPORTED_METRICS) + list(CONVERGENCE_METRICS), methods=order, note=note)
-    return _png_bytes(fig), ("mlabs.report.figures.plot_forest (drawn by mlabs.report.page from "
-                             "tables/main_*.csv and tables/convergence.csv)")
+    return _png_bytes(fig), ("mlabs.report.figures.plot_forest, called by mlabs.report.page on "
+                             "tables/main_*.csv and tables/convergence.csv")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,8 +407,10 @@ def _claims(page: _Page, tables: Path, metrics_json: dict, order: Sequence[str])
     for title, metrics, how in claims:
         sentences = [s for s in (_claim(verdicts, metrics, m) for m in methods) if s]
         rows = verdicts[verdicts["metric"].isin(metrics)]
-        unit = (f" Against {BASELINE}, mean difference method − {BASELINE}; paired Wilcoxon over "
-                f"{html.escape(str(rows['unit'].iloc[0]))} (n = {rows['n'].iloc[0]}).") if len(rows) else ""
+        unit = str(rows["unit"].iloc[0]) if len(rows) else ""
+        unit = unit[len("all ("):-1] if unit.startswith("all (") and unit.endswith(")") else unit  # "all (paired runs)"
+        unit = (f" Against {BASELINE}, mean difference method − {BASELINE}; paired Wilcoxon over the "
+                f"{html.escape(unit)} (n = {rows['n'].iloc[0]}).") if len(rows) else ""
         page.add(f'<div class="claim"><h3>{title}</h3><p>{" ".join(sentences)}{unit}</p>'
                  f'<p class="prov">{how} · {page.prov.caption("mlabs.report.statistics.verdict_table")}</p></div>')
     fr = metrics_json.get("friedman_macro_auc") or {}
@@ -416,7 +420,8 @@ def _claims(page: _Page, tables: Path, metrics_json: dict, order: Sequence[str])
                  f"<p>Friedman test on macro-AUC over {fr.get('n_blocks')} (data set, model) blocks: "
                  f"p = {fr.get('p_value'):.3g}; average ranks (1 = best) {ranks}. The critical-difference "
                  "diagrams and the Nemenyi test are below.</p>"
-                 f'<p class="prov">metrics.json · {page.prov.caption("mlabs.report.statistics.friedman_nemenyi")}</p></div>')
+                 '<p class="prov">metrics.json · '
+                 f'{page.prov.caption("mlabs.report.statistics.friedman_nemenyi")}</p></div>')
 
 
 def _profile_order(report_dir: Path) -> tuple[list[str], list[str], list[str]]:
@@ -445,12 +450,14 @@ def render_html(report_dir: str | Path, *, lock: str | Path | None = None, param
                               params_file=Path(params_file) if params_file is not None else None,
                               results_root=Path(results_root) if results_root is not None else None)
     profile = profile or ("default" if report_dir.name == "reports" else report_dir.name)
-    metrics_json = json.loads((report_dir / "metrics.json").read_text()) if (report_dir / "metrics.json").is_file() else {}
+    metrics_path = report_dir / "metrics.json"
+    metrics_json = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     page = _Page(report_dir, prov)
 
     cells = metrics_json.get("cells") or {}
     page.add(f"<h1>Multi-label adaptive batch selection: the {html.escape(profile)} profile</h1>"
-             f"<p>Data sets: {html.escape(', '.join(datasets) or 'none')}. Models: {html.escape(', '.join(models) or 'none')}. "
+             f"<p>Data sets: {html.escape(', '.join(datasets) or 'none')}. "
+             f"Models: {html.escape(', '.join(models) or 'none')}. "
              f"Methods compared with {BASELINE} (shuffled batches): "
              f"{html.escape(', '.join(m for m in order if m != BASELINE) or 'none')}. "
              f"Cells: {cells.get('ok', 0)} finished, {cells.get('failed', 0)} failed. "
@@ -503,13 +510,15 @@ def render_html(report_dir: str | Path, *, lock: str | Path | None = None, param
                              + "".join(f"<li>{html.escape(w)}: {html.escape(d)}</li>" for w, d in prov.data)
                              + "</ul>" if prov.data else _NOT_RECORDED) + "</li>"
              f"<li>Where the cells were computed: {html.escape(prov.machines)}</li>"
-             + (f"<li>Cells' code (result.json code_digest): {', '.join(prov.cells_code)}</li>" if prov.cells_code else "")
+             + (f"<li>Cells' code (result.json code_digest): {', '.join(prov.cells_code)}</li>"
+                if prov.cells_code else "")
              + "</ul>")
     if prov.machines_detail:
         page.add(f"<details><summary>machines.json</summary><pre>{html.escape(prov.machines_detail)}</pre></details>")
     readme = report_dir / "README.md"
     if readme.is_file():
-        page.add(f"<details><summary>How this snapshot was run (README.md)</summary>{_markdown(readme.read_text())}</details>")
+        page.add("<details><summary>How this snapshot was run (README.md)</summary>"
+                 f"{_markdown(readme.read_text())}</details>")
 
     title = f"mlabs report: {profile} profile"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
