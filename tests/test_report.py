@@ -367,7 +367,8 @@ def expected_files(out: Path, *, datasets: bool, sensitivity: bool) -> set[Path]
               out / "tables/failed.md", out / "figures/minority_share.png", out / "metrics.json",
               out / "tables/convergence.md", out / "tables/convergence.csv", out / "tables/verdicts.md",
               out / "tables/verdicts.csv", out / "tables/verdicts_by_seed.md",
-              out / "findings.md", out / "machines.json"}
+              out / "tables/differences.csv", out / "figures/forest.png", out / "findings.md",
+              out / "machines.json"}
     files |= {out / f"figures/cd_{m}.png" for m in REPORTED_METRICS}
     files |= {out / f"figures/{kind}_{ds}.png" for kind in ("convergence", "motivation") for ds in DATASETS}
     files |= {out / f"plots/{name}.csv" for name in report.PLOT_CURVES}

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .params_schema import check_params
+
 if TYPE_CHECKING:  # the prepare stage reads params without importing torch and the models
     from .training import Cell, TrainConfig
 
@@ -27,6 +29,7 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         raise FileNotFoundError(f"{path} not found: run from the project root or pass its path")
     with open(path) as fh:
         params = yaml.safe_load(fh)
+    check_params(params or {}, source=str(path))  # an unknown section or key stops the run before any work
     if not isinstance(params, dict) or "train" not in params:
         raise ValueError(f"{path} has no 'train' section; see the README for its layout")
     return params

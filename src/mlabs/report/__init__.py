@@ -7,6 +7,8 @@ Reads the result tree written by :mod:`mlabs.training` (one folder per cell,
 
 - main tables (data set x model, one column per method, mean +- std over folds);
 - paired Wilcoxon signed-rank tests of each method against random, per model;
+- method − random differences per block with their intervals (``tables/differences.csv``, the
+  forest plot ``figures/forest.png``);
 - the Friedman test over all (data set, model) blocks with the Nemenyi post-hoc
   test and a critical-difference diagram;
 - convergence, "hard minority samples", minority-selection and sensitivity figures;
@@ -59,12 +61,13 @@ from ..metrics import REPORTED_METRICS
 from .collect import CELL_COLUMNS, collect_curves, collect_results, finished_cells, select_main_setting
 from .conventions import BASELINE, TIE_MARGIN, method_order, tie_margin
 from .dvc_outputs import PLOT_CURVES, headline_metrics, plot_data  # PLOT_CURVES: the plots dvc.yaml names
-from .figures import (placeholder_figure, plot_convergence, plot_critical_difference, plot_minority_share,
-                      plot_motivation, plot_sensitivity_batch, plot_sensitivity_se)
+from .figures import (placeholder_figure, plot_convergence, plot_critical_difference, plot_forest,
+                      plot_minority_share, plot_motivation, plot_sensitivity_batch, plot_sensitivity_se)
 from .findings_text import findings
 from .machines import write_machines
 from .statistics import (MIN_BLOCKS, POOLED_BLOCKS, POOLED_RUNS, FriedmanResult, friedman_markdown,
-                         friedman_nemenyi, pooled_row, verdict, verdict_table, verdicts_by_seed, wilcoxon_table)
+                         friedman_nemenyi, paired_differences, pooled_row, verdict, verdict_table, verdicts_by_seed,
+                         wilcoxon_table)
 from .tables import (block_means, dataset_table, failed_markdown, main_table, main_table_markdown, summary,
                      to_markdown)
 
@@ -74,7 +77,7 @@ __all__ = [
     "block_means", "summary", "main_table", "main_table_markdown",
     "wilcoxon_table", "friedman_nemenyi", "friedman_markdown",
     "plot_critical_difference", "plot_convergence", "plot_motivation", "plot_minority_share",
-    "plot_sensitivity_se", "plot_sensitivity_batch", "placeholder_figure",
+    "plot_sensitivity_se", "plot_sensitivity_batch", "placeholder_figure", "plot_forest", "paired_differences",
     "headline_metrics", "plot_data", "findings", "verdict", "verdict_table", "dataset_table", "failed_markdown",
     "to_markdown", "write_report", "tie_margin", "TIE_MARGIN", "pooled_row", "verdicts_by_seed",
     "POOLED_BLOCKS", "POOLED_RUNS", "MIN_BLOCKS",
@@ -198,6 +201,13 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
     conv_text += "### Wilcoxon against random\n\n" + to_markdown(conv_wil[["metric"] + [c for c in conv_wil.columns if c != "metric"]], floatfmt=".4g")
     text("tables", "tables/convergence.md", conv_text)
     text("tables", "tables/convergence.csv", convergence.to_csv(index=False, float_format="%.6g"))
+    # effect sizes per block with their intervals (the forest plot of the rendered page)
+    differences = pd.concat([paired_differences(results, m, BASELINE, order) for m in REPORTED_METRICS]
+                            + [paired_differences(convergence, m, BASELINE, order) for m in CONVERGENCE_METRICS],
+                            ignore_index=True)
+    text("tables", "tables/differences.csv", differences.to_csv(index=False, float_format="%.6g"))
+    figure("figures/forest.png", plot_forest(differences, note="95 % t-interval of the paired differences "
+                                                               "(matched on fold and seed) per data set and model"))
     verdicts = verdict_table({**wilcoxon, **conv_wilcoxon}, alpha)
     text("tables", "tables/verdicts.csv", verdicts.to_csv(index=False, float_format="%.6g"))
     text("tables", "tables/verdicts.md",

@@ -16,11 +16,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullLocator
 
 from .collect import finished_cells, most_frequent
-from .conventions import METHOD_ORDER, method_order
+from .conventions import METHOD_ORDER, higher_is_better, method_order, tie_margin
 from .statistics import FriedmanResult
 
 __all__ = ["placeholder_figure", "plot_convergence", "plot_motivation", "plot_minority_share",
-           "plot_sensitivity_se", "plot_sensitivity_batch", "plot_critical_difference"]
+           "plot_sensitivity_se", "plot_sensitivity_batch", "plot_critical_difference", "plot_forest"]
 
 _DPI = 110
 
@@ -272,6 +272,72 @@ def plot_sensitivity_batch(sens: pd.DataFrame, metrics: Sequence[str] = ("macro_
     axes[0, 0].legend(fontsize=8)
     se_txt = f", adaptive at s_e = {se:g}" if np.isfinite(se) else ""
     fig.suptitle(f"Sensitivity to the batch size{se_txt}\n(mean ± std over models and folds)", fontsize=10)
+    return fig
+
+
+def plot_forest(differences: pd.DataFrame, metrics: Sequence[str] | None = None,
+                methods: Sequence[str] | None = None, note: str | None = None) -> Figure:
+    """Forest plot: method − baseline per (dataset, model) with its interval, one panel per metric.
+
+    Parameters
+    ----------
+    differences : pandas.DataFrame
+        Rows of :func:`mlabs.report.statistics.paired_differences` (columns ``metric, dataset,
+        model, method, baseline, mean_diff, ci_low, ci_high``), several metrics stacked.
+    metrics, methods : sequence of str, optional
+        Panels and methods to draw, in this order (default: all present).
+    note : str, optional
+        A line under the panels (e.g. how the intervals were computed).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The grey band of each panel is the metric's tie margin; the title says which side is
+        better. A placeholder when ``differences`` is empty.
+    """
+    if differences is None or not len(differences):
+        return placeholder_figure("Differences against the baseline", "No paired runs to compare.")
+    metrics = [m for m in (metrics or dict.fromkeys(differences["metric"])) if m in set(differences["metric"])]
+    order = method_order(differences["method"], methods)
+    blocks = sorted(set(zip(differences["dataset"], differences["model"])))
+    palette = _palette(order)
+    ncols = min(4, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    rows_height = 0.18 * len(blocks) * max(1.0, 0.45 * len(order)) + 0.9
+    fig = _figure(3.3 * ncols + 1.2, rows_height * nrows + (0.9 if note else 0.6))
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, sharey=True)).ravel()
+    y_of = {b: len(blocks) - 1 - i for i, b in enumerate(blocks)}  # first block on top
+    offsets = np.linspace(-0.3, 0.3, len(order)) if len(order) > 1 else np.zeros(1)
+    baseline = str(differences["baseline"].iloc[0])
+    for ax, metric in zip(axes, metrics):
+        part = differences[differences["metric"] == metric]
+        margin = tie_margin(metric)
+        ax.axvspan(-margin, margin, color="0.9", linewidth=0)
+        ax.axvline(0.0, color="0.35", linewidth=0.8)
+        for offset, method in zip(offsets, order):
+            rows = part[part["method"] == method]
+            if not len(rows):
+                continue
+            y = np.array([y_of[(d, m)] for d, m in zip(rows["dataset"], rows["model"])]) + offset
+            mean = rows["mean_diff"].to_numpy(float)
+            low = mean - rows["ci_low"].to_numpy(float)
+            high = rows["ci_high"].to_numpy(float) - mean
+            ax.errorbar(mean, y, xerr=np.vstack([np.nan_to_num(low), np.nan_to_num(high)]), fmt="o",
+                        markersize=3.5, color=palette[method], elinewidth=1, capsize=2, label=method)
+        better = "higher" if higher_is_better(metric) else "lower"
+        ax.set_title(f"{metric} ({better} is better)", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        ax.grid(axis="x", color="0.85", linewidth=0.5)
+    for ax in axes[len(metrics):]:
+        ax.axis("off")
+    axes[0].set_yticks(range(len(blocks)), labels=[f"{d} / {m}" for d, m in reversed(blocks)])
+    axes[0].set_ylim(-0.6, len(blocks) - 0.4)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, [f"{m} − {baseline}" for m in labels], loc="outside upper center",
+               ncols=min(len(order), 5), fontsize=8, frameon=False)
+    if note:
+        fig.supxlabel(note, fontsize=8)
     return fig
 
 

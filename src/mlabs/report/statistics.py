@@ -29,7 +29,7 @@ from .tables import block_means, to_markdown
 __all__ = [
     "POOLED_BLOCKS", "POOLED_RUNS", "MIN_BLOCKS", "FriedmanResult",
     "wilcoxon_table", "pooled_row", "wins_ties_losses", "friedman_nemenyi", "friedman_markdown",
-    "verdict", "verdict_table", "verdicts_by_seed", "format_p",
+    "verdict", "verdict_table", "verdicts_by_seed", "format_p", "paired_differences",
 ]
 
 #: Pooled rows of :func:`wilcoxon_table`: over (dataset, model) block means, and over paired runs.
@@ -140,6 +140,38 @@ def wilcoxon_table(results: pd.DataFrame, metric: str, baseline: str = "random",
             rows.append({"model": name, "method": method, "baseline": baseline, "n_pairs": len(units),
                          "mean_diff": float((units["x"] - units["y"]).mean()) if len(units) else np.nan,
                          "statistic": stat, "p_value": pval, "wins": w, "ties": t, "losses": l, "note": note})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def paired_differences(results: pd.DataFrame, metric: str, baseline: str = "random",
+                       methods: Sequence[str] | None = None, confidence: float = 0.95) -> pd.DataFrame:
+    """Mean difference method − ``baseline`` per (dataset, model) with its t-interval.
+
+    The runs are paired as in :func:`wilcoxon_table` (on dataset, model, fold and seed); the
+    interval is the Student-t interval of the mean of the paired differences (NaN for one pair).
+    It shows the size and spread of each block's difference; the verdicts rest on the Wilcoxon
+    tests, not on these intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``metric, dataset, model, method, baseline, n_pairs, mean_diff, ci_low, ci_high``,
+        one row per block and non-baseline method with at least one pair.
+    """
+    higher_is_better(metric)
+    cols = ["metric", "dataset", "model", "method", "baseline", "n_pairs", "mean_diff", "ci_low", "ci_high"]
+    ok = finished_cells(results)
+    rows = []
+    for method in [m for m in method_order(ok["method"], methods) if m != baseline]:
+        pairs = _pairs(results, metric, method, baseline)
+        for (dataset, model), p in pairs.groupby(["dataset", "model"], sort=True):
+            d = (p["x"] - p["y"]).to_numpy(float)
+            mean, n = float(d.mean()), len(d)
+            half = (float(stats.t.ppf(0.5 + confidence / 2, n - 1) * d.std(ddof=1) / math.sqrt(n))
+                    if n > 1 else np.nan)
+            rows.append({"metric": metric, "dataset": dataset, "model": model, "method": method,
+                         "baseline": baseline, "n_pairs": n, "mean_diff": mean,
+                         "ci_low": mean - half, "ci_high": mean + half})
     return pd.DataFrame(rows, columns=cols)
 
 

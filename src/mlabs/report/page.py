@@ -1,0 +1,584 @@
+"""The rendered report: one self-contained HTML page per profile.
+
+:func:`render_page` reads a report folder (``reports/`` for the default profile, ``reports/<profile>/``
+for a committed snapshot) and writes ``report.html`` into it: the claims tested and their verdicts
+with the headline figures first, then the main tables, then every figure left, and the full
+per-test detail folded. The page opens with the network off: figures are embedded as PNG data
+URIs, the style is inline, there are no scripts and no fonts to fetch.
+
+Every figure and table carries its provenance: the function that drew it, a digest of the report
+code, of the parameters and of the data, where the cells were computed and, when the results
+record it, the digest of the cells' code. Nothing in the page depends on the time or the commit,
+so rendering the same inputs twice gives the same bytes.
+
+Render a committed snapshot from its committed tables and figures, without running the pipeline::
+
+    python -m mlabs.report.page reports/compare
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import html
+import io
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import stats
+
+from ..convergence import CONVERGENCE_METRICS
+from ..metrics import REPORTED_METRICS
+from .conventions import BASELINE, method_order
+from .statistics import paired_differences
+
+__all__ = ["PAGE_NAME", "render_page", "report_code_digest", "main"]
+
+#: The page's file name inside its report folder.
+PAGE_NAME = "report.html"
+_REPORT_CODE = Path(__file__).resolve().parent
+_PNG_METADATA = {"Software": "mlabs.report"}  # no timestamp, no version: the same bytes every time
+
+#: Which function drew each figure (glob on the file name); a figure not listed here is shown
+#: among the headline figures as "not recorded" (a figure added by newer report code).
+FIGURE_CODE = (
+    ("forest.png", "mlabs.report.figures.plot_forest"),
+    ("convergence_*.png", "mlabs.report.figures.plot_convergence"),
+    ("motivation_*.png", "mlabs.report.figures.plot_motivation"),
+    ("minority_share.png", "mlabs.report.figures.plot_minority_share"),
+    ("sensitivity_se.png", "mlabs.report.figures.plot_sensitivity_se"),
+    ("sensitivity_batch.png", "mlabs.report.figures.plot_sensitivity_batch"),
+    ("cd_*.png", "mlabs.report.figures.plot_critical_difference"),
+)
+#: Which function wrote each table (glob on the file name).
+TABLE_CODE = (
+    ("main_*.md", "mlabs.report.tables.main_table_markdown"),
+    ("datasets.md", "mlabs.report.tables.dataset_table"),
+    ("failed.md", "mlabs.report.tables.failed_markdown"),
+    ("wilcoxon.md", "mlabs.report.statistics.wilcoxon_table"),
+    ("friedman.md", "mlabs.report.statistics.friedman_markdown"),
+    ("verdicts.md", "mlabs.report.statistics.verdict_table"),
+    ("verdicts_by_seed.md", "mlabs.report.statistics.verdicts_by_seed"),
+    ("convergence.md", "mlabs.convergence.convergence_results, mlabs.report.statistics.wilcoxon_table"),
+    ("findings.md", "mlabs.report.findings_text.findings"),
+)
+_NOT_RECORDED = "not recorded"
+
+
+def _code_of(name: str, table: Sequence[tuple[str, str]]) -> str | None:
+    return next((code for pattern, code in table if fnmatch(name, pattern)), None)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def report_code_digest(folder: str | Path = _REPORT_CODE) -> str:
+    """SHA-256 over the report code: every ``*.py`` of ``folder``, by name, name and content."""
+    h = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# provenance
+
+
+@dataclass
+class Provenance:
+    """What every figure and table of one page was computed from (see the module docstring)."""
+
+    report_code: str
+    params: str
+    params_source: str
+    data: list[tuple[str, str]] = field(default_factory=list)  # (what, checksum)
+    machines: str = _NOT_RECORDED
+    machines_detail: str = ""
+    cells_code: list[str] = field(default_factory=list)
+
+    @property
+    def data_digest(self) -> str:
+        lines = "".join(f"{what}\t{digest}\n" for what, digest in self.data)
+        return _sha256(lines.encode()) if self.data else ""
+
+    def caption(self, code: str | None) -> str:
+        parts = [f"drawn by <code>{html.escape(code or _NOT_RECORDED)}</code>",
+                 f"report code sha256:{self.report_code[:12]}",
+                 f"params sha256:{self.params[:12]}" if self.params else f"params {_NOT_RECORDED}",
+                 f"data sha256:{self.data_digest[:12]}" if self.data else f"data {_NOT_RECORDED}",
+                 f"computed on: {html.escape(self.machines)}"]
+        if self.cells_code:
+            parts.append("cells' code " + ", ".join(f"sha256:{d[:12]}" for d in self.cells_code))
+        return " · ".join(parts)
+
+
+def _project_root(report_dir: Path) -> Path | None:
+    for folder in (report_dir, *report_dir.parents):
+        if (folder / "dvc.yaml").is_file():
+            return folder
+    return None
+
+
+def _find_lock(report_dir: Path) -> Path | None:
+    # a snapshot keeps its own lock (reports/<profile>/dvc.lock); the default's is the project's
+    for candidate in (report_dir / "dvc.lock", report_dir.parent / "dvc.lock"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _canonical(value) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def _lock_params(lock: dict) -> dict:
+    """Every parameter value the lock's stages recorded (the values the cells ran with)."""
+    merged: dict = {}
+    for stage in (lock.get("stages") or {}).values():
+        for values in (stage.get("params") or {}).values():
+            merged.update(values or {})
+    return merged
+
+
+def _lock_data(lock: dict, datasets: Sequence[str]) -> list[tuple[str, str]]:
+    """The md5 DVC recorded for each data set's prepared folds and for the raw data folder."""
+    out = []
+    stages = lock.get("stages") or {}
+    for ds in datasets:
+        stage = stages.get(f"prepare@{ds}") or {}
+        for entry in stage.get("deps") or []:
+            if entry.get("path") == "data":
+                out.append((f"{ds}: raw data folder data/ (dvc.lock md5)", str(entry.get("md5"))))
+        for entry in stage.get("outs") or []:
+            if str(entry.get("path", "")).endswith(".npz"):
+                out.append((f"{ds}: prepared folds {entry['path']} (dvc.lock md5)", str(entry.get("md5"))))
+    return out
+
+
+def _report_cells(report_dir: Path) -> set[tuple] | None:
+    """The (dataset, model, method, batch size, fold, seed) of every cell the report covers."""
+    path = report_dir / "tables" / "convergence.csv"
+    if not path.is_file():
+        return None
+    cells = pd.read_csv(path)
+    key = ["dataset", "model", "method", "batch_size", "fold", "seed"]
+    if not set(key) <= set(cells.columns):
+        return None
+    return {(str(d), str(m), str(me), int(b), int(f), int(s))
+            for d, m, me, b, f, s in cells[key].itertuples(index=False)}
+
+
+def _results_code_digests(results_root: Path, cells: set[tuple] | None, datasets: Sequence[str],
+                          models: Sequence[str]) -> list[str]:
+    """The distinct ``code_digest`` values that the report's cells recorded in their result.json."""
+    from ..results import parse_cell_dir
+
+    digests = set()
+    for path in sorted(results_root.rglob("result.json")):
+        c = parse_cell_dir(path, results_root)
+        if cells is not None:
+            try:
+                ident = (c["dataset"], c["model"], c["method"], int(c["batch_size"]), int(c["fold"]), int(c["seed"]))
+            except (TypeError, ValueError):  # a folder of another layout
+                continue
+            if ident not in cells:
+                continue
+        elif c["dataset"] not in datasets or c["model"] not in models:
+            continue
+        try:
+            digest = json.loads(path.read_text()).get("code_digest")
+        except (OSError, ValueError):
+            continue
+        if digest:
+            digests.add(str(digest))
+    return sorted(digests)
+
+
+def collect_provenance(report_dir: Path, *, datasets: Sequence[str], models: Sequence[str],
+                       lock_path: Path | None = None, params_file: Path | None = None,
+                       results_root: Path | None = None) -> Provenance:
+    """The provenance of a report folder (paths as in :func:`render_page`)."""
+    root = _project_root(report_dir)
+    lock = yaml.safe_load(lock_path.read_text()) if lock_path is not None and lock_path.is_file() else None
+    if lock:
+        params = _lock_params(lock)
+        params_source = f"the parameters recorded by its stages in {lock_path.name}"
+    elif params_file is not None and params_file.is_file():
+        raw = yaml.safe_load(params_file.read_text()) or {}
+        params = {k: v for k, v in raw.items() if k != "grid"}  # grid: how cells run, not what they compute
+        params_source = f"{params_file.name} (every section but grid)"
+    else:
+        params, params_source = {}, _NOT_RECORDED
+    data = _lock_data(lock, datasets) if lock else []
+    if root is not None and (root / "data" / "SHA256SUMS").is_file():
+        manifest = (root / "data" / "SHA256SUMS").read_bytes()
+        data.append(("raw data manifest data/SHA256SUMS (sha256)", _sha256(manifest)))
+    prov = Provenance(report_code=report_code_digest(), params=_sha256(_canonical(params)) if params else "",
+                      params_source=params_source, data=data)
+    machines = report_dir / "machines.json"
+    if machines.is_file():
+        raw = machines.read_bytes()
+        prov.machines = f"{machines.name} sha256:{_sha256(raw)[:12]}"
+        prov.machines_detail = raw.decode(errors="replace")
+    if results_root is not None and results_root.is_dir():
+        prov.cells_code = _results_code_digests(results_root, _report_cells(report_dir), datasets, models)
+    return prov
+
+
+# ---------------------------------------------------------------------------------------------
+# figures
+
+
+def _png_bytes(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata=_PNG_METADATA)
+    return buffer.getvalue()
+
+
+def _differences_from_tables(tables: Path, order: Sequence[str]) -> tuple[pd.DataFrame, str]:
+    """The forest plot's rows from committed tables, for a report written before ``differences.csv``.
+
+    The convergence measures are paired per run (``convergence.csv`` holds every cell); the test
+    metrics only have each method's mean, std and n per block (``main_<metric>.csv``), so their
+    interval is Welch's, unpaired, and wider than the paired one would be.
+    """
+    frames = []
+    if (tables / "convergence.csv").is_file():
+        conv = pd.read_csv(tables / "convergence.csv")
+        frames += [paired_differences(conv, m, BASELINE, order) for m in CONVERGENCE_METRICS if m in conv]
+    for metric in REPORTED_METRICS:
+        path = tables / f"main_{metric}.csv"
+        if not path.is_file():
+            continue
+        main = pd.read_csv(path)
+        rows = []
+        for method in [m for m in order if m != BASELINE and f"{m}_mean" in main]:
+            for _, r in main.iterrows():
+                n1, n0 = r[f"{method}_n"], r[f"{BASELINE}_n"]
+                if not (n1 > 0 and n0 > 0):
+                    continue
+                mean = r[f"{method}_mean"] - r[f"{BASELINE}_mean"]
+                v1, v0 = r[f"{method}_std"] ** 2 / n1, r[f"{BASELINE}_std"] ** 2 / n0
+                se = math.sqrt(v1 + v0)
+                dof = (v1 + v0) ** 2 / (v1 ** 2 / max(n1 - 1, 1) + v0 ** 2 / max(n0 - 1, 1)) if se > 0 else 1.0
+                half = float(stats.t.ppf(0.975, dof) * se) if n1 > 1 and n0 > 1 else np.nan
+                rows.append({"metric": metric, "dataset": r["dataset"], "model": r["model"], "method": method,
+                             "baseline": BASELINE, "n_pairs": int(min(n1, n0)), "mean_diff": mean,
+                             "ci_low": mean - half, "ci_high": mean + half})
+        frames.append(pd.DataFrame(rows))
+    frames = [f for f in frames if len(f)]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    note = ("95 % intervals: paired t-interval for epochs_to_95 and curve_area; Welch's unpaired interval "
+            "from the main tables' mean ± std for the test metrics (this report has no tables/differences.csv)")
+    return frame, note
+
+
+def _forest_png(report_dir: Path, order: Sequence[str]) -> tuple[bytes, str]:
+    """The forest plot: the committed figure if the report has one, else drawn from its tables."""
+    committed = report_dir / "figures" / "forest.png"
+    if committed.is_file():
+        return committed.read_bytes(), "mlabs.report.figures.plot_forest"
+    from .figures import plot_forest
+
+    frame, note = _differences_from_tables(report_dir / "tables", order)
+    fig = plot_forest(frame, metrics=list(REPORTED_METRICS) + list(CONVERGENCE_METRICS), methods=order, note=note)
+    return _png_bytes(fig), ("mlabs.report.figures.plot_forest, called by mlabs.report.page on "
+                             "tables/main_*.csv and tables/convergence.csv")
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+
+
+def _markdown(text: str) -> str:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1180px;margin:2em auto;
+padding:0 1em;color:#1d1d1d;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+h3{margin-bottom:.3em}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0;display:block;overflow-x:auto}
+th,td{border:1px solid #d0d0d0;padding:.2em .5em;text-align:left;white-space:nowrap}
+th{background:#f3f3f3}
+figure{margin:1.2em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+.prov,figcaption{font-size:.75em;color:#555}.prov code,figcaption code{font-size:1em}
+.claim{margin:.6em 0}.verdict-better{color:#1a7f37;font-weight:600}.verdict-worse{color:#b42318;font-weight:600}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:0 1.5em}
+details{margin:1em 0}summary{cursor:pointer;font-weight:600}
+pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}
+"""
+
+
+class _Page:
+    def __init__(self, report_dir: Path, prov: Provenance):
+        self.dir = report_dir
+        self.prov = prov
+        self.parts: list[str] = []
+        self.shown: set[str] = set()
+
+    def add(self, fragment: str) -> None:
+        self.parts.append(fragment)
+
+    def figure_bytes(self, data: bytes, title: str, code: str | None) -> None:
+        uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+        self.add(f'<figure><img src="{uri}" alt="{html.escape(title)}">'
+                 f"<figcaption><b>{html.escape(title)}</b><br>{self.prov.caption(code)}</figcaption></figure>")
+
+    def figure(self, name: str, title: str | None = None) -> None:
+        path = self.dir / "figures" / name
+        if not path.is_file() or name in self.shown:
+            return
+        self.shown.add(name)
+        self.figure_bytes(path.read_bytes(), title or f"figures/{name}", _code_of(name, FIGURE_CODE))
+
+    def figures(self, pattern: str, grid: bool = False) -> None:
+        if grid:
+            self.add('<div class="grid">')
+        for path in sorted((self.dir / "figures").glob(pattern)):
+            self.figure(path.name)
+        if grid:
+            self.add("</div>")
+
+    def table(self, rel: str, title: str | None = None) -> None:
+        path = self.dir / rel
+        if not path.is_file() or rel in self.shown:
+            return
+        self.shown.add(rel)
+        self.add(f"<section><h3>{html.escape(title or rel)}</h3>{_markdown(path.read_text())}"
+                 f'<p class="prov">{html.escape(rel)} · {self.prov.caption(_code_of(path.name, TABLE_CODE))}</p>'
+                 "</section>")
+
+
+def _verdict_span(verdict: str) -> str:
+    cls = {"better": "verdict-better", "worse": "verdict-worse"}.get(verdict)
+    return f'<span class="{cls}">{html.escape(verdict)}</span>' if cls else html.escape(verdict)
+
+
+def _claim(verdicts: pd.DataFrame, metrics: Sequence[str], method: str) -> str:
+    """One sentence: where ``method`` is better or worse than the baseline, and how many ties."""
+    rows = verdicts[(verdicts["method"] == method) & verdicts["metric"].isin(list(metrics))]
+    if not len(rows):
+        return ""
+    said = []
+    for word in ("better", "worse"):
+        hits = rows[rows["verdict"] == word]
+        if len(hits):
+            items = ", ".join(f"{html.escape(str(r['metric']))} ({r['mean_diff']:+.3g}, p = {r['p_value']:.2g})"
+                              for _, r in hits.iterrows())
+            said.append(f"{_verdict_span(word)} on {items}")
+    rest = len(rows) - sum(rows["verdict"].isin(["better", "worse"]))
+    if rest:
+        said.append(f"no significant difference on {'the other ' if said else ''}{rest}"
+                    f"{'' if said else ' of ' + str(len(rows))}")
+    return f"<b>{html.escape(method)}</b>: {'; '.join(said)}."
+
+
+def _claims(page: _Page, tables: Path, metrics_json: dict, order: Sequence[str]) -> None:
+    path = tables / "verdicts.csv"
+    if not path.is_file():
+        page.add("<p>No verdicts in this report (tables/verdicts.csv is missing).</p>")
+        return
+    verdicts = pd.read_csv(path)
+    methods = [m for m in order if m != BASELINE and m in set(verdicts["method"])]
+    claims = (
+        ("Claim 1: selecting batches adaptively improves the test metrics over shuffled batches.",
+         list(REPORTED_METRICS),
+         "Each test metric at the epoch of best validation macro-AUC; better / worse need p &lt; 0.05, more "
+         "wins than losses and a mean difference beyond the tie margin (tables/verdicts.md)."),
+        ("Claim 2: it reaches a given validation macro-AUC in fewer epochs.",
+         list(CONVERGENCE_METRICS),
+         "epochs_to_95: first epoch reaching 95 % of random's best validation macro-AUC in the same fold "
+         "(lower is better); curve_area: mean validation macro-AUC over the selection epochs."),
+    )
+    for title, metrics, how in claims:
+        sentences = [s for s in (_claim(verdicts, metrics, m) for m in methods) if s]
+        rows = verdicts[verdicts["metric"].isin(metrics)]
+        unit = str(rows["unit"].iloc[0]) if len(rows) else ""
+        unit = unit[len("all ("):-1] if unit.startswith("all (") and unit.endswith(")") else unit  # "all (paired runs)"
+        unit = (f" Against {BASELINE}, mean difference method − {BASELINE}; paired Wilcoxon over the "
+                f"{html.escape(unit)} (n = {rows['n'].iloc[0]}).") if len(rows) else ""
+        page.add(f'<div class="claim"><h3>{title}</h3><p>{" ".join(sentences)}{unit}</p>'
+                 f'<p class="prov">{how} · {page.prov.caption("mlabs.report.statistics.verdict_table")}</p></div>')
+    fr = metrics_json.get("friedman_macro_auc") or {}
+    if fr.get("avg_rank"):
+        ranks = ", ".join(f"{html.escape(m)} {r:.2f}" for m, r in sorted(fr["avg_rank"].items(), key=lambda kv: kv[1]))
+        page.add('<div class="claim"><h3>Claim 3: the methods rank differently over data sets and models.</h3>'
+                 f"<p>Friedman test on macro-AUC over {fr.get('n_blocks')} (data set, model) blocks: "
+                 f"p = {fr.get('p_value'):.3g}; average ranks (1 = best) {ranks}. The critical-difference "
+                 "diagrams and the Nemenyi test are below.</p>"
+                 '<p class="prov">metrics.json · '
+                 f'{page.prov.caption("mlabs.report.statistics.friedman_nemenyi")}</p></div>')
+
+
+def _profile_order(report_dir: Path) -> tuple[list[str], list[str], list[str]]:
+    """Methods, data sets and models of the report, read from its main table."""
+    path = report_dir / "tables" / "main_macro_auc.csv"
+    if not path.is_file():
+        return [], [], []
+    main = pd.read_csv(path)
+    methods = [c[: -len("_mean")] for c in main.columns if c.endswith("_mean")]
+    return (method_order(methods, methods), list(dict.fromkeys(main["dataset"].astype(str))),
+            list(dict.fromkeys(main["model"].astype(str))))
+
+
+def render_html(report_dir: str | Path, *, lock: str | Path | None = None, params_file: str | Path | None = None,
+                results_root: str | Path | None = None, profile: str | None = None) -> str:
+    """The page of ``report_dir`` as a string (see :func:`render_page`)."""
+    report_dir = Path(report_dir)
+    tables = report_dir / "tables"
+    order, datasets, models = _profile_order(report_dir)
+    lock_path = Path(lock) if lock is not None else _find_lock(report_dir)
+    if params_file is None:
+        root = _project_root(report_dir)
+        candidates = [root / f"params-{report_dir.name}.yaml", root / "params.yaml"] if root is not None else []
+        params_file = next((c for c in candidates if c.is_file()), None)
+    prov = collect_provenance(report_dir, datasets=datasets, models=models, lock_path=lock_path,
+                              params_file=Path(params_file) if params_file is not None else None,
+                              results_root=Path(results_root) if results_root is not None else None)
+    profile = profile or ("default" if report_dir.name == "reports" else report_dir.name)
+    metrics_path = report_dir / "metrics.json"
+    metrics_json = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    page = _Page(report_dir, prov)
+
+    cells = metrics_json.get("cells") or {}
+    page.add(f"<h1>Multi-label adaptive batch selection: the {html.escape(profile)} profile</h1>"
+             f"<p>Data sets: {html.escape(', '.join(datasets) or 'none')}. "
+             f"Models: {html.escape(', '.join(models) or 'none')}. "
+             f"Methods compared with {BASELINE} (shuffled batches): "
+             f"{html.escape(', '.join(m for m in order if m != BASELINE) or 'none')}. "
+             f"Cells: {cells.get('ok', 0)} finished, {cells.get('failed', 0)} failed. "
+             "The full text of the findings is in findings.md (at the end of this page).</p>")
+
+    page.add("<h2>Claims and verdicts</h2>")
+    _claims(page, tables, metrics_json, order)
+    forest, forest_code = _forest_png(report_dir, order)
+    page.shown.add("forest.png")
+    page.figure_bytes(forest, "Method − random per data set and model, with 95 % intervals "
+                              "(test metrics and the two convergence measures; grey: tie margin)", forest_code)
+    page.figures("convergence_*.png")
+    # figures this page does not know (newer report code): headline figures until placed here
+    unknown = [p for p in sorted((report_dir / "figures").glob("*.png")) if _code_of(p.name, FIGURE_CODE) is None]
+    if unknown:
+        page.add("<h3>Further figures</h3>")
+        for path in unknown:
+            page.figure(path.name)
+
+    page.add("<h2>Main tables</h2>")
+    page.table("tables/datasets.md", "Data sets")
+    page.table("tables/verdicts.md", "Verdicts against random")
+    for metric in REPORTED_METRICS:
+        page.table(f"tables/main_{metric}.md", f"Test {metric} (mean ± std over runs, best in bold)")
+    for path in sorted(tables.glob("main_*.md")):
+        page.table(f"tables/{path.name}")
+
+    page.add("<h2>More figures</h2>")
+    page.figures("cd_*.png", grid=True)
+    page.figures("motivation_*.png")
+    for name in ("minority_share.png", "sensitivity_se.png", "sensitivity_batch.png"):
+        page.figure(name)
+    page.figures("*.png")  # any figure not shown yet
+
+    page.add("<h2>Per-test detail</h2><details><summary>Every test, the convergence tables, failed cells and "
+             "the full findings (click to open)</summary>")
+    for rel in ("tables/wilcoxon.md", "tables/friedman.md", "tables/convergence.md", "tables/verdicts_by_seed.md",
+                "tables/failed.md"):
+        page.table(rel)
+    for path in sorted(tables.glob("*.md")):
+        page.table(f"tables/{path.name}")
+    page.table("findings.md", "findings.md")
+    page.add("</details>")
+
+    page.add("<h2>Provenance</h2><ul>"
+             f"<li>Report code (every src/mlabs/report/*.py): sha256:{prov.report_code}</li>"
+             f"<li>Parameters, from {html.escape(prov.params_source)}: "
+             + (f"sha256:{prov.params}" if prov.params else _NOT_RECORDED) + "</li>"
+             "<li>Data: " + (f"sha256:{prov.data_digest} over<ul>"
+                             + "".join(f"<li>{html.escape(w)}: {html.escape(d)}</li>" for w, d in prov.data)
+                             + "</ul>" if prov.data else _NOT_RECORDED) + "</li>"
+             f"<li>Where the cells were computed: {html.escape(prov.machines)}</li>"
+             + (f"<li>Cells' code (result.json code_digest): {', '.join(prov.cells_code)}</li>"
+                if prov.cells_code else "")
+             + "</ul>")
+    if prov.machines_detail:
+        page.add(f"<details><summary>machines.json</summary><pre>{html.escape(prov.machines_detail)}</pre></details>")
+    readme = report_dir / "README.md"
+    if readme.is_file():
+        page.add("<details><summary>How this snapshot was run (README.md)</summary>"
+                 f"{_markdown(readme.read_text())}</details>")
+
+    title = f"mlabs report: {profile} profile"
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            '<link rel="icon" href="data:,">'
+            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>\n"
+            + "\n".join(page.parts) + "\n</body></html>\n")
+
+
+def render_page(report_dir: str | Path, out: str | Path | None = None, *, lock: str | Path | None = None,
+                params_file: str | Path | None = None, results_root: str | Path | None = None,
+                profile: str | None = None) -> Path:
+    """Write the self-contained HTML page of a report folder.
+
+    Parameters
+    ----------
+    report_dir : str or Path
+        The report folder (``reports`` or ``reports/<profile>``), with ``tables/``, ``figures/``,
+        ``metrics.json`` and ``findings.md`` as :func:`mlabs.report.write_report` writes them.
+    out : str or Path, optional
+        The page (default: ``<report_dir>/report.html``).
+    lock : str or Path, optional
+        The profile's ``dvc.lock``, source of the parameter digest and data checksums (default:
+        ``<report_dir>/dvc.lock``, else the one beside ``report_dir``).
+    params_file : str or Path, optional
+        Parameter file to digest when there is no lock (default: ``params-<name>.yaml``, else
+        ``params.yaml`` at the project root).
+    results_root : str or Path, optional
+        The cell results (``artifacts/runs``): their ``code_digest`` values, when they record one,
+        are listed as the cells' code.
+    profile : str, optional
+        The profile's name in the title (default: the folder's name, ``default`` for ``reports``).
+
+    Returns
+    -------
+    Path
+        The page written.
+    """
+    from .._io import write_text_atomic
+
+    text = render_html(report_dir, lock=lock, params_file=params_file, results_root=results_root, profile=profile)
+    return write_text_atomic(text, Path(out) if out is not None else Path(report_dir) / PAGE_NAME)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mlabs.report.page REPORT_DIR...``: render each folder's page from its committed files."""
+    parser = argparse.ArgumentParser(prog="python -m mlabs.report.page", description=main.__doc__)
+    parser.add_argument("report_dirs", nargs="+", help="report folders, e.g. reports reports/compare")
+    parser.add_argument("--results", default=None, help="cell results root for the cells' code digest "
+                                                        "(e.g. artifacts/runs; default: not read)")
+    args = parser.parse_args(argv)
+    for folder in args.report_dirs:
+        if not (Path(folder) / "tables").is_dir():
+            print(f"{folder}: no tables/ folder; is it a report folder (reports, reports/<profile>)?",
+                  file=sys.stderr)
+            return 2
+        path = render_page(folder, results_root=args.results)
+        print(f"{path} ({path.stat().st_size} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
