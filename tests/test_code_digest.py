@@ -6,6 +6,7 @@ fingerprints are computed by :meth:`TrainConfig.fingerprint` with the copy as th
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -178,6 +179,33 @@ def test_retokenising_every_module_reformatted_gives_the_same_stream(path):
     stream = cd.token_stream(path.read_text())
     assert stream, path
     assert cd.token_stream(_render(stream)) == stream
+
+
+_STREAMS = """
+import hashlib, importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("code_digest", sys.argv[1])
+cd = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(cd)
+out = {str(p): repr(cd.token_stream(p.read_text())) for p in sorted(cd.PACKAGE_DIR.rglob("*.py"))}
+out["digest"] = cd.code_digest(["mlabs.training", "mlabs.models.clif", "mlabs.selection.chain.sampler"])
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("version", ["3.11", "3.12", "3.13"])
+def test_the_digest_is_the_same_under_every_supported_python(version):
+    # code_digest.py needs only the standard library, so another interpreter can run it as is; an
+    # interpreter not on PATH is skipped (with pyenv: PATH=$PATH:$(pyenv root)/versions/3.12.1/bin)
+    exe = shutil.which(f"python{version}")
+    probe = exe and subprocess.run([exe, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                   capture_output=True, text=True)
+    if not probe or probe.returncode or probe.stdout.strip() != version:
+        pytest.skip(f"no python{version} on PATH to compare the digest with")
+    run = subprocess.run([exe, "-c", _STREAMS, cd.__file__], capture_output=True, text=True, check=True)
+    theirs = json.loads(run.stdout)
+    ours = {str(p): repr(cd.token_stream(p.read_text())) for p in sorted(cd.PACKAGE_DIR.rglob("*.py"))}
+    ours["digest"] = cd.code_digest(["mlabs.training", "mlabs.models.clif", "mlabs.selection.chain.sampler"])
+    assert [k for k in ours if theirs.get(k) != ours[k]] == []
 
 
 # ----------------------------------------------------------------------------------------------
