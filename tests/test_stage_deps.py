@@ -1,14 +1,17 @@
-"""dvc.yaml declares every file of ``src/mlabs`` a stage's notebook imports, and the params it reads.
+"""dvc.yaml declares exactly the files of ``src/mlabs`` a stage's notebook imports, and the params it reads.
 
-A missing dependency lets ``dvc status`` call stale results up to date after a code change, so
-the declared deps are checked against the import closure of each stage notebook (static
-imports, including those inside functions; the model a per-model stage builds counts as
-imported, since the registry loads it by name).
+A missing dependency lets ``dvc status`` call stale results up to date after a code change; a
+superfluous one re-runs a stage for code it never executes. So the declared deps are checked in
+both directions against the import closure of each stage notebook
+(:func:`mlabs.code_digest.import_closure`: static imports, including those inside functions, with
+Python's import semantics). The models a stage trains count as imported, since the registry
+loads them by name: its own model for a per-model stage, every model for the other stages that
+train. A folder dep covers its files. A per-model stage is one template for every model, so its
+model-specific helpers (``layers.py``, ``flows.py``, ...) are declared when some model needs them.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from pathlib import Path
@@ -16,62 +19,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlabs.code_digest import import_closure, module_file, static_imports
 from mlabs.models import MODEL_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+CODE = "src/mlabs/"
+PACKAGE = ROOT / "src" / "mlabs"
 
 
-def _module_file(module: str) -> Path | None:
-    base = SRC.joinpath(*module.split("."))
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
-
-
-def _imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
-    """Absolute names of the ``mlabs`` modules a module's code imports."""
-    package = module if is_package else module.rpartition(".")[0]
-    found = set()
-    # imports under `if TYPE_CHECKING:` never run
-    skipped = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
-               and "TYPE_CHECKING" in ast.unparse(block.test) for stmt in block.body for n in ast.walk(stmt)}
-    for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.split(".")[0] == "mlabs"}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1])
-                name = f"{base}.{node.module}" if node.module else base
-            else:
-                name = node.module or ""
-            if name.split(".")[0] != "mlabs":
-                continue
-            found.add(name)
-            found |= {f"{name}.{a.name}" for a in node.names if _module_file(f"{name}.{a.name}")}
-    return found
-
-
-def _closure(roots: set[str]) -> set[Path]:
-    seen: set[str] = set()
-    todo = list(roots)
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        parts = name.split(".")  # importing a.b.c runs a/__init__ and a/b/__init__ too
-        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
-        path = _module_file(name)
-        if path is None:
-            continue
-        todo += sorted(_imports(ast.parse(path.read_text()), name, path.name == "__init__.py"))
-    return {p.relative_to(ROOT) for p in map(_module_file, seen) if p is not None}
+def _closure(roots: set[str]) -> set[str]:
+    return {str(module_file(m, PACKAGE).relative_to(ROOT)) for m in import_closure(roots, PACKAGE)}
 
 
 def _notebook_code(path: Path) -> str:
@@ -93,17 +51,39 @@ def _instances():
 INSTANCES = list(_instances())
 
 
+def _needed(notebook: str, model: str | None) -> set[str]:
+    """The files of ``src/mlabs`` the stage executes."""
+    roots = set()
+    for module, names in static_imports(_notebook_code(ROOT / notebook), "__notebook__"):
+        roots |= {module} | {f"{module}.{n}" for n in names if module_file(f"{module}.{n}", PACKAGE)}
+    if "mlabs.training" in import_closure(roots, PACKAGE):   # the stage trains: it builds models by name
+        roots |= {f"mlabs.models.{m}" for m in ([model] if model else MODEL_NAMES)}
+    return _closure(roots)
+
+
+def _covers(dep: str, path: str) -> bool:
+    return path == dep or path.startswith(dep.rstrip("/") + "/")
+
+
 @pytest.mark.parametrize("stage, notebook, deps, params, model", INSTANCES, ids=[i[0] for i in INSTANCES])
 def test_stage_declares_its_import_closure(stage, notebook, deps, params, model):
-    code = _notebook_code(ROOT / notebook)
-    roots = _imports(ast.parse(code), "__notebook__", False)
-    if model:
-        roots.add(f"mlabs.models.{model}")
-    needed = _closure(roots)
+    needed = _needed(notebook, model)
     assert needed, f"{notebook} imports nothing from mlabs?"
-    missing = sorted(str(f) for f in needed
-                     if not any(str(f) == d or str(f).startswith(d.rstrip("/") + "/") for d in deps))
+    missing = sorted(f for f in needed if not any(_covers(d, f) for d in deps))
     assert not missing, f"dvc.yaml stage {stage} lacks deps on {missing} (imported by {notebook})"
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_stage_declares_no_code_it_does_not_import(stage):
+    instances = [i for i in INSTANCES if i[0].split("[")[0] == stage]
+    needed = set().union(*(_needed(notebook, model) for _, notebook, _, _, model in instances))
+    superfluous = set()
+    for _, _, deps, _, _ in instances:
+        for dep in (d for d in deps if d.startswith(CODE)):
+            files = {str(p.relative_to(ROOT)) for p in (ROOT / dep).rglob("*.py")} if (ROOT / dep).is_dir() else {dep}
+            if not files <= needed:
+                superfluous.add(f"{dep} ({sorted(files - needed)[:3]} not imported)" if len(files) > 1 else dep)
+    assert not superfluous, f"dvc.yaml stage {stage} depends on code its notebook never imports: {sorted(superfluous)}"
 
 
 @pytest.mark.parametrize("stage, notebook, deps, params, model", INSTANCES, ids=[i[0] for i in INSTANCES])
@@ -115,6 +95,13 @@ def test_stage_declares_the_params_its_notebook_reads(stage, notebook, deps, par
 
 
 def test_closure_follows_relative_and_lazy_imports():
-    files = {str(p) for p in _closure({"mlabs.grid"})}
+    files = _closure({"mlabs.grid"})
     # grid imports training at the top and data inside a function; training imports selection
     assert {"src/mlabs/training.py", "src/mlabs/data/preprocess.py", "src/mlabs/selection/registry.py"} <= files
+
+
+def test_the_data_preparation_imports_neither_training_nor_selection():
+    files = _needed("notebooks/01_prepare.ipynb", None)
+    assert "src/mlabs/data/stats.py" in files and "src/mlabs/settings.py" in files
+    assert not [f for f in files if f.startswith(("src/mlabs/selection", "src/mlabs/models")) or f.endswith(
+        ("training.py", "metrics.py"))]

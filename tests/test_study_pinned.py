@@ -2,8 +2,10 @@
 profile are exactly those pinned in tests/data/study_pins.json (see tests/data/make_study_pins.py).
 
 The pins were generated from the code of the commit ``recorded_from`` of the pin file; a
-difference means a result, a report or a fingerprint (which decides whether finished cells are
-re-run) changed. The cells hold on machines whose floating-point kernels match those of the
+difference means a result, a report or the settings part of a fingerprint (which decides whether
+finished cells are re-run) changed. The fingerprints are pinned by their settings part only
+(:meth:`TrainConfig.cell_settings`): the whole fingerprint also covers the code that computes a
+cell, so it changes with every intended code change (``tests/test_code_digest.py`` tests that). The cells hold on machines whose floating-point kernels match those of the
 machine that recorded them (tests/data/kernel_probe.py); elsewhere that test skips, saying so.
 """
 
@@ -22,7 +24,7 @@ _spec.loader.exec_module(pins_mod)
 PINNED = json.loads((_DATA / "study_pins.json").read_text())
 
 
-def test_fingerprints_of_every_profile_are_pinned():
+def test_settings_part_of_the_fingerprints_of_every_profile_is_pinned():
     assert pins_mod.fingerprints() == PINNED["fingerprints"]
 
 

@@ -272,25 +272,19 @@ def test_fingerprint_counts_only_the_cells_own_method_options():
     assert base.fingerprint("dela", "chain", "d") != longer.fingerprint("dela", "chain", "d")
 
 
-def test_draw_revision_makes_only_its_methods_cells_stale(monkeypatch):
-    from mlabs.selection import AdaptiveBatchSampler, ChainBatchSampler
-
-    config = small_config()
-    methods = ("random", "adaptive", "chain", "active_bias")
-    before = {m: config.fingerprint("dela", m, "d") for m in methods}
-    monkeypatch.setattr(ChainBatchSampler, "draw_revision", ChainBatchSampler.draw_revision + 1)
-    after = {m: config.fingerprint("dela", m, "d") for m in methods}
-    assert after["chain"] != before["chain"]
-    assert all(after[m] == before[m] for m in methods if m != "chain")
-    # the class attribute, not inheritance from the adaptive sampler, is what counts
-    assert AdaptiveBatchSampler.draw_revision == 0
-
-
 def test_selection_options_are_checked_per_method():
     with pytest.raises(ValueError, match="selection.quantize: not a batch-selection method"):
         small_config(selection={"quantize": True})
+    # option names are checked where the samplers are built (the settings do not import them)
+    config = small_config(selection={"adaptive": {"chain_length": 4}})
     with pytest.raises(ValueError, match=r"selection.adaptive: unknown option\(s\) \['chain_length'\]"):
-        small_config(selection={"adaptive": {"chain_length": 4}})
+        training.check_selection_options(config)
+    with pytest.raises(ValueError, match=r"selection.adaptive: unknown option\(s\) \['chain_length'\]"):
+        train_cell(Cell("emotions", "dela", "adaptive", 0), None, config, "unused", "unused", progress=False)
+    from mlabs.grid import GridSpec, run_grid
+
+    with pytest.raises(ValueError, match=r"selection.adaptive: unknown option\(s\) \['chain_length'\]"):
+        run_grid([], GridSpec("unused", "unused", "unused", config), progress=False)
     with pytest.raises(ValueError, match="must be a mapping"):
         small_config(selection={"chain": 4})
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from .params_schema import check_params
-
-if TYPE_CHECKING:  # the prepare stage reads params without importing torch and the models
-    from .training import Cell, TrainConfig
+# torch-free: the prepare stage reads params without importing torch, the models or the samplers
+from .settings import Cell, TrainConfig
 
 __all__ = ["load_params", "train_config", "train_cells", "sensitivity_cells", "methods", "grid_options"]
 
@@ -35,10 +34,8 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     return params
 
 
-def train_config(params: dict, **overrides: Any) -> "TrainConfig":
+def train_config(params: dict, **overrides: Any) -> TrainConfig:
     """The :class:`TrainConfig` described by ``params`` (keyword overrides win)."""
-    from .training import TrainConfig
-
     t = params["train"]
     kw = dict(epochs=t["epochs"], warmup_epochs=t["warmup_epochs"], lr=t["lr"],
               weight_decay=t["weight_decay"], threshold=t.get("threshold", 0.5),
@@ -55,10 +52,8 @@ def methods(params: dict) -> list[str]:
     return list(params["train"].get("methods", ["random", "adaptive", "chain"]))
 
 
-def train_cells(params: dict, dataset: str | None = None, model: str | None = None) -> "list[Cell]":
+def train_cells(params: dict, dataset: str | None = None, model: str | None = None) -> list[Cell]:
     """The main grid: data sets x models x methods x folds x seeds (optionally one slice)."""
-    from .training import Cell
-
     t = params["train"]
     datasets = [dataset] if dataset else params["data"]["datasets"]
     models = [model] if model else t["models"]
@@ -70,15 +65,13 @@ def train_cells(params: dict, dataset: str | None = None, model: str | None = No
     return cells
 
 
-def sensitivity_cells(params: dict) -> "list[Cell]":
+def sensitivity_cells(params: dict) -> list[Cell]:
     """The sensitivity grid: s_e values and batch sizes on the profile's data sets.
 
     Varying s_e uses the adaptive method at the default batch size; varying
     the batch size runs random and adaptive at the default s_e (the warm-up is
     re-trained for each batch size, since it depends on it).
     """
-    from .training import Cell
-
     t, s = params["train"], params["sensitivity"]
     cells = []
     for ds, m, fold, seed in itertools.product(s["datasets"], s["models"], s["folds"], t["seeds"]):

@@ -32,7 +32,7 @@ from typing import Iterable, Sequence
 from .cost import describe_estimate, estimate_seconds
 from .progress import progress_bar, progress_note
 from .results import cell_dir, failed_result, is_done, load_result, warmup_path
-from .training import Cell, TrainConfig, run_cell, run_warmup
+from .training import Cell, TrainConfig, check_selection_options, run_cell, run_warmup
 
 __all__ = ["GridSpec", "run_grid", "EXECUTORS"]
 
@@ -169,6 +169,7 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
+    check_selection_options(spec.config)   # at once, not in every cell after its warm-up
     cells = list(cells)
     warmups = _unique_warmups(cells)
     cell_todo = [] if warmup_only else [c for c in cells if not _is_done(c, spec, False)]

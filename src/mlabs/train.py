@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from .selection.registry import sampler_class, uses_selection_pressure
-from .training import METHODS, Cell, TrainConfig, cell_dir, run_cell
+from .training import METHODS, Cell, TrainConfig, cell_dir, check_selection_options, run_cell
 
 __all__ = ["main", "prepared_path"]
 
@@ -158,6 +158,7 @@ def _resolve(args: argparse.Namespace) -> tuple[Cell, TrainConfig, dict | None, 
         overrides["device"] = args.device
     try:
         config = train_config(params, **overrides) if params else TrainConfig(**overrides)
+        check_selection_options(config)
     except (ValueError, TypeError, KeyError) as exc:
         where = f"{args.params or DEFAULT_PARAMS}" if params else "flags"
         raise UsageError(f"settings ({where}): {exc}") from None

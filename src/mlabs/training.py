@@ -37,7 +37,6 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +52,11 @@ from .selection.imbalance import minority_labels
 from .streams import Streams
 from .progress import progress_bar
 from .results import cell_dir, is_done, load_result, machine_record, warmup_path, write_failed, write_timing
-from .selection.registry import SAMPLERS, make_sampler, method_options, sampler_class, uses_selection_pressure
+from .selection.registry import make_sampler, method_options, uses_selection_pressure
+from .settings import METHODS, Cell, TrainConfig
 
-__all__ = ["Cell", "TrainConfig", "CheckpointMismatch", "NonFiniteLoss", "METHODS",
+# Cell, TrainConfig and METHODS live in mlabs.settings (torch-free) and are re-exported here
+__all__ = ["Cell", "TrainConfig", "CheckpointMismatch", "NonFiniteLoss", "METHODS", "check_selection_options",
            "warmup_path", "warmup_curves", "cell_dir", "run_warmup", "train_cell", "run_cell", "load_result"]
 
 # deterministic cuBLAS needs a fixed workspace; torch reads the setting when it first creates a
@@ -63,8 +64,6 @@ __all__ = ["Cell", "TrainConfig", "CheckpointMismatch", "NonFiniteLoss", "METHOD
 # user has not chosen one (it has no effect on the CPU)
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
-#: every batch-selection method a cell can use (``mlabs.selection.SAMPLERS``)
-METHODS = tuple(SAMPLERS)
 #: 2: warm-up checkpoints also hold the last warm-up epoch's predicted probabilities;
 #: 3: checkpoints hold the state of every random stream (mlabs.streams) instead of torch's global RNG
 CHECKPOINT_VERSION = 3
@@ -78,131 +77,18 @@ class NonFiniteLoss(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One training run of the grid.
+def check_selection_options(config: TrainConfig) -> None:
+    """Raise ``ValueError`` naming every option of ``config.selection`` its method does not take.
 
-    Parameters
-    ----------
-    dataset, model : str
-        Data set and model registry names.
-    method : str
-        How batches are chosen after warm-up, one of :data:`METHODS`.
-    fold : int
-        Which of the prepared folds is held out.
-    seed : int
-        Seeds torch (model initialisation, dropout, noise) and the sampler.
-    selection_pressure : float
-        s_e of the methods that use the cell's selection pressure (adaptive and chain; the others
-        take theirs from their options and ignore it).
-    batch_size : int
+    The settings themselves (:mod:`mlabs.settings`) do not import the samplers, so the option
+    names are checked here, where the samplers are built: by :func:`train_cell` and once per grid
+    (:func:`mlabs.grid.run_grid`).
     """
-
-    dataset: str
-    model: str
-    method: str
-    fold: int
-    seed: int = 0
-    selection_pressure: float = 2.0
-    batch_size: int = 128
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {METHODS}")
-        if self.fold < 0:
-            raise ValueError(f"fold must be >= 0, got {self.fold}")
-
-    @property
-    def warmup_key(self) -> tuple:
-        return (self.dataset, self.model, self.fold, self.seed, self.batch_size)
-
-    def label(self) -> str:
-        """A short human-readable name used in messages and progress bars."""
-        se = f" s_e={self.selection_pressure:g}" if uses_selection_pressure(self.method) else ""
-        return (f"{self.dataset}/{self.model}/{self.method}{se} B={self.batch_size} "
-                f"fold={self.fold} seed={self.seed}")
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation and selection settings shared by every method.
-
-    Defaults are those of ``method.md``: Adam (lr 1e-4, weight decay 1e-4),
-    100 epochs of which 3 are warm-up epochs with shuffled random batches and
-    a linear learning-rate warm-up.
-    """
-
-    epochs: int = 100
-    warmup_epochs: int = 3
-    lr: float = 1e-4
-    weight_decay: float = 1e-4
-    model_params: dict = field(default_factory=dict)
-    #: learning rate of a model whose own published rate differs from ``lr`` (model name -> rate);
-    #: it holds for every selection method of that model
-    model_lr: dict = field(default_factory=dict)
-    #: sampler options, one mapping per method (``params.yaml``'s ``selection``), e.g.
-    #: ``{"adaptive": {"quantize": False}, "online_batch": {"recompute_every": 5}}``
-    selection: dict = field(default_factory=dict)
-    threshold: float = 0.5
-    device: str = "cpu"
-    deterministic: bool = True
-    #: seconds between resume checkpoints of a cell (0: after every epoch); an interrupted cell
-    #: loses at most this much work, and its result does not depend on it
-    checkpoint_seconds: float = 30.0
-
-    def __post_init__(self):
-        for name, value in (("lr", self.lr), ("weight_decay", self.weight_decay), *(
-                (f"model_lr.{k}", v) for k, v in self.model_lr.items())):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r} (in YAML write 1.0e-3, not 1e-3, "
-                                 f"which YAML reads as a string)")
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
-        if not 0 <= self.warmup_epochs <= self.epochs:
-            raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs}")
-        for method, opts in self.selection.items():
-            if method not in SAMPLERS:
-                raise ValueError(f"selection.{method}: not a batch-selection method; the selection section "
-                                 f"holds one mapping of options per method, of {list(SAMPLERS)}")
-            if opts is not None and not isinstance(opts, dict):
-                raise ValueError(f"selection.{method} must be a mapping of options, got {opts!r}")
-            unknown = sorted(set(opts or {}) - set(method_options(method)))
-            if unknown:
-                raise ValueError(f"selection.{method}: unknown option(s) {unknown}; {method} takes "
-                                 f"{sorted(method_options(method))}")
-
-    def warmup_fingerprint(self, model: str, data: str) -> str:
-        """Hash of everything that determines the warm-up checkpoint; ``data`` is the fold's
-        :meth:`~mlabs.data.Split.digest`."""
-        payload = {"warmup_epochs": self.warmup_epochs, "lr": self.lr_for(model),
-                   "weight_decay": self.weight_decay, "model_params": self.params_for(model), "data": data}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-    def fingerprint(self, model: str, method: str, data: str) -> str:
-        """Hash of every setting that determines a cell's result (beyond the cell itself).
-
-        Only the options of the cell's own method count, so tuning one method's options does
-        not make the finished cells of the others stale.
-        """
-        payload = {"warmup": self.warmup_fingerprint(model, data), "epochs": self.epochs,
-                   "selection": self.selection_for(method), "threshold": self.threshold}
-        revision = sampler_class(method).draw_revision
-        if revision:
-            # only when nonzero, so the cells of samplers whose draws never changed keep their fingerprints
-            payload["draw_revision"] = revision
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-    def lr_for(self, model: str) -> float:
-        """The learning rate of ``model``: its entry of :attr:`model_lr`, else :attr:`lr`."""
-        return float(self.model_lr.get(model, self.lr))
-
-    def params_for(self, model: str) -> dict:
-        """The hyper-parameters of ``model`` (``model_params`` is keyed by model name)."""
-        return dict(self.model_params.get(model) or {})
-
-    def selection_for(self, method: str) -> dict:
-        """The sampler options of ``method`` from :attr:`selection` (a copy)."""
-        return dict(self.selection.get(method) or {})
+    for method, opts in config.selection.items():
+        unknown = sorted(set(opts or {}) - set(method_options(method)))
+        if unknown:
+            raise ValueError(f"selection.{method}: unknown option(s) {unknown}; {method} takes "
+                             f"{sorted(method_options(method))}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -502,6 +388,7 @@ def train_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
     from its last completed epoch (``resume.pt``), giving the same metrics as
     an uninterrupted run.
     """
+    check_selection_options(config)
     out = cell_dir(out_root, cell)
     done = load_result(out)
     data = split.digest()

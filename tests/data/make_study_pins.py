@@ -3,14 +3,17 @@
 Run ``python tests/data/make_study_pins.py`` to (re)write ``study_pins.json``; only do so when a
 change of the results is intended. Three kinds of pins:
 
-- ``cells``: the result (metrics, best epoch, minority share, fingerprint) and the curves (without
-  timings) of very short real cells: emotions, fold 0, DELA and C2AE x random / adaptive / chain,
+- ``cells``: the result (metrics, best epoch, minority share; not the fingerprint, which covers
+  the code) and the curves (without timings) of very short real cells: emotions, fold 0, DELA and C2AE x random / adaptive / chain,
   2 warm-up + 2 selection epochs, the settings of ``params.yaml``;
 - ``report``: the hashes of the tables, metrics and findings that :func:`mlabs.report.write_report`
   writes for the fixed synthetic result tree of ``tests/test_report.py`` (figures and the plot
   CSVs are left out: images are not byte-stable and the CSVs have their own tests);
-- ``fingerprints``: :meth:`TrainConfig.fingerprint` of every method for two models under each
-  committed params profile, so a change of the params layout cannot make finished cells stale.
+- ``fingerprints``: the settings part of :meth:`TrainConfig.fingerprint` (the hash of
+  :meth:`TrainConfig.cell_settings`) of every method for two models under each committed params
+  profile, so a change of the params layout cannot make finished cells stale unnoticed. The rest
+  of a fingerprint (data, code, library versions) is not pinned: it changes with every intended
+  change of the code (``tests/test_code_digest.py`` tests what it covers).
 
 The cells depend on the machine's floating-point kernels: ``kernels`` records
 :func:`kernel_probe.kernel_probe` of the machine that wrote them (see ``kernel_probe.py``),
@@ -39,15 +42,22 @@ def _sha(text: str) -> str:
 
 
 def fingerprints() -> dict:
+    """The settings part of the cell fingerprints: the hash of :meth:`TrainConfig.cell_settings`.
+
+    The whole fingerprint also covers the data and the code (``mlabs.code_digest``), which change
+    with every intended code change; the settings part changes only when the params layout or a
+    profile does.
+    """
     from mlabs.config import load_params, methods, train_config
-    from mlabs.selection import SAMPLERS
+    from mlabs.settings import METHODS
 
     out = {}
     for profile in PROFILES:
         config = train_config(load_params(ROOT / profile))
         for model in CELL_MODELS:
-            for method in SAMPLERS:
-                out[f"{profile}/{model}/{method}"] = config.fingerprint(model, method, "data")
+            for method in METHODS:
+                settings = json.dumps(config.cell_settings(model, method), sort_keys=True, default=str)
+                out[f"{profile}/{model}/{method}"] = _sha(settings)
         out[f"{profile}/methods"] = ",".join(methods(load_params(ROOT / profile)))
     return out
 
@@ -73,7 +83,9 @@ def cells() -> dict:
                 cols = header.split("\t")
                 keep = [i for i, c in enumerate(cols) if c != "epoch_seconds"]
                 curves = "\n".join("\t".join(r.split("\t")[i] for i in keep) for r in [header, *rows])
-                pinned = {k: v for k, v in res.items() if k != "train_seconds"}
+                # the fingerprint covers the code, which an intended change of it changes (its
+                # settings part is pinned by fingerprints())
+                pinned = {k: v for k, v in res.items() if k not in ("train_seconds", "fingerprint")}
                 pinned["curves"] = _sha(curves)
                 out[f"{model}/{method}"] = json.loads(json.dumps(pinned, sort_keys=True))
     return out

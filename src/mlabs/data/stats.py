@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Sequence
 
@@ -11,6 +12,18 @@ from .arff import MultiLabelData
 from .preprocess import filter_labels, select_features
 from .registry import dataset_info, dataset_names
 from .sources import load_dataset
+
+
+def label_imbalance_ratios(Y) -> np.ndarray:
+    """IRLbl_j = max_k n_k / n_j of a 0/1 label matrix (``inf`` for a label without positives).
+
+    The measure the samplers use (:func:`mlabs.selection.label_imbalance_ratios`), in numpy: the
+    data statistics need neither torch nor the samplers (tests/test_code_digest.py checks that
+    the two agree).
+    """
+    counts = (np.asarray(Y) != 0).sum(axis=0, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return counts.max() / counts
 
 
 def dataset_statistics(data) -> dict:
@@ -23,12 +36,11 @@ def dataset_statistics(data) -> dict:
         (cardinality / labels), ``mean_ir`` (MeanIR), ``max_ir`` (largest IRLbl), ``distinct_labelsets``
         and ``labelless`` (instances without any label).
     """
-    from mlabs.selection.imbalance import label_imbalance_ratios, mean_imbalance_ratio
-
     if not hasattr(data, "X") or not hasattr(data, "Y"):
         raise TypeError(f"expected MultiLabelData or PreparedData, got {type(data).__name__}")
     Y = (np.asarray(data.Y) != 0).astype(np.uint8)
     n, q = Y.shape
+    ir = label_imbalance_ratios(Y)
     card = float(Y.sum()) / n if n else 0.0
     return {
         "instances": n,
@@ -36,8 +48,9 @@ def dataset_statistics(data) -> dict:
         "labels": q,
         "cardinality": card,
         "density": card / q if q else 0.0,
-        "mean_ir": mean_imbalance_ratio(Y),
-        "max_ir": float(label_imbalance_ratios(Y).max()),
+        # exactly rounded, so that no summation order (machine, library) shows in the last digit
+        "mean_ir": math.fsum(ir) / q if q else 0.0,
+        "max_ir": float(ir.max()),
         "distinct_labelsets": int(np.unique(Y, axis=0).shape[0]),
         "labelless": int((Y.sum(axis=1) == 0).sum()),
     }

@@ -69,10 +69,6 @@ class EpochBatchSampler(Sampler):
     needs_epochs = False
     #: ``update`` needs ``probabilities`` (predicted label probabilities)
     needs_predictions = False
-    #: raised by one whenever a change of the code changes the seeded draws of the class (same
-    #: distribution, other batches): it enters the fingerprint of the study's cells, so a finished
-    #: cell drawn by older code is trained again rather than reported as if from this code
-    draw_revision = 0
 
     def __init__(self, n_samples: int, batch_size: int, seed: int, device, warmup_epochs: int = 0):
         super().__init__()

@@ -57,8 +57,6 @@ class ChainBatchSampler(AdaptiveBatchSampler):
     """
 
     options = AdaptiveBatchSampler.options + ("chain_length", "label_choice")
-    #: 1: batches with a repeated sample are repaired by the bulk fixpoint (other position streams)
-    draw_revision = 1
 
     def __init__(self, labels, batch_size: int, *, chain_length: int = 4, label_choice: str = "argmax",
                  selection_pressure: float = 2.0, warmup_epochs: int = 3, features=None,
