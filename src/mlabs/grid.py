@@ -108,7 +108,7 @@ def _is_done(cell: Cell, spec: GridSpec, warmup_only: bool) -> bool:
         import torch
         meta = torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
         return meta.get("config") == spec.config.warmup_fingerprint(cell.model, _digest(prepared, cell.fold))
-    result = load_result(cell_dir(spec.out_root, cell))
+    result = load_result(cell_dir(spec.out_root, cell, spec.config.selection))
     if result is None or result.get("status") != "ok":
         return False
     return is_done(result, spec.config.fingerprint(cell.model, cell.method, _digest(prepared, cell.fold)))
@@ -221,7 +221,7 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
         return warm_results
     for c in cells:  # cells finished in an earlier run
         if c not in results:
-            results[c] = load_result(cell_dir(spec.out_root, c))
+            results[c] = load_result(cell_dir(spec.out_root, c, spec.config.selection))
     ordered = [results[c] for c in cells]
     _summarise(ordered, progress)
     return ordered

@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         save_prepared(prepared, path)
     result = run_cell(cell, split, config, artifacts / "warmup", artifacts / "runs",
                       progress=not args.quiet)
-    out = cell_dir(artifacts / "runs", cell)
+    out = cell_dir(artifacts / "runs", cell, config.selection)
     if result["status"] != "ok":
         print(f"failed: {result['error']}", file=sys.stderr)
         return 1

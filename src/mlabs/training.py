@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,13 +49,17 @@ from .selection import RandomBatchSampler
 from .selection.imbalance import minority_labels
 from .progress import progress_bar
 from .results import cell_dir, is_done, load_result, warmup_path, write_failed
-from .selection.registry import SAMPLERS, make_sampler, method_options, sampler_class, uses_selection_pressure
+from .selection.registry import (SAMPLERS, make_sampler, method_options, resolve_method, sampler_class,
+                                 uses_selection_pressure)
 
-__all__ = ["Cell", "TrainConfig", "CheckpointMismatch", "NonFiniteLoss", "METHODS",
+__all__ = ["Cell", "TrainConfig", "CheckpointMismatch", "NonFiniteLoss", "METHODS", "check_method_supports_model",
+           "selection_strength",
            "warmup_path", "warmup_curves", "cell_dir", "run_warmup", "train_cell", "run_cell", "load_result"]
 
-#: every batch-selection method a cell can use (``mlabs.selection.SAMPLERS``)
+#: every batch-selection method a cell can use (``mlabs.selection.SAMPLERS``); a cell may also name a
+#: variant, which :meth:`TrainConfig.resolve_method` resolves
 METHODS = tuple(SAMPLERS)
+_VARIANT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 #: 2: warm-up checkpoints also hold the last warm-up epoch's predicted probabilities
 CHECKPOINT_VERSION = 2
 
@@ -76,7 +81,9 @@ class Cell:
     dataset, model : str
         Data set and model registry names.
     method : str
-        How batches are chosen after warm-up, one of :data:`METHODS`.
+        How batches are chosen after warm-up, one of :data:`METHODS` or the name of a variant
+        (an entry of ``params.yaml``'s ``selection`` with a ``method`` key, resolved by the
+        :class:`TrainConfig` the cell is trained under).
     fold : int
         Which of the prepared folds is held out.
     seed : int
@@ -96,8 +103,9 @@ class Cell:
     batch_size: int = 128
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {METHODS}")
+        if self.method not in METHODS and not (isinstance(self.method, str) and _VARIANT_NAME.match(self.method)):
+            raise ValueError(f"unknown method {self.method!r}; choose one of {METHODS} or a variant name "
+                             f"(letters, digits, underscores)")
         if self.fold < 0:
             raise ValueError(f"fold must be >= 0, got {self.fold}")
 
@@ -107,7 +115,9 @@ class Cell:
 
     def label(self) -> str:
         """A short human-readable name used in messages and progress bars."""
-        se = f" s_e={self.selection_pressure:g}" if uses_selection_pressure(self.method) else ""
+        # a variant's s_e is shown: its base is known only to the TrainConfig
+        se = (f" s_e={self.selection_pressure:g}" if self.method not in METHODS
+              or uses_selection_pressure(self.method) else "")
         return (f"{self.dataset}/{self.model}/{self.method}{se} B={self.batch_size} "
                 f"fold={self.fold} seed={self.seed}")
 
@@ -130,7 +140,8 @@ class TrainConfig:
     #: it holds for every selection method of that model
     model_lr: dict = field(default_factory=dict)
     #: sampler options, one mapping per method (``params.yaml``'s ``selection``), e.g.
-    #: ``{"adaptive": {"quantize": False}, "online_batch": {"recompute_every": 5}}``
+    #: ``{"adaptive": {"quantize": False}, "online_batch": {"recompute_every": 5}}``, and named
+    #: variants, a base method plus options, e.g. ``{"hard_only": {"method": "adaptive", "score": "loss"}}``
     selection: dict = field(default_factory=dict)
     threshold: float = 0.5
     device: str = "cpu"
@@ -150,9 +161,13 @@ class TrainConfig:
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs}")
         for method, opts in self.selection.items():
+            if isinstance(opts, dict) and "method" in opts:
+                self.resolve_method(method)   # a variant: its base and options are checked there
+                continue
             if method not in SAMPLERS:
                 raise ValueError(f"selection.{method}: not a batch-selection method; the selection section "
-                                 f"holds one mapping of options per method, of {list(SAMPLERS)}")
+                                 f"holds one mapping of options per method, of {list(SAMPLERS)}, or a variant "
+                                 f"with a 'method' key")
             if opts is not None and not isinstance(opts, dict):
                 raise ValueError(f"selection.{method} must be a mapping of options, got {opts!r}")
             unknown = sorted(set(opts or {}) - set(method_options(method)))
@@ -173,9 +188,14 @@ class TrainConfig:
         Only the options of the cell's own method count, so tuning one method's options does
         not make the finished cells of the others stale.
         """
+        base, options = self.resolve_method(method)
         payload = {"warmup": self.warmup_fingerprint(model, data), "epochs": self.epochs,
-                   "selection": self.selection_for(method), "threshold": self.threshold}
-        revision = sampler_class(method).draw_revision
+                   "selection": options, "threshold": self.threshold}
+        if base != method:
+            # a variant: its base method and resolved options (a base method's payload is unchanged,
+            # so its finished cells keep their fingerprints)
+            payload["method"] = base
+        revision = sampler_class(base).draw_revision
         if revision:
             # only when nonzero, so the cells of samplers whose draws never changed keep their fingerprints
             payload["draw_revision"] = revision
@@ -192,6 +212,22 @@ class TrainConfig:
     def selection_for(self, method: str) -> dict:
         """The sampler options of ``method`` from :attr:`selection` (a copy)."""
         return dict(self.selection.get(method) or {})
+
+    # -- named variants (kept apart: the variant layer over one-mapping-per-method) ----------------
+    def resolve_method(self, name: str) -> tuple[str, dict]:
+        """``(base method, resolved options)`` of a method or variant name (see
+        :func:`mlabs.selection.registry.resolve_method`); a one-line error naming the closest valid
+        name for an unknown one."""
+        return resolve_method(name, self.selection)
+
+    def variant_selection_pressure(self, name: str) -> float | None:
+        """The s_e a variant fixes for its cells (``selection_pressure`` of a variant of a method
+        that takes the cell's s_e), else None: the profile's ``train.selection_pressure``."""
+        base, options = self.resolve_method(name)
+        if base == name or not sampler_class(base).uses_selection_pressure:
+            return None
+        value = options.get("selection_pressure")
+        return None if value is None else float(value)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -239,6 +275,28 @@ def _evaluate(model, X, Y, threshold: float) -> dict[str, float]:
     return mlmetrics.evaluate(Y.cpu().numpy(), probs, threshold=threshold)
 
 
+def selection_strength(p: torch.Tensor, distinct: int, drawn: int) -> dict[str, float]:
+    """How far an epoch's batches are from random ones (the ``curves.tsv`` diagnostics).
+
+    ``p_ratio``: p_max / p_min of the selection distribution ``p`` (1 for uniform, inf when some
+    sample cannot be drawn); ``kl_uniform``: KL(p || uniform) in nats (0 for uniform);
+    ``distinct_drawn``: distinct samples drawn in the epoch (N for shuffled batches);
+    ``drawn_fraction``: samples drawn in the epoch / N (below 1 when an epoch prunes samples).
+    """
+    p = p.detach().to("cpu", torch.float64)
+    n = p.numel()
+    pos = p[p > 0]
+    p_min = float(p.min())
+    return {"p_ratio": float(p.max()) / p_min if p_min > 0 else math.inf,
+            "kl_uniform": max(0.0, float((pos * torch.log(pos * n)).sum())),
+            "distinct_drawn": int(distinct), "drawn_fraction": drawn / n}
+
+
+#: the ``selection_strength`` of a warm-up epoch (shuffled batches), for warm-up curves written
+#: before these columns existed
+_SHUFFLED_STRENGTH = {"p_ratio": 1.0, "kl_uniform": 0.0}
+
+
 def _auc_key(value: float) -> float:
     return -math.inf if value is None or not math.isfinite(value) else value
 
@@ -284,17 +342,22 @@ class _Run:
         t0 = time.perf_counter()
         if sampler.recompute_due(epoch - 1):
             self.recompute_losses(sampler)
+        # the distribution the epoch starts from (between epochs, what its first refresh computes)
+        p_epoch = sampler.probabilities()
+        drawn = torch.zeros(self.n_train, dtype=torch.bool)
         total, count, picked_minority, picked = 0.0, 0, 0, 0
         for batch in sampler:
             idx = torch.as_tensor(batch, dtype=torch.long)
             idx_dev = idx.to(self.device)
             out = model.training_step(self.X[idx_dev], self.Y[idx_dev])
-            if not torch.isfinite(out.loss):
+            # None (every sampler but the reweighting ones): the objective is out.loss itself
+            loss = out.weighted_loss(sampler.loss_weights(idx_dev))
+            if not torch.isfinite(loss):
                 raise NonFiniteLoss(
-                    f"{self.cell.label()}: the training loss became {out.loss.item()} at epoch "
+                    f"{self.cell.label()}: the training loss became {loss.item()} at epoch "
                     f"{epoch}, batch {count + 1}; lower the learning rate or check the data")
             optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
+            loss.backward()
             self.step += 1
             if self.warmup_steps and self.step <= self.warmup_steps:
                 # linear LR warm-up; the first step runs at 1/warmup_steps of the rate
@@ -314,6 +377,7 @@ class _Run:
             count += 1
             picked += len(idx)
             picked_minority += int(self.has_minority[idx].sum())
+            drawn[idx] = True
         seconds = time.perf_counter() - t0
         share_train = float(self.has_minority.float().mean())
         row = {"epoch": epoch, "train_loss": total / max(picked, 1), "epoch_seconds": seconds,
@@ -328,6 +392,7 @@ class _Run:
         except ValueError as exc:  # e.g. NaN predictions from diverged weights
             raise NonFiniteLoss(f"{self.cell.label()}: evaluation failed after epoch {epoch}: {exc}") from exc
         row.update({f"val_{k}": v for k, v in val.items()})
+        row.update(selection_strength(p_epoch, int(drawn.sum()), picked))
         self.curves.append(row)
         if _auc_key(val["macro_auc"]) > self.best_auc:
             self.best_auc = _auc_key(val["macro_auc"])
@@ -374,6 +439,10 @@ class _Run:
         self.loss_table = state["loss_table"].clone()
         self.prob_table = state["prob_table"].clone()
         self.curves = json.loads(state["curves_json"])
+        for row in self.curves:
+            if "p_ratio" not in row and row["epoch"] <= self.config.warmup_epochs:
+                # a warm-up epoch is a shuffle of every sample once
+                row.update(_SHUFFLED_STRENGTH, distinct_drawn=self.n_train, drawn_fraction=1.0)
         self.best_auc = float(state["best_auc"])
         self.best_epoch = int(state["best_epoch"])
         self.best_state = state["best_state"]
@@ -452,13 +521,29 @@ def run_warmup(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
     return path
 
 
+def check_method_supports_model(cell: Cell, config: TrainConfig) -> None:
+    """Refuse, before any training, a method that weights samples' losses with a model whose
+    objective does not decompose per sample (one line naming both and the fix)."""
+    from .models import model_class
+
+    base, _ = config.resolve_method(cell.method)
+    if sampler_class(base).gives_loss_weights and not model_class(cell.model).per_sample_objective_supported:
+        raise ValueError(f"method {cell.method} weights each sample's loss, but model {cell.model}'s objective "
+                         f"does not decompose per sample (per_sample_objective_supported = False); use a "
+                         f"method without loss weights or give the model a per-sample objective")
+
+
 def _make_sampler(cell: Cell, run: _Run, config: TrainConfig):
     # the sampler's class decides what it takes (features, schedule length); the cell's s_e goes to
     # the methods that use it, the others take theirs, and its schedule, from their options
-    opts = config.selection_for(cell.method)
-    if uses_selection_pressure(cell.method):
+    base, opts = config.resolve_method(cell.method)
+    if sampler_class(base).uses_selection_pressure:
+        fixed = opts.pop("selection_pressure", None)
+        if fixed is not None and float(fixed) != cell.selection_pressure:
+            raise ValueError(f"{cell.label()}: variant {cell.method} fixes s_e = {float(fixed):g}; build its "
+                             f"cells with selection_pressure={float(fixed):g} (config.train_cells does)")
         opts["selection_pressure"] = cell.selection_pressure
-    sampler = make_sampler(cell.method, run.Y, cell.batch_size, features=run.split.X_train,
+    sampler = make_sampler(base, run.Y, cell.batch_size, features=run.split.X_train,
                            warmup_epochs=config.warmup_epochs, epochs=config.epochs, seed=cell.seed,
                            device=run.device, **opts)
     # the last warm-up epoch's losses and predictions seed every selecting method (the others
@@ -477,7 +562,8 @@ def train_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
     from its last completed epoch (``resume.pt``), giving the same metrics as
     an uninterrupted run.
     """
-    out = cell_dir(out_root, cell)
+    check_method_supports_model(cell, config)
+    out = cell_dir(out_root, cell, config.selection)
     done = load_result(out)
     data = split.digest()
     if is_done(done, config.fingerprint(cell.model, cell.method, data)):
@@ -540,10 +626,13 @@ def _finish(cell: Cell, run: _Run, config: TrainConfig, out: Path, seconds: floa
 
 
 def _curves_tsv(rows: list[dict]) -> str:
-    cols = list(rows[0])
+    # every column of any row, in order of appearance (a row restored from an older checkpoint may
+    # lack a newer column: written as nan)
+    cols = list(dict.fromkeys(c for r in rows for c in r))
     lines = ["\t".join(cols)]
     for r in rows:
-        lines.append("\t".join(f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c]) for c in cols))
+        lines.append("\t".join(f"{r.get(c, math.nan):.6g}" if isinstance(r.get(c, math.nan), float)
+                                else str(r[c]) for c in cols))
     return "\n".join(lines) + "\n"
 
 
@@ -566,4 +655,8 @@ def run_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.PathL
     try:
         return train_cell(cell, split, config, warmup_root, out_root, progress)
     except Exception as exc:  # any failure is recorded, so the report lists it
-        return write_failed(cell_dir(out_root, cell), dataclasses.asdict(cell), exc)
+        try:
+            out = cell_dir(out_root, cell, config.selection)
+        except ValueError:  # an unknown variant: no folder of its own
+            raise exc from None
+        return write_failed(out, dataclasses.asdict(cell), exc)

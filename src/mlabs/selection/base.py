@@ -69,6 +69,9 @@ class EpochBatchSampler(Sampler):
     needs_epochs = False
     #: ``update`` needs ``probabilities`` (predicted label probabilities)
     needs_predictions = False
+    #: gives non-uniform per-sample loss weights through :meth:`loss_weights`, so the model's objective
+    #: must decompose per sample (``MultiLabelModel.per_sample_objective_supported``)
+    gives_loss_weights = False
     #: raised by one whenever a change of the code changes the seeded draws of the class (same
     #: distribution, other batches): it enters the fingerprint of the study's cells, so a finished
     #: cell drawn by older code is trained again rather than reported as if from this code
@@ -138,6 +141,15 @@ class EpochBatchSampler(Sampler):
     def probabilities(self) -> torch.Tensor:
         """The selection distribution in force (length N, sums to 1); uniform for this sampler."""
         return torch.full((self.n_samples,), 1.0 / self.n_samples, dtype=torch.float64, device=self.device)
+
+    def loss_weights(self, indices) -> torch.Tensor | None:
+        """Per-sample loss weights of a batch this sampler yielded, or None for uniform weights.
+
+        The side channel of the samplers that reweight the objective (``DataLoader(batch_sampler=
+        ...)`` carries only indices): train on ``mean(w * per_sample_objective)`` plus the batch
+        terms when it returns weights, on the plain mean when it returns None (this sampler).
+        """
+        return None
 
     def state_dict(self) -> dict:
         """Everything needed to reproduce the future batches exactly (tensors on CPU)."""
