@@ -286,9 +286,10 @@ def selection_strength(p: torch.Tensor, distinct: int, drawn: int) -> dict[str, 
     p = p.detach().to("cpu", torch.float64)
     n = p.numel()
     pos = p[p > 0]
-    p_min = float(p.min())
-    return {"p_ratio": float(p.max()) / p_min if p_min > 0 else math.inf,
-            "kl_uniform": max(0.0, float((pos * torch.log(pos * n)).sum())),
+    p_min, p_max = float(p.min()), float(p.max())
+    # an exactly flat p is uniform, whatever the rounding of 1/N
+    kl = 0.0 if p_min == p_max else max(0.0, float((pos * torch.log(pos * n / p.sum())).sum() / p.sum()))
+    return {"p_ratio": p_max / p_min if p_min > 0 else math.inf, "kl_uniform": kl,
             "distinct_drawn": int(distinct), "drawn_fraction": drawn / n}
 
 
