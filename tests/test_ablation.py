@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -82,19 +83,44 @@ def test_infobatch_epochs_prune_until_delta_and_keep_unscored_samples():
             assert sorted({float(v) for w in weights for v in w}) == [1.0, 2.0]
 
 
-def test_infobatch_resumes_mid_epoch():
-    n, b = 90, 8
-    a = InfoBatchSampler(n, b, epochs=10, seed=5)
-    a.update(torch.arange(n), torch.rand(n, generator=torch.Generator().manual_seed(0)))
+def _weighting_samplers(emotions, seed):
+    return {"infobatch": InfoBatchSampler(len(emotions.Y_train), 32, epochs=10, warmup_epochs=1, seed=seed),
+            "reweight": ReweightSampler(emotions.Y_train, 32, features=emotions.X_train, warmup_epochs=1,
+                                        refresh_every=4, seed=seed)}
+
+
+@pytest.mark.parametrize("name", ["infobatch", "reweight"])
+def test_weighting_samplers_resume_mid_epoch_with_their_weights(emotions, name):
+    """A state taken mid-epoch (through torch.save, as the trainer's checkpoints) gives the same
+    remaining batches and weights, given the same updates."""
+    n = len(emotions.Y_train)
+    loss = torch.rand(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    a = _weighting_samplers(emotions, 5)[name]
+    a.update(torch.arange(n), loss)
     a.set_epoch(2)
     it = iter(a)
-    first = [next(it) for _ in range(3)]
-    state = a.state_dict()
-    rest = [(bt, a.loss_weights(bt).tolist()) for bt in it]
-    c = InfoBatchSampler(n, b, epochs=10, seed=99)
+    for _ in range(6):                        # past a refresh of reweight (every 4 batches)
+        idx = next(it)
+        a.loss_weights(idx)
+        a.update(idx, loss[idx] * 0.5)
+    buf = io.BytesIO()
+    torch.save(a.state_dict(), buf)
+    buf.seek(0)
+    state = torch.load(buf, weights_only=True)
+
+    def rest(sampler, batches):
+        out = []
+        for idx in batches:
+            out.append((idx, sampler.loss_weights(idx).tolist()))
+            sampler.update(idx, loss[idx] * 0.25)
+        return out
+
+    length = len(a)                           # the epoch in progress (InfoBatch: shorter than ceil(N / B))
+    expected = rest(a, it)
+    c = _weighting_samplers(emotions, 99)[name]
     c.load_state_dict(state)
-    assert len(c) == len(a) and len(first) + len(rest) == len(c)
-    assert [(bt, c.loss_weights(bt).tolist()) for bt in c] == rest
+    assert len(c) == length
+    assert rest(c, c) == expected and len(expected) == length - 6
 
 
 # ---------------------------------------------------------------------------------------------

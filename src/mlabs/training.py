@@ -13,7 +13,10 @@ size). The protocol follows ``method.md`` sections 4 and 6:
    updates the sampler with the per-sample losses (and predicted
    probabilities) of the training forward pass, then evaluates the
    validation half with the six metrics. A sampler that asks for it (``recompute_due``)
-   first gets fresh losses of the whole training set.
+   first gets fresh losses of the whole training set. A sampler that weights samples' losses
+   (``loss_weights``) makes the step train on ``mean(w * per_sample_objective)`` plus the
+   model's batch terms; otherwise the step trains on the model's ``loss`` itself. Each epoch's
+   selection strength (``selection_strength``) is recorded with its curves.
 3. **Model selection**: the epoch with the best validation macro-AUC is kept
    as a real copy of the weights (the authors' shallow ``state_dict().copy()``
    silently kept the last epoch); its test metrics, evaluated once on those

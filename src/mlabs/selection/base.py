@@ -2,7 +2,9 @@
 
 Each sampler is a :class:`torch.utils.data.Sampler` that yields one batch at a time as a list of
 Python ints, so it plugs into ``DataLoader(dataset, batch_sampler=sampler)`` or a plain loop.
-One epoch is ``len(sampler) == ceil(N / B)`` batches.
+One epoch is ``len(sampler) == ceil(N / B)`` batches (fewer for a sampler that leaves samples out of
+an epoch, e.g. InfoBatch while it prunes). A sampler may also weight each sample's loss:
+:meth:`EpochBatchSampler.loss_weights` gives a batch's weights (None, uniform, by default).
 
 Epochs
 ------
