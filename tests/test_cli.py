@@ -65,7 +65,9 @@ def test_bad_argument_is_one_line_exit_2_nothing_written(tmp_path, capsys, monke
 @pytest.mark.parametrize("base, message", [
     (["--dataset", "nosuch", "--model", "dela", "--method", "random"], "unknown data set 'nosuch'"),
     (["--dataset", "emotions", "--model", "nosuch", "--method", "random"], "--model nosuch: unknown model"),
-    (["--dataset", "emotions", "--model", "dela", "--method", "nosuch"], "invalid choice: 'nosuch'"),
+    (["--dataset", "emotions", "--model", "dela", "--method", "nosuch"],
+     "--method nosuch: unknown batch-selection method or variant 'nosuch'"),
+    (["--dataset", "emotions", "--model", "dela", "--method", "hard_onyl"], "did you mean 'hard_only'"),
 ])
 def test_unknown_names_exit_2(tmp_path, capsys, base, message):
     code, err = _run(tmp_path, capsys, base=base)

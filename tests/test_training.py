@@ -11,6 +11,7 @@ import torch
 from mlabs import training
 from mlabs.data import fold_split, load_dataset, prepare
 from mlabs.models import MODEL_NAMES, build
+from mlabs.selection.registry import uses_selection_pressure
 from mlabs.training import (Cell, CheckpointMismatch, TrainConfig, cell_dir, run_cell, train_cell,
                             warmup_path)
 
@@ -211,8 +212,10 @@ def test_other_selection_methods_train_a_cell(tmp_path, split, method):
     cell = Cell("emotions", "dela", method, fold=0, seed=1)
     res = train_cell(cell, split, config, tmp_path / "w", tmp_path / "r", progress=False)
     assert res["status"] == "ok", res
-    # these methods take their s_e from selection.<method>, so the cell folder does not name one
-    assert cell_dir(tmp_path / "r", cell).parent.name == f"{method}-b128"
+    # these methods take their s_e from selection.<method>, so the cell folder does not name one;
+    # reweight takes the cell's (that of the adaptive distribution it weights by)
+    se = f"-se{cell.selection_pressure:g}" if uses_selection_pressure(method) else ""
+    assert cell_dir(tmp_path / "r", cell).parent.name == f"{method}{se}-b128"
 
 
 def test_samplers_receive_the_predicted_probabilities(tmp_path, split, monkeypatch):

@@ -53,15 +53,24 @@ def methods(params: dict) -> list[str]:
 
 
 def train_cells(params: dict, dataset: str | None = None, model: str | None = None) -> list[Cell]:
-    """The main grid: data sets x models x methods x folds x seeds (optionally one slice)."""
+    """The main grid: data sets x models x methods x folds x seeds (optionally one slice).
+
+    A method may be a named variant of ``selection``; a variant that fixes its own s_e gets it in
+    place of ``train.selection_pressure``. Unknown methods are refused here, before any training
+    (a loss-weighting method paired with a model whose objective does not decompose per sample is
+    refused by :func:`mlabs.grid.run_grid` and :func:`mlabs.training.train_cell`, which know the
+    models).
+    """
     t = params["train"]
+    config = train_config(params)
     datasets = [dataset] if dataset else params["data"]["datasets"]
     models = [model] if model else t["models"]
+    s_e = {m: config.variant_selection_pressure(m) for m in methods(params)}  # also checks the names
     cells = []
     for ds, m, method, fold, seed in itertools.product(datasets, models, methods(params),
                                                        t["folds"], t["seeds"]):
-        cells.append(Cell(ds, m, method, int(fold), int(seed),
-                          float(t["selection_pressure"]), int(t["batch_size"])))
+        se = s_e[method] if s_e[method] is not None else float(t["selection_pressure"])
+        cells.append(Cell(ds, m, method, int(fold), int(seed), se, int(t["batch_size"])))
     return cells
 
 

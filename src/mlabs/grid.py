@@ -32,7 +32,7 @@ from typing import Iterable, Sequence
 from .cost import describe_estimate, estimate_seconds
 from .progress import progress_bar, progress_note
 from .results import cell_dir, failed_result, is_done, load_result, warmup_path
-from .training import Cell, TrainConfig, check_selection_options, run_cell, run_warmup
+from .training import Cell, TrainConfig, check_method_supports_model, check_selection_options, run_cell, run_warmup
 
 __all__ = ["GridSpec", "run_grid", "EXECUTORS"]
 
@@ -108,7 +108,7 @@ def _is_done(cell: Cell, spec: GridSpec, warmup_only: bool) -> bool:
         import torch
         meta = torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
         return meta.get("config") == spec.config.warmup_fingerprint(cell.model, _digest(prepared, cell.fold))
-    result = load_result(cell_dir(spec.out_root, cell))
+    result = load_result(cell_dir(spec.out_root, cell, spec.config.selection))
     if result is None or result.get("status") != "ok":
         return False
     return is_done(result, spec.config.fingerprint(cell.model, cell.method, _digest(prepared, cell.fold)))
@@ -171,6 +171,8 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
         raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
     check_selection_options(spec.config)   # at once, not in every cell after its warm-up
     cells = list(cells)
+    for cell in {(c.model, c.method): c for c in cells}.values():
+        check_method_supports_model(cell, spec.config)   # a weighting method needs a per-sample objective
     warmups = _unique_warmups(cells)
     cell_todo = [] if warmup_only else [c for c in cells if not _is_done(c, spec, False)]
     needed = {c.warmup_key for c in (cells if warmup_only else cell_todo)}
@@ -226,7 +228,7 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
         return warm_results
     for c in cells:  # cells finished in an earlier run
         if c not in results:
-            results[c] = load_result(cell_dir(spec.out_root, c))
+            results[c] = load_result(cell_dir(spec.out_root, c, spec.config.selection))
     ordered = [results[c] for c in cells]
     if progress:  # the same line whether the cells were trained now or read back
         ok = sum(r.get("status") == "ok" for r in ordered)

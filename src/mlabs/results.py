@@ -39,12 +39,13 @@ def warmup_path(root: str | os.PathLike, cell) -> Path:
             / f"fold{cell.fold}-seed{cell.seed}-b{cell.batch_size}.pt")
 
 
-def cell_dir(root: str | os.PathLike, cell) -> Path:
+def cell_dir(root: str | os.PathLike, cell, selection=None) -> Path:
     """The output folder of ``cell`` under ``root``: ``dataset/model/method[-se<s_e>]-b<B>/fold<f>-seed<s>``,
-    the s_e part for methods that take the cell's selection pressure."""
+    the s_e part for methods that take the cell's selection pressure. A variant's folder carries its
+    own name; ``selection`` (``params.yaml``'s section, ``TrainConfig.selection``) defines it."""
     from .selection.registry import uses_selection_pressure  # torch only where cells are trained
 
-    method = (f"{cell.method}-se{cell.selection_pressure:g}" if uses_selection_pressure(cell.method)
+    method = (f"{cell.method}-se{cell.selection_pressure:g}" if uses_selection_pressure(cell.method, selection)
               else cell.method)
     return (Path(root) / cell.dataset / cell.model / f"{method}-b{cell.batch_size}"
             / f"fold{cell.fold}-seed{cell.seed}")

@@ -9,18 +9,72 @@ sampler class where the samplers are built (:func:`mlabs.training.check_selectio
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .code_digest import cell_code_roots, code_digest, library_versions, warmup_code_roots
 
-__all__ = ["METHODS", "Cell", "TrainConfig"]
+__all__ = ["METHODS", "Cell", "TrainConfig", "resolve_method", "closest"]
 
 #: every batch-selection method a cell can use, the keys of ``mlabs.selection.SAMPLERS`` in their
 #: order (a test checks that the two agree)
 METHODS = ("random", "adaptive", "chain", "online_batch", "active_bias", "recency_bias", "balanced",
-           "uncertainty", "d2ace")
+           "uncertainty", "d2ace", "reweight", "infobatch")
+
+
+#: a variant's name (an entry of ``selection`` with a ``method`` key): it names a cell folder
+_VARIANT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def closest(name: str, choices) -> str:
+    """`` (did you mean 'x'?)`` for the valid name closest to ``name``, or ``""``."""
+    match = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.0)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _is_variant(entry) -> bool:
+    return isinstance(entry, Mapping) and "method" in entry
+
+
+def resolve_method(name: str, selection: Mapping | None = None) -> tuple[str, dict]:
+    """The base method and resolved sampler options of a method or variant name.
+
+    A *variant* is an entry of ``selection`` (``params.yaml``) with a ``method`` key: a name for a
+    base method of :data:`METHODS` plus options, e.g. ``hard_only: {method: adaptive, score: loss}``.
+    Its options are the base method's entry of ``selection`` updated by its own; a variant of a
+    method that takes the cell's s_e may fix its own (``selection_pressure``). A base method
+    resolves to itself and its entry. The option names are checked against the sampler classes
+    where the samplers are built (:func:`mlabs.training.check_selection_options`).
+
+    Raises
+    ------
+    ValueError
+        An unknown name or base method (one line naming the closest valid name).
+    """
+    selection = selection or {}
+    entry = selection.get(name)
+    if _is_variant(entry):
+        if name in METHODS:
+            raise ValueError(f"selection.{name}: a base method's entry cannot name another method; "
+                             f"give the variant its own name")
+        if not _VARIANT_NAME.match(name):
+            raise ValueError(f"selection.{name}: a variant's name must be letters, digits and underscores "
+                             f"(it names the cells' folder)")
+        base = entry["method"]
+        if base not in METHODS:
+            raise ValueError(f"selection.{name}: unknown base method {base!r}{closest(base, METHODS)}")
+        own = {k: v for k, v in entry.items() if k != "method"}
+        return base, {**dict(selection.get(base) or {}), **own}
+    if name not in METHODS:
+        variants = [k for k, v in selection.items() if _is_variant(v)]
+        raise ValueError(f"unknown batch-selection method or variant {name!r}"
+                         f"{closest(name, [*METHODS, *variants])}; variants are entries of params.yaml's "
+                         f"selection section with a 'method' key")
+    return name, dict(entry or {})
 
 
 def _hash(payload: dict) -> str:
@@ -36,11 +90,14 @@ class Cell:
     dataset, model : str
         Data set and model registry names.
     method : str
-        How batches are chosen after warm-up, one of :data:`METHODS`.
+        How batches are chosen after warm-up, one of :data:`METHODS` or the name of a variant
+        (an entry of ``params.yaml``'s ``selection`` with a ``method`` key, resolved by the
+        :class:`TrainConfig` the cell is trained under).
     fold : int
         Which of the prepared folds is held out.
     seed : int
-        Seeds torch (model initialisation, dropout, noise) and the sampler.
+        The run's seed: every random stream of the run (model initialisation, the model's own
+        draws, batches, evaluation) is derived from it (:mod:`mlabs.streams`).
     selection_pressure : float
         s_e of the methods that use the cell's selection pressure (adaptive and chain; the others
         take theirs from their options and ignore it).
@@ -56,8 +113,9 @@ class Cell:
     batch_size: int = 128
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {METHODS}")
+        if self.method not in METHODS and not (isinstance(self.method, str) and _VARIANT_NAME.match(self.method)):
+            raise ValueError(f"unknown method {self.method!r}; choose one of {METHODS} or a variant name "
+                             f"(letters, digits, underscores)")
         if self.fold < 0:
             raise ValueError(f"fold must be >= 0, got {self.fold}")
 
@@ -111,9 +169,13 @@ class TrainConfig:
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs}")
         for method, opts in self.selection.items():
+            if _is_variant(opts):
+                resolve_method(method, self.selection)   # a variant: its name and base are checked there
+                continue
             if method not in METHODS:
-                raise ValueError(f"selection.{method}: not a batch-selection method; the selection section "
-                                 f"holds one mapping of options per method, of {list(METHODS)}")
+                raise ValueError(f"selection.{method}: not a batch-selection method{closest(method, METHODS)}; "
+                                 f"the selection section holds one mapping of options per method, of "
+                                 f"{list(METHODS)}, or a variant with a 'method' key")
             if opts is not None and not isinstance(opts, dict):
                 raise ValueError(f"selection.{method} must be a mapping of options, got {opts!r}")
 
@@ -133,8 +195,13 @@ class TrainConfig:
         Only the options of the cell's own method count, so tuning one method's options does
         not make the finished cells of the others stale.
         """
-        return {"warmup": self.warmup_settings(model), "epochs": self.epochs,
-                "selection": self.selection_for(method), "threshold": self.threshold}
+        base, options = self.resolve_method(method)
+        settings = {"warmup": self.warmup_settings(model), "epochs": self.epochs,
+                    "selection": options, "threshold": self.threshold}
+        if base != method:
+            # a variant: its base method too (a base method's payload is unchanged)
+            settings["method"] = base
+        return settings
 
     def warmup_fingerprint(self, model: str, data: str) -> str:
         """Hash of everything that determines the warm-up checkpoint; ``data`` is the fold's
@@ -147,7 +214,8 @@ class TrainConfig:
         data digest ``data``, the code of the cell's model, sampler and training loop
         (:func:`mlabs.code_digest.cell_code_roots`) and the torch and numpy versions."""
         return _hash({"settings": self.cell_settings(model, method), "data": data,
-                      "code": code_digest(cell_code_roots(model, method)), "versions": library_versions()})
+                      "code": code_digest(cell_code_roots(model, self.resolve_method(method)[0])),
+                      "versions": library_versions()})
 
     # per-model and per-method views ------------------------------------------------------------
 
@@ -162,3 +230,17 @@ class TrainConfig:
     def selection_for(self, method: str) -> dict:
         """The sampler options of ``method`` from :attr:`selection` (a copy)."""
         return dict(self.selection.get(method) or {})
+
+    # named variants --------------------------------------------------------------------------
+    def resolve_method(self, name: str) -> tuple[str, dict]:
+        """``(base method, resolved options)`` of a method or variant name (:func:`resolve_method`)."""
+        return resolve_method(name, self.selection)
+
+    def variant_selection_pressure(self, name: str) -> float | None:
+        """The s_e a variant fixes for its cells (its own ``selection_pressure``), else None: the
+        profile's ``train.selection_pressure``. (Whether its base takes the cell's s_e is checked
+        where the samplers are built; a base that does not ignores the cell's value.)"""
+        base, _ = self.resolve_method(name)
+        own = self.selection.get(name) if base != name else None
+        value = (own or {}).get("selection_pressure")
+        return None if value is None else float(value)

@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 
 from .selection.registry import sampler_class, uses_selection_pressure
-from .training import METHODS, Cell, TrainConfig, cell_dir, check_selection_options, run_cell
+from .training import (METHODS, Cell, TrainConfig, cell_dir, check_method_supports_model,
+                       check_selection_options, run_cell)
 
 __all__ = ["main", "prepared_path"]
 
@@ -63,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m mlabs.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, help="registry name, case-insensitive, e.g. yeast")
     p.add_argument("--model", required=True, help=", ".join(MODEL_NAMES))
-    p.add_argument("--method", required=True, choices=METHODS)
+    p.add_argument("--method", required=True,
+                   help=f"{', '.join(METHODS)}, or a variant named in the selection section of --params")
     p.add_argument("--fold", type=int, default=0, help="held-out fold, 0 .. n_folds - 1 (default 0)")
     p.add_argument("--seed", type=int, default=None, help="default: the first of train.seeds, else 0")
     p.add_argument("--selection-pressure", type=float, default=None,
@@ -163,7 +165,17 @@ def _resolve(args: argparse.Namespace) -> tuple[Cell, TrainConfig, dict | None, 
         where = f"{args.params or DEFAULT_PARAMS}" if params else "flags"
         raise UsageError(f"settings ({where}): {exc}") from None
     _check_device(config.device)
-    if sampler_class(args.method).has_warmup and config.epochs <= config.warmup_epochs:
+    try:
+        base, _ = config.resolve_method(args.method)
+    except ValueError as exc:
+        raise UsageError(f"--method {args.method}: {exc}") from None
+    fixed = config.variant_selection_pressure(args.method)
+    if fixed is not None:
+        if args.selection_pressure is not None and args.selection_pressure != fixed:
+            raise UsageError(f"--selection-pressure {args.selection_pressure:g}: variant {args.method} fixes "
+                             f"s_e = {fixed:g}; leave the flag out")
+        s_e = fixed
+    if sampler_class(base).has_warmup and config.epochs <= config.warmup_epochs:
         raise UsageError(
             f"--epochs {config.epochs} with {config.warmup_epochs} warm-up epochs leaves no selection epoch, "
             f"so {args.method} would train exactly like random; raise --epochs or lower --warmup-epochs")
@@ -185,6 +197,10 @@ def _resolve(args: argparse.Namespace) -> tuple[Cell, TrainConfig, dict | None, 
         raise UsageError(f"--batch-size {batch_size} is larger than the {n_train} training samples of "
                          f"{dataset} fold {args.fold}")
     cell = Cell(dataset, model, args.method, args.fold, seed=seed, selection_pressure=s_e, batch_size=batch_size)
+    try:
+        check_method_supports_model(cell, config)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return cell, config, params, (prepared, split)
 
 
@@ -195,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         cell, config, params, (prepared, split) = _resolve(args)
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
-    if args.selection_pressure is not None and not uses_selection_pressure(cell.method):
+    if args.selection_pressure is not None and not uses_selection_pressure(cell.method, config.selection):
         takers = [m for m in METHODS if uses_selection_pressure(m)]
         print(f"note: --selection-pressure is not used by {cell.method} (only by {', '.join(takers)})",
               file=sys.stderr)
@@ -208,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         save_prepared(prepared, path)
     result = run_cell(cell, split, config, artifacts / "warmup", artifacts / "runs",
                       progress=not args.quiet)
-    out = cell_dir(artifacts / "runs", cell)
+    out = cell_dir(artifacts / "runs", cell, config.selection)
     if result["status"] != "ok":
         print(f"failed: {result['error']}", file=sys.stderr)
         return 1

@@ -13,7 +13,10 @@ size). The protocol follows ``method.md`` sections 4 and 6:
    updates the sampler with the per-sample losses (and predicted
    probabilities) of the training forward pass, then evaluates the
    validation half with the six metrics. A sampler that asks for it (``recompute_due``)
-   first gets fresh losses of the whole training set.
+   first gets fresh losses of the whole training set. A sampler that weights samples' losses
+   (``loss_weights``) makes the step train on ``mean(w * per_sample_objective)`` plus the
+   model's batch terms; otherwise the step trains on the model's ``loss`` itself. Each epoch's
+   selection strength (``selection_strength``) is recorded with its curves.
 3. **Model selection**: the epoch with the best validation macro-AUC is kept
    as a real copy of the weights (the authors' shallow ``state_dict().copy()``
    silently kept the last epoch); its test metrics, evaluated once on those
@@ -52,11 +55,12 @@ from .selection.imbalance import minority_labels
 from .streams import Streams
 from .progress import progress_bar
 from .results import cell_dir, is_done, load_result, machine_record, warmup_path, write_failed, write_timing
-from .selection.registry import make_sampler, method_options, uses_selection_pressure
-from .settings import METHODS, Cell, TrainConfig
+from .selection.registry import make_sampler, method_options, sampler_class
+from .settings import METHODS, Cell, TrainConfig, closest
 
 # Cell, TrainConfig and METHODS live in mlabs.settings (torch-free) and are re-exported here
 __all__ = ["Cell", "TrainConfig", "CheckpointMismatch", "NonFiniteLoss", "METHODS", "check_selection_options",
+           "check_method_supports_model", "selection_strength",
            "warmup_path", "warmup_curves", "cell_dir", "run_warmup", "train_cell", "run_cell", "load_result"]
 
 # deterministic cuBLAS needs a fixed workspace; torch reads the setting when it first creates a
@@ -82,13 +86,20 @@ def check_selection_options(config: TrainConfig) -> None:
 
     The settings themselves (:mod:`mlabs.settings`) do not import the samplers, so the option
     names are checked here, where the samplers are built: by :func:`train_cell` and once per grid
-    (:func:`mlabs.grid.run_grid`).
+    (:func:`mlabs.grid.run_grid`). A variant's own options are checked against its base method's
+    (plus ``selection_pressure`` where the base takes the cell's s_e: the variant fixes it).
     """
     for method, opts in config.selection.items():
-        unknown = sorted(set(opts or {}) - set(method_options(method)))
+        base, _ = config.resolve_method(method)
+        allowed = set(method_options(base))
+        if base != method:
+            opts = {k: v for k, v in opts.items() if k != "method"}
+            if sampler_class(base).uses_selection_pressure:
+                allowed.add("selection_pressure")
+        unknown = sorted(set(opts or {}) - allowed)
         if unknown:
-            raise ValueError(f"selection.{method}: unknown option(s) {unknown}; {method} takes "
-                             f"{sorted(method_options(method))}")
+            raise ValueError(f"selection.{method}: unknown option(s) {unknown}{closest(unknown[0], allowed)}; "
+                             f"{base} takes {sorted(allowed)}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -137,6 +148,29 @@ def _state_to_cpu(state: dict) -> dict:
 def _evaluate(model, X, Y, threshold: float) -> dict[str, float]:
     probs = model.predict_proba(X).cpu().numpy()
     return mlmetrics.evaluate(Y.cpu().numpy(), probs, threshold=threshold)
+
+
+def selection_strength(p: torch.Tensor, distinct: int, drawn: int) -> dict[str, float]:
+    """How far an epoch's batches are from random ones (the ``curves.tsv`` diagnostics).
+
+    ``p_ratio``: p_max / p_min of the selection distribution ``p`` (1 for uniform, inf when some
+    sample cannot be drawn); ``kl_uniform``: KL(p || uniform) in nats (0 for uniform);
+    ``distinct_drawn``: distinct samples drawn in the epoch (N for shuffled batches);
+    ``drawn_fraction``: samples drawn in the epoch / N (below 1 when an epoch prunes samples).
+    """
+    p = p.detach().to("cpu", torch.float64)
+    n = p.numel()
+    pos = p[p > 0]
+    p_min, p_max = float(p.min()), float(p.max())
+    # an exactly flat p is uniform, whatever the rounding of 1/N
+    kl = 0.0 if p_min == p_max else max(0.0, float((pos * torch.log(pos * n / p.sum())).sum() / p.sum()))
+    return {"p_ratio": p_max / p_min if p_min > 0 else math.inf, "kl_uniform": kl,
+            "distinct_drawn": int(distinct), "drawn_fraction": drawn / n}
+
+
+#: the ``selection_strength`` of a warm-up epoch (shuffled batches), for warm-up curves written
+#: before these columns existed
+_SHUFFLED_STRENGTH = {"p_ratio": 1.0, "kl_uniform": 0.0}
 
 
 def _auc_key(value: float) -> float:
@@ -192,17 +226,22 @@ class _Run:
         t0 = time.perf_counter()
         if sampler.recompute_due(epoch - 1):
             self.recompute_losses(sampler)
+        # the distribution the epoch starts from (between epochs, what its first refresh computes)
+        p_epoch = sampler.probabilities()
+        drawn = torch.zeros(self.n_train, dtype=torch.bool)
         total, count, picked_minority, picked = 0.0, 0, 0, 0
         for batch in sampler:
             idx = torch.as_tensor(batch, dtype=torch.long)
             idx_dev = idx.to(self.device)
             out = model.training_step(self.X[idx_dev], self.Y[idx_dev])
-            if not torch.isfinite(out.loss):
+            # None (every sampler but the reweighting ones): the objective is out.loss itself
+            loss = out.weighted_loss(sampler.loss_weights(idx_dev))
+            if not torch.isfinite(loss):
                 raise NonFiniteLoss(
-                    f"{self.cell.label()}: the training loss became {out.loss.item()} at epoch "
+                    f"{self.cell.label()}: the training loss became {loss.item()} at epoch "
                     f"{epoch}, batch {count + 1}; lower the learning rate or check the data")
             optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
+            loss.backward()
             self.step += 1
             if self.warmup_steps and self.step <= self.warmup_steps:
                 # linear LR warm-up; the first step runs at 1/warmup_steps of the rate
@@ -222,6 +261,7 @@ class _Run:
             count += 1
             picked += len(idx)
             picked_minority += int(self.has_minority[idx].sum())
+            drawn[idx] = True
         seconds = time.perf_counter() - t0
         share_train = float(self.has_minority.float().mean())
         row = {"epoch": epoch, "train_loss": total / max(picked, 1), "epoch_seconds": seconds,
@@ -236,6 +276,7 @@ class _Run:
         except ValueError as exc:  # e.g. NaN predictions from diverged weights
             raise NonFiniteLoss(f"{self.cell.label()}: evaluation failed after epoch {epoch}: {exc}") from exc
         row.update({f"val_{k}": v for k, v in val.items()})
+        row.update(selection_strength(p_epoch, int(drawn.sum()), picked))
         self.curves.append(row)
         if _auc_key(val["macro_auc"]) > self.best_auc:
             self.best_auc = _auc_key(val["macro_auc"])
@@ -282,6 +323,10 @@ class _Run:
         self.loss_table = state["loss_table"].clone()
         self.prob_table = state["prob_table"].clone()
         self.curves = json.loads(state["curves_json"])
+        for row in self.curves:
+            if "p_ratio" not in row and row["epoch"] <= self.config.warmup_epochs:
+                # a warm-up epoch is a shuffle of every sample once
+                row.update(_SHUFFLED_STRENGTH, distinct_drawn=self.n_train, drawn_fraction=1.0)
         self.best_auc = float(state["best_auc"])
         self.best_epoch = int(state["best_epoch"])
         self.best_state = state["best_state"]
@@ -360,13 +405,29 @@ def run_warmup(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
     return path
 
 
+def check_method_supports_model(cell: Cell, config: TrainConfig) -> None:
+    """Refuse, before any training, a method that weights samples' losses with a model whose
+    objective does not decompose per sample (one line naming both and the fix)."""
+    from .models import model_class
+
+    base, _ = config.resolve_method(cell.method)
+    if sampler_class(base).gives_loss_weights and not model_class(cell.model).per_sample_objective_supported:
+        raise ValueError(f"method {cell.method} weights each sample's loss, but model {cell.model}'s objective "
+                         f"does not decompose per sample (per_sample_objective_supported = False); use a "
+                         f"method without loss weights or give the model a per-sample objective")
+
+
 def _make_sampler(cell: Cell, run: _Run, config: TrainConfig):
     # the sampler's class decides what it takes (features, schedule length); the cell's s_e goes to
     # the methods that use it, the others take theirs, and its schedule, from their options
-    opts = config.selection_for(cell.method)
-    if uses_selection_pressure(cell.method):
+    base, opts = config.resolve_method(cell.method)
+    if sampler_class(base).uses_selection_pressure:
+        fixed = opts.pop("selection_pressure", None)
+        if fixed is not None and float(fixed) != cell.selection_pressure:
+            raise ValueError(f"{cell.label()}: variant {cell.method} fixes s_e = {float(fixed):g}; build its "
+                             f"cells with selection_pressure={float(fixed):g} (config.train_cells does)")
         opts["selection_pressure"] = cell.selection_pressure
-    sampler = make_sampler(cell.method, run.Y, cell.batch_size, features=run.split.X_train,
+    sampler = make_sampler(base, run.Y, cell.batch_size, features=run.split.X_train,
                            warmup_epochs=config.warmup_epochs, epochs=config.epochs,
                            # the same stream for every method (they differ only by their rule), and
                            # not the warm-up's, so the random method never replays its permutations
@@ -389,7 +450,8 @@ def train_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
     an uninterrupted run.
     """
     check_selection_options(config)
-    out = cell_dir(out_root, cell)
+    check_method_supports_model(cell, config)
+    out = cell_dir(out_root, cell, config.selection)
     done = load_result(out)
     data = split.digest()
     if is_done(done, config.fingerprint(cell.model, cell.method, data)):
@@ -460,10 +522,13 @@ _TIMING_COLUMNS = ("epoch_seconds",)
 
 
 def _curves_tsv(rows: list[dict]) -> str:
-    cols = [c for c in rows[0] if c not in _TIMING_COLUMNS]
+    # every column of any row, in order of appearance (a row restored from an older checkpoint may
+    # lack a newer column: written as nan), less the timings (they go to the timing sidecar)
+    cols = [c for c in dict.fromkeys(c for r in rows for c in r) if c not in _TIMING_COLUMNS]
     lines = ["\t".join(cols)]
     for r in rows:
-        lines.append("\t".join(f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c]) for c in cols))
+        lines.append("\t".join(f"{r.get(c, math.nan):.6g}" if isinstance(r.get(c, math.nan), float)
+                                else str(r[c]) for c in cols))
     return "\n".join(lines) + "\n"
 
 
@@ -486,4 +551,8 @@ def run_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.PathL
     try:
         return train_cell(cell, split, config, warmup_root, out_root, progress)
     except Exception as exc:  # any failure is recorded, so the report lists it
-        return write_failed(cell_dir(out_root, cell), dataclasses.asdict(cell), exc)
+        try:
+            out = cell_dir(out_root, cell, config.selection)
+        except ValueError:  # an unknown variant: no folder of its own
+            raise exc from None
+        return write_failed(out, dataclasses.asdict(cell), exc)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from .base import MultiLabelModel, StepOutput, as_dense_tensor, per_sample_bce
 
 __all__ = ["MODEL_NAMES", "MultiLabelModel", "StepOutput", "as_dense_tensor", "build",
-           "default_params", "per_sample_bce", "register"]
+           "default_params", "model_class", "per_sample_bce", "register"]
 
 #: registry name -> module that defines (and registers) the model
 _MODULES = {"c2ae": "c2ae", "mpvae": "mpvae", "paca": "paca", "clif": "clif", "dela": "dela"}
@@ -39,6 +39,11 @@ def _model_class(name: str) -> type[MultiLabelModel]:
     if key not in _REGISTRY:
         importlib.import_module(f"{__name__}.{_MODULES[key]}")
     return _REGISTRY[key]
+
+
+def model_class(name: str) -> type[MultiLabelModel]:
+    """The class of model ``name`` (its capabilities, e.g. ``per_sample_objective_supported``)."""
+    return _model_class(name)
 
 
 def default_params(name: str) -> dict[str, Any]:

@@ -42,20 +42,48 @@ class StepOutput:
         Shape ``(B, q)``, detached: the label probabilities of that same
         prediction, for samplers that score uncertainty (``update(...,
         probabilities=...)``).
+    per_sample_objective : Tensor, optional
+        Shape ``(B,)``, differentiable: each sample's share of the objective, for models whose
+        objective decomposes per sample (:attr:`MultiLabelModel.per_sample_objective_supported`).
+    batch_objective : Tensor, optional
+        Scalar, differentiable: the terms that belong to no sample (weight penalties, a
+        constraint on the whole batch), so that ``loss == per_sample_objective.mean() +
+        batch_objective`` up to float rounding (``docs/models.md`` lists each model's split).
     """
 
     loss: torch.Tensor
     per_sample_loss: torch.Tensor
     probabilities: torch.Tensor | None = None
+    per_sample_objective: torch.Tensor | None = None
+    batch_objective: torch.Tensor | None = None
+
+    def weighted_loss(self, weights: torch.Tensor | None) -> torch.Tensor:
+        """The objective with per-sample loss weights: ``mean(w * per_sample_objective) +
+        batch_objective``; ``weights=None`` returns :attr:`loss` itself (bit-identical).
+
+        The weights multiply only the per-sample part; the batch terms stay unweighted.
+        """
+        if weights is None:
+            return self.loss
+        if self.per_sample_objective is None:
+            raise ValueError("this model's objective does not decompose per sample, so per-sample loss "
+                             "weights cannot be applied; use a method without loss weights")
+        w = weights.to(device=self.per_sample_objective.device, dtype=self.per_sample_objective.dtype)
+        if w.shape != self.per_sample_objective.shape:
+            raise ValueError(f"loss weights have shape {tuple(w.shape)}, the batch has "
+                             f"{tuple(self.per_sample_objective.shape)} samples; give one weight per sample")
+        out = (w * self.per_sample_objective).mean()
+        return out if self.batch_objective is None else out + self.batch_objective
 
     @classmethod
     def from_prediction(cls, loss: torch.Tensor, y: torch.Tensor, *, logits: torch.Tensor | None = None,
-                        probs: torch.Tensor | None = None) -> "StepOutput":
+                        probs: torch.Tensor | None = None, per_sample_objective: torch.Tensor | None = None,
+                        batch_objective: torch.Tensor | None = None) -> "StepOutput":
         """The step's output with the selection signals of a prediction from ``x`` alone."""
         with torch.no_grad():
             p = torch.sigmoid(logits) if logits is not None else probs
             p = None if p is None else p.detach()
-        return cls(loss, per_sample_bce(y, logits=logits, probs=probs), p)
+        return cls(loss, per_sample_bce(y, logits=logits, probs=probs), p, per_sample_objective, batch_objective)
 
 
 def as_dense_tensor(x: Any, device: torch.device | str | None = None,
@@ -111,6 +139,9 @@ class MultiLabelModel(nn.Module, abc.ABC):
 
     #: registry name, set by :func:`mlabs.models.register`
     name: ClassVar[str] = ""
+    #: whether :meth:`training_step` fills ``per_sample_objective`` (the objective is a mean of
+    #: per-sample terms plus batch terms); the methods that weight samples' losses need it
+    per_sample_objective_supported: ClassVar[bool] = False
 
     def __init__(self, n_features: int, n_labels: int):
         super().__init__()

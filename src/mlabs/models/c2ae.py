@@ -115,6 +115,8 @@ class C2AE(MultiLabelModel):
     with the shared protocol of ``method.md``.
     """
 
+    per_sample_objective_supported = True
+
     def __init__(self, n_features: int, n_labels: int, *, hidden_dim: int = 512,
                  latent_ratio: float = 0.8, latent_dim: int | None = None,
                  negative_slope: float = 0.1, embed_lambda: float = 0.5, alpha: float = 0.5,
@@ -169,17 +171,26 @@ class C2AE(MultiLabelModel):
         fe = self.encode_y(y)
         embedding = self.embedding_loss(fx, fe)
         recon = torch.sigmoid(self.decode_logits(fe))
-        output = pairwise_exp_rank_loss(recon, y, self.rank_scale).mean()
+        rank = pairwise_exp_rank_loss(recon, y, self.rank_scale)
+        output = rank.mean()
         l2 = l2_weight_sum([self.fx, self.fe, self.fd])
         loss = embedding + self.alpha * output + self.l2_penalty * l2
-        return {"loss": loss, "embedding": embedding, "output": output, "l2": l2, "fx": fx}
+        # the split of the same objective: the latent fit and the ranking loss belong to a sample,
+        # the orthogonality constraint (on the batch's Gram matrices) and the L2 penalty do not
+        eye = torch.eye(fx.shape[1], device=fx.device, dtype=fx.dtype)
+        ortho = (fx.T @ fx - eye).pow(2).sum() + (fe.T @ fe - eye).pow(2).sum()
+        per_sample = (fx - fe).pow(2).sum(dim=1) + self.alpha * rank
+        batch = self.embed_lambda * ortho / fx.shape[0] + self.l2_penalty * l2
+        return {"loss": loss, "embedding": embedding, "output": output, "l2": l2, "fx": fx,
+                "per_sample": per_sample, "batch": batch}
 
     def training_step(self, x: torch.Tensor, y: torch.Tensor) -> StepOutput:
         """Full C2AE objective; selection loss from one extra no-grad ``Fd`` pass on ``Fx(x)``."""
         terms = self.losses(x, y)
         with torch.no_grad():
             logits = self.decode_logits(terms["fx"].detach())
-        return StepOutput.from_prediction(terms["loss"], y, logits=logits)
+        return StepOutput.from_prediction(terms["loss"], y, logits=logits, per_sample_objective=terms["per_sample"],
+                                          batch_objective=terms["batch"])
 
     def _predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.decode_logits(self.encode_x(x)))

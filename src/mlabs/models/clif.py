@@ -84,6 +84,8 @@ class CLIF(MultiLabelModel):
       ``q >= 2`` in training mode.
     """
 
+    per_sample_objective_supported = True
+
     def __init__(self, n_features: int, n_labels: int, *, train_labels: Any = None,
                  hidden_dim: int = 512, in_layers: int = 1, embedding_dim: int = 256,
                  gin_hidden: Sequence[int] = (128,), gin_layers: int = 2, link_weight: float = 1.0,
@@ -147,8 +149,12 @@ class CLIF(MultiLabelModel):
 
     def training_step(self, x: torch.Tensor, y: torch.Tensor) -> StepOutput:
         logits, emb = self._forward(x)
-        loss = F.binary_cross_entropy_with_logits(logits, y) + self.link_weight * self.link_loss(emb)
-        return StepOutput.from_prediction(loss, y, logits=logits)
+        link = self.link_weight * self.link_loss(emb)
+        loss = F.binary_cross_entropy_with_logits(logits, y) + link
+        # the BCE is a mean of per-sample means over labels; the link loss belongs to no sample
+        per_sample = F.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(dim=1)
+        return StepOutput.from_prediction(loss, y, logits=logits, per_sample_objective=per_sample,
+                                          batch_objective=link)
 
     def _predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self._forward(x)[0])

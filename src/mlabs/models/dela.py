@@ -98,6 +98,8 @@ class DELA(MultiLabelModel):
         their scripts build one parameter group, so it has no effect there.
     """
 
+    per_sample_objective_supported = True
+
     def __init__(self, n_features: int, n_labels: int, *, latent_dim: int | str = 50,
                  tau: float = 2.0 / 3.0, off_noise: float = 0.5, beta: float = 1.0,
                  dropout: float = 0.0, decoder_dropout: float = 0.0, lr_ratio: float = 1.0):
@@ -161,12 +163,24 @@ class DELA(MultiLabelModel):
         logits = self.decode(x, z)
         cls = F.binary_cross_entropy_with_logits(logits, y) * self.n_labels
         kl = self.kl(mu, logvar, gates)
-        return {"loss": cls + self.beta * kl, "cls": cls, "kl": kl, "logits": logits, "gates": gates}
+        # both terms are means over the batch of per-sample terms (DELA has no batch-level term)
+        per_sample = (F.binary_cross_entropy_with_logits(logits, y, reduction="none").sum(dim=1)
+                      + self.beta * self.kl_per_sample(mu, logvar, gates))
+        return {"loss": cls + self.beta * kl, "cls": cls, "kl": kl, "logits": logits, "gates": gates,
+                "per_sample": per_sample}
+
+    def kl_per_sample(self, mu: torch.Tensor, logvar: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+        """:meth:`kl` per sample ``(B,)``: the mean over labels, summed over L."""
+        mu, logvar, s = mu.unsqueeze(1), logvar.unsqueeze(1), gates.unsqueeze(0)
+        kl = -logvar - 2.0 * torch.log(s + 1e-6) - 1.0 + torch.exp(logvar) * s.pow(2) + mu.pow(2)
+        return 0.5 * kl.sum(dim=2).mean(dim=1)
 
     def training_step(self, x: torch.Tensor, y: torch.Tensor) -> StepOutput:
         """Full DELA objective; selection loss from the logits of this (perturbed) forward."""
         terms = self.losses(x, y)
-        return StepOutput.from_prediction(terms["loss"], y, logits=terms["logits"])
+        return StepOutput.from_prediction(terms["loss"], y, logits=terms["logits"],
+                                          per_sample_objective=terms["per_sample"],
+                                          batch_objective=torch.zeros_like(terms["loss"]))
 
     def _predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         mu, _ = self.encode(x)

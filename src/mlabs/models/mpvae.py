@@ -109,6 +109,8 @@ class MPVAE(MultiLabelModel):
         divisor, as in the official code).
     """
 
+    per_sample_objective_supported = True
+
     def __init__(self, n_features: int, n_labels: int, *, latent_dim: int = 50,
                  z_dim: int | None = None, dropout: float = 0.5, n_train_sample: int = 100,
                  n_test_sample: int = 10000, nll_coeff: float = 0.1, c_coeff: float = 200.0,
@@ -166,10 +168,15 @@ class MPVAE(MultiLabelModel):
 
     def branch_losses(self, probs: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean NLL (log-sum-exp over draws) and mean ranking loss of ``probs`` ``(S, B, q)``."""
+        nll, rank = self.branch_terms(probs, y)
+        return nll.mean(), rank.mean()
+
+    def branch_terms(self, probs: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample NLL ``(B,)`` and per-draw ranking loss ``(S, B)`` of :meth:`branch_losses`."""
         logprob = (y * torch.log(probs) + (1.0 - y) * torch.log1p(-probs)).sum(dim=2)   # (S, B)
         nll = -(torch.logsumexp(logprob, dim=0) - math.log(probs.shape[0]))
         rank = pairwise_exp_rank_loss(probs, y, self.rank_scale) / self.rank_scale     # (S, B)
-        return nll.mean(), rank.mean()
+        return nll, rank
 
     # -- interface ----------------------------------------------------------------------------
     def losses(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -186,20 +193,30 @@ class MPVAE(MultiLabelModel):
         noise_r = self.probit_noise(self.n_train_sample, x.shape[0])   # shared, as in the official code
         e_label = self.probit_prob(label_mean, noise_r)
         e_feat = self.probit_prob(feat_mean, noise_r)
-        nll_label, rank_label = self.branch_losses(e_label, y)
-        nll_feat, rank_feat = self.branch_losses(e_feat, y)
+        # per-sample terms once; their means are the terms of branch_losses, bit for bit
+        nll_label_i, rank_label_si = self.branch_terms(e_label, y)
+        nll_feat_i, rank_feat_si = self.branch_terms(e_feat, y)
+        nll_label, rank_label = nll_label_i.mean(), rank_label_si.mean()
+        nll_feat, rank_feat = nll_feat_i.mean(), rank_feat_si.mean()
         l2 = 0.5 * l2_weight_sum([self.label_encoder, self.label_mu, self.label_logvar,
                                   self.feat_encoder, self.feat_mu, self.feat_logvar,
                                   self.decoder, self.label_mp_mu, self.feat_mp_mu])
         loss = (self.l2_penalty * l2 + self.nll_coeff * (nll_label + nll_feat)
                 + self.c_coeff * (rank_label + rank_feat) + self.kl_coeff * kl)
+        # every term but the L2 penalty is a mean over the batch of per-sample terms (the ranking
+        # loss also over the S probit draws, which the samples share)
+        per_sample = (self.nll_coeff * (nll_label_i + nll_feat_i)
+                      + self.c_coeff * (rank_label_si.mean(dim=0) + rank_feat_si.mean(dim=0))
+                      + self.kl_coeff * kl_diag_gaussians(mu_e, logvar_e, mu_x, logvar_x, var_eps=1e-6))
         return {"loss": loss, "nll_label": nll_label, "nll_feat": nll_feat, "rank_label": rank_label,
-                "rank_feat": rank_feat, "kl": kl, "l2": l2, "indiv_prob": e_feat.mean(dim=0)}
+                "rank_feat": rank_feat, "kl": kl, "l2": l2, "indiv_prob": e_feat.mean(dim=0),
+                "per_sample": per_sample, "batch": self.l2_penalty * l2}
 
     def training_step(self, x: torch.Tensor, y: torch.Tensor) -> StepOutput:
         """Full MPVAE objective; selection loss from the feature branch of the same forward."""
         terms = self.losses(x, y)
-        return StepOutput.from_prediction(terms["loss"], y, probs=terms["indiv_prob"])
+        return StepOutput.from_prediction(terms["loss"], y, probs=terms["indiv_prob"],
+                                          per_sample_objective=terms["per_sample"], batch_objective=terms["batch"])
 
     def _predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         mu_x, logvar_x = self.encode_feat(x)

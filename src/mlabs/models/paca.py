@@ -121,6 +121,8 @@ class PACA(MultiLabelModel):
       ``ins_map(x, z_x)``, and ``alpha``/``gamma`` weight whole terms.
     """
 
+    per_sample_objective_supported = True
+
     def __init__(self, n_features: int, n_labels: int, *, latent_dim: int | None = None,
                  alpha: float = 2.0, gamma: float = 10.0, dropout: float = 0.1,
                  kl_eps: float = 1e-8, binary_data: bool = False, flow_hidden: int = 256,
@@ -211,12 +213,29 @@ class PACA(MultiLabelModel):
         cls = q * F.binary_cross_entropy_with_logits(out["proto_logits"], y)
         return {"rec": rec, "kl": kl, "reg": reg, "cls": cls}
 
+    def per_sample_objective(self, x: torch.Tensor, y: torch.Tensor, out: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Each sample's ``rec + gamma * reg + alpha * cls`` ``(B,)``: every term of
+        :meth:`loss_terms` is a mean over the batch of these (PACA has no batch-level term)."""
+        if self.binary_data:
+            rec = F.binary_cross_entropy_with_logits(out["recon"], x, reduction="none").sum(1)
+        else:
+            rec = F.mse_loss(torch.sigmoid(out["recon"]), x, reduction="none").sum(1)
+        x_mu, x_lv, y_mu, y_lv = out["x_mu"], out["x_logvar"], out["y_mu"], out["y_logvar"]
+        kl = 0.5 * (y_lv - x_lv - 1.0 + torch.exp(x_lv - y_lv)
+                    + (y_mu - x_mu).pow(2) / (torch.exp(y_lv) + self.kl_eps)).sum(1)
+        # q * mean over (B, q) of the BCE is the mean over B of its sum over labels
+        reg = kl + F.binary_cross_entropy_with_logits(out["preds_y"], y, reduction="none").sum(1)
+        cls = F.binary_cross_entropy_with_logits(out["proto_logits"], y, reduction="none").sum(1)
+        return rec + self.gamma * reg + self.alpha * cls
+
     # --------------------------------------------------------------- interface
     def training_step(self, x: torch.Tensor, y: torch.Tensor) -> StepOutput:
         out = self.forward(x, y)
         t = self.loss_terms(x, y, out)
         loss = t["rec"] + self.gamma * t["reg"] + self.alpha * t["cls"]
-        return StepOutput.from_prediction(loss, y, logits=out["proto_logits"])
+        return StepOutput.from_prediction(loss, y, logits=out["proto_logits"],
+                                          per_sample_objective=self.per_sample_objective(x, y, out),
+                                          batch_objective=torch.zeros((), device=loss.device, dtype=loss.dtype))
 
     def _predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         x_mu, _ = self.encode(x)

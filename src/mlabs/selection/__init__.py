@@ -18,6 +18,9 @@ RandomBatchSampler, AdaptiveBatchSampler, ChainBatchSampler
 OnlineBatchSampler, ActiveBiasSampler, RecencyBiasSampler, BalancedBatchSampler,
 UncertaintyBatchSampler, D2ACEBatchSampler
     The other batch-selection methods, with the same interface (``docs/selection.md``).
+ReweightSampler, InfoBatchSampler
+    Random batches with per-sample loss weights (``loss_weights``): selection's reweighting
+    control and InfoBatch (Qin et al. 2024).
 SAMPLERS, make_sampler, needs_predictions
     Samplers by name, as ``params.yaml`` names them.
 """
@@ -40,6 +43,8 @@ from .d2ace import D2ACEBatchSampler
 from .online_batch import OnlineBatchSampler
 from .random import RandomBatchSampler
 from .recency_bias import RecencyBiasSampler
+from .reweight import ReweightSampler
+from .infobatch import InfoBatchSampler
 from .registry import SAMPLERS, make_sampler, needs_predictions
 from .uncertainty import UncertaintyBatchSampler
 
@@ -61,6 +66,8 @@ __all__ = [
     "BalancedBatchSampler",
     "UncertaintyBatchSampler",
     "D2ACEBatchSampler",
+    "ReweightSampler",
+    "InfoBatchSampler",
     "SAMPLERS",
     "make_sampler",
     "needs_predictions",

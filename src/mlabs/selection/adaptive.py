@@ -19,8 +19,9 @@ from .probabilities import levels, log_weights
 
 __all__ = ["AdaptiveBatchSampler"]
 
-#: the scores the adaptive sampler can select by
-SCORES = ("weighted_loss", "loss")
+#: the scores the adaptive sampler can select by: the published w * L, and the ablations L alone,
+#: w alone and w_raw * L (imbalance weights without the per-label normalisation, not published)
+SCORES = ("weighted_loss", "loss", "imbalance", "raw_weighted_loss")
 
 
 class AdaptiveBatchSampler(EpochBatchSampler):
@@ -45,8 +46,11 @@ class AdaptiveBatchSampler(EpochBatchSampler):
         Epochs of shuffled batches before selection starts.
     features : array-like, torch.Tensor or scipy.sparse matrix, shape (N, d), optional
         Scaled training features for the imbalance weights; ``None`` means w = 1.
-    score : {"weighted_loss", "loss"}, default "weighted_loss"
-        ``"loss"`` ignores the imbalance weights (ablation).
+    score : {"weighted_loss", "loss", "imbalance", "raw_weighted_loss"}, default "weighted_loss"
+        Ablations: ``"loss"`` ignores the imbalance weights, ``"imbalance"`` ignores the loss (the
+        weights alone, static), ``"raw_weighted_loss"`` multiplies the loss by the imbalance weights
+        without their per-label normalisation (``imbalance_weights(..., normalise=False)``, not the
+        published method). The last two need ``features``.
     quantize : bool, default True
         Quantized levels (MLABS) or exact ranks (ablation), see :func:`selection_probabilities`.
     refresh_every : int, optional
@@ -112,8 +116,11 @@ class AdaptiveBatchSampler(EpochBatchSampler):
         self.k_neighbors = check_positive_int(k_neighbors, "k_neighbors")
         if features is not None:
             check_same_rows(features, self.n_samples)
-        if features is not None and score == "weighted_loss":
-            self._weights = imbalance_weights(features, y, k=self.k_neighbors, device=device)
+        if features is None and score in ("imbalance", "raw_weighted_loss"):
+            raise ValueError(f"score={score!r} needs the imbalance weights: pass features")
+        if features is not None and score != "loss":
+            self._weights = imbalance_weights(features, y, k=self.k_neighbors, device=device,
+                                              normalise=score != "raw_weighted_loss")
         else:
             self._weights = None
         self._loss = torch.zeros(self.n_samples, dtype=torch.float64, device=device)
@@ -137,7 +144,9 @@ class AdaptiveBatchSampler(EpochBatchSampler):
         return torch.ones_like(self._loss) if self._weights is None else self._weights
 
     def scores(self) -> torch.Tensor:
-        """Selection scores ``w * L`` (``L`` alone for ``score="loss"``)."""
+        """Selection scores ``w * L`` (``L`` alone for ``score="loss"``, ``w`` for ``"imbalance"``)."""
+        if self.score == "imbalance":
+            return self._weights
         return self._loss if self._weights is None else self._weights * self._loss
 
     def update(self, indices, per_sample_loss, probabilities=None) -> None:
@@ -202,6 +211,8 @@ class AdaptiveBatchSampler(EpochBatchSampler):
         """:meth:`scores` for a refresh, in a reused scratch buffer when weighted."""
         if self._weights is None:
             return self._loss
+        if self.score == "imbalance":
+            return self._weights
         return torch.mul(self._weights, self._loss, out=self._drawer.workspace.get("scores", self.n_samples,
                                                                                    torch.float64))
 

@@ -2,7 +2,9 @@
 
 Each sampler is a :class:`torch.utils.data.Sampler` that yields one batch at a time as a list of
 Python ints, so it plugs into ``DataLoader(dataset, batch_sampler=sampler)`` or a plain loop.
-One epoch is ``len(sampler) == ceil(N / B)`` batches.
+One epoch is ``len(sampler) == ceil(N / B)`` batches (fewer for a sampler that leaves samples out of
+an epoch, e.g. InfoBatch while it prunes). A sampler may also weight each sample's loss:
+:meth:`EpochBatchSampler.loss_weights` gives a batch's weights (None, uniform, by default).
 
 Epochs
 ------
@@ -69,6 +71,9 @@ class EpochBatchSampler(Sampler):
     needs_epochs = False
     #: ``update`` needs ``probabilities`` (predicted label probabilities)
     needs_predictions = False
+    #: gives non-uniform per-sample loss weights through :meth:`loss_weights`, so the model's objective
+    #: must decompose per sample (``MultiLabelModel.per_sample_objective_supported``)
+    gives_loss_weights = False
 
     def __init__(self, n_samples: int, batch_size: int, seed: int, device, warmup_epochs: int = 0):
         super().__init__()
@@ -134,6 +139,15 @@ class EpochBatchSampler(Sampler):
     def probabilities(self) -> torch.Tensor:
         """The selection distribution in force (length N, sums to 1); uniform for this sampler."""
         return torch.full((self.n_samples,), 1.0 / self.n_samples, dtype=torch.float64, device=self.device)
+
+    def loss_weights(self, indices) -> torch.Tensor | None:
+        """Per-sample loss weights of a batch this sampler yielded, or None for uniform weights.
+
+        The side channel of the samplers that reweight the objective (``DataLoader(batch_sampler=
+        ...)`` carries only indices): train on ``mean(w * per_sample_objective)`` plus the batch
+        terms when it returns weights, on the plain mean when it returns None (this sampler).
+        """
+        return None
 
     def state_dict(self) -> dict:
         """Everything needed to reproduce the future batches exactly (tensors on CPU)."""

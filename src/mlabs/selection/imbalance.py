@@ -223,7 +223,8 @@ def _knn_blocks(feats: _Features, k: int, chunk: int):
 # --------------------------------------------------------------------------------------------
 # imbalance weights
 # --------------------------------------------------------------------------------------------
-def imbalance_weights(features, labels, k: int = 5, *, chunk_size: int | None = None, device=None) -> torch.Tensor:
+def imbalance_weights(features, labels, k: int = 5, *, chunk_size: int | None = None, device=None,
+                      normalise: bool = True) -> torch.Tensor:
     """The static MLABS imbalance weight of every training sample (``method.md`` section 2).
 
     Minority labels are those with IRLbl_j > MeanIR. For a sample i carrying a minority label j,
@@ -242,6 +243,9 @@ def imbalance_weights(features, labels, k: int = 5, *, chunk_size: int | None = 
         Number of neighbours.
     chunk_size, device
         As in :func:`k_nearest_neighbors` (the neighbour search is blocked, memory ``O(chunk * N)``).
+    normalise : bool, default True
+        The published per-label normalisation; ``False`` gives ``w_i = 1 + sum_j B_ij`` over the same
+        informative entries (an ablation with much larger weights, not the published method).
 
     Returns
     -------
@@ -293,6 +297,8 @@ def imbalance_weights(features, labels, k: int = 5, *, chunk_size: int | None = 
         missing[start:stop] = k - with_label
     informative = ym & (missing > 0) & (missing < k)
     b = torch.where(informative, missing.to(torch.float64) / k, torch.zeros((), dtype=torch.float64, device=device))
+    if not normalise:
+        return w + b.sum(dim=1)
     total = b.sum(dim=0)
     bn = b / torch.where(total > 0, total, torch.ones_like(total))
     return w + bn.sum(dim=1)

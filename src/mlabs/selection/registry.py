@@ -6,14 +6,19 @@ from .active_bias import ActiveBiasSampler
 from .adaptive import AdaptiveBatchSampler
 from .balanced import BalancedBatchSampler
 from .chain import ChainBatchSampler
+from collections.abc import Mapping
+
+from ..settings import closest, resolve_method
 from .d2ace import D2ACEBatchSampler
+from .infobatch import InfoBatchSampler
 from .online_batch import OnlineBatchSampler
 from .random import RandomBatchSampler
 from .recency_bias import RecencyBiasSampler
+from .reweight import ReweightSampler
 from .uncertainty import UncertaintyBatchSampler
 
 __all__ = ["SAMPLERS", "sampler_class", "make_sampler", "needs_predictions", "uses_selection_pressure",
-           "method_options"]
+           "method_options", "resolve_method", "closest"]
 
 #: every batch-selection method by its ``params.yaml`` name; a new method adds its class here. What
 #: the training protocol gives a sampler is declared by its class (see :class:`EpochBatchSampler`):
@@ -30,6 +35,8 @@ SAMPLERS: dict[str, type] = {
     "balanced": BalancedBatchSampler,
     "uncertainty": UncertaintyBatchSampler,
     "d2ace": D2ACEBatchSampler,
+    "reweight": ReweightSampler,
+    "infobatch": InfoBatchSampler,
 }
 
 
@@ -45,10 +52,11 @@ def needs_predictions(method: str) -> bool:
     return sampler_class(method).needs_predictions
 
 
-def uses_selection_pressure(method: str) -> bool:
+def uses_selection_pressure(method: str, selection: Mapping | None = None) -> bool:
     """Whether ``method``'s sampler takes the cell's selection pressure s_e (the paper's s_e grid);
-    the other selecting methods take theirs, and its schedule, from their options."""
-    return sampler_class(method).uses_selection_pressure
+    the other selecting methods take theirs, and its schedule, from their options. A variant
+    (``selection``: ``params.yaml``'s section, see :func:`resolve_method`) answers as its base."""
+    return sampler_class(resolve_method(method, selection)[0]).uses_selection_pressure
 
 
 def method_options(method: str) -> tuple[str, ...]:
