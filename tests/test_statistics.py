@@ -277,3 +277,19 @@ def test_characteristics_with_fewer_than_four_data_sets_are_not_computed():
     assert corr["rho"].isna().all() and (corr["note"] == "n = 3 data sets (< 4): not computed").all()
     fig = report.plot_characteristics(diffs, chars, corr)
     assert "Not computed: n = 3 data sets" in " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+def test_dataset_characteristics_reads_the_prepared_statistics_and_training_labels(tmp_path):
+    import json
+
+    (tmp_path / "a.json").write_text(json.dumps({"name": "a", "MeanIR": 9.0, "MeanIR'": 2.5, "q'": 6,
+                                                 "cardinality'": 1.9}))
+    (tmp_path / "b.json").write_text(json.dumps({"name": "b", "MeanIR'": 4.0, "q'": 20, "cardinality'": 3.0}))
+    Y = np.array([[1, 1], [1, 0], [1, 0], [0, 1]] * 5)
+    fold = np.arange(20) % 5
+    chars = report.dataset_characteristics(tmp_path, ["b", "a"], labels={"a": (Y, fold)})
+    assert list(chars.index) == ["a", "b"]
+    # after preprocessing (the primed keys), not the raw MeanIR
+    assert chars.loc["a", ["mean_ir", "labels", "cardinality"]].tolist() == [2.5, 6.0, 1.9]
+    assert chars.loc["a", "label_correlation"] == pytest.approx(report.label_correlation_strength(Y, fold))
+    assert np.isnan(chars.loc["b", "label_correlation"])  # no prepared labels given

@@ -132,7 +132,7 @@ def findings(results: pd.DataFrame, verdicts: pd.DataFrame, methods: Sequence[st
         done = correlations[correlations["rho"].notna()]
         lines += ["## Gains against imbalance, labels and label correlation", ""]
         if done.empty:
-            lines.append(f"Not computed: {correlations['note'].iloc[0]}.")
+            lines.append(f"Rank correlations: {correlations['note'].iloc[0]}.")
         else:
             sig = done[done["p_holm"] < alpha]
             lines.append(f"{done['family'].iloc[0]}; n = {int(done['n'].max())} data sets. "

@@ -83,7 +83,9 @@ def _family_text(metrics: Sequence[str], method: str, baseline: str, scope: str)
     parts = [f"{n_metric} metric{'s' * (n_metric != 1)}"] if n_metric else []
     if n_conv:
         parts.append(f"{n_conv} convergence measure{'s' * (n_conv != 1)}")
-    return f"Holm over {' + '.join(parts) or '0 tests'} for {method} vs {baseline}, {scope}"
+    if not parts:
+        return f"no test computed for {method} vs {baseline}, {scope}"
+    return f"Holm over {' + '.join(parts)} for {method} vs {baseline}, {scope}"
 
 
 def add_holm(table: pd.DataFrame, by: Sequence[str], scope=None) -> pd.DataFrame:
