@@ -293,3 +293,16 @@ def test_dataset_characteristics_reads_the_prepared_statistics_and_training_labe
     assert chars.loc["a", ["mean_ir", "labels", "cardinality"]].tolist() == [2.5, 6.0, 1.9]
     assert chars.loc["a", "label_correlation"] == pytest.approx(report.label_correlation_strength(Y, fold))
     assert np.isnan(chars.loc["b", "label_correlation"])  # no prepared labels given
+
+
+def test_equal_gains_are_constant_not_ranked_by_float_noise():
+    # chain is 0.01 worse on every data set: the differences are equal up to float noise
+    values = {}
+    for i in range(5):
+        for method, shift in (("random", 0.0), ("chain", -0.01)):
+            values[(f"d{i}", "m", method)] = [0.6 + 0.037 * i + 0.011 * f + shift for f in range(3)]
+    diffs = report.dataset_differences(frame(values), ["random", "chain"], outcomes=["macro_auc"])
+    chars = pd.DataFrame({"mean_ir": np.arange(5.0), "labels": np.arange(5.0), "cardinality": np.arange(5.0),
+                          "label_correlation": np.arange(5.0)}, index=pd.Index(diffs["dataset"], name="dataset"))
+    corr = report.characteristic_correlations(diffs, chars)
+    assert corr["rho"].isna().all() and (corr["note"] == "constant values: not computed").all()
