@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator, NullLocator
 
 from .collect import finished_cells, most_frequent
 from .conventions import METHOD_ORDER, method_order
-from .statistics import FriedmanResult, format_p
+from .statistics import POOLED, FriedmanResult, format_p
 
 __all__ = ["placeholder_figure", "plot_convergence", "plot_motivation", "plot_minority_share",
            "plot_sensitivity_se", "plot_sensitivity_batch", "plot_critical_difference", "plot_characteristics"]
@@ -346,7 +346,8 @@ def plot_critical_difference(fr: FriedmanResult) -> Figure:
                                    color_palette=_palette(fr.methods),
                                    label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}")
     verdict = "rejects" if fr.p_value < fr.alpha else "does not reject"
-    fig.suptitle(f"{fr.metric}: average rank over {len(fr.blocks)} data sets, 1 = best\n"
+    scope = "pooled over models" if fr.model == POOLED else f"model {fr.model}"
+    fig.suptitle(f"{fr.metric}: average rank over {len(fr.blocks)} data sets ({scope}), 1 = best\n"
                  f"Friedman χ² = {fr.statistic:.3g}, p = {fr.p_value:.3g}: {verdict} equal performance "
                  f"at α = {fr.alpha:g}\nbars join methods the Nemenyi test does not separate; "
                  f"Nemenyi critical difference CD = {fr.cd:.3g}", fontsize=9, y=0.98)
