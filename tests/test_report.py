@@ -229,66 +229,71 @@ def test_main_table_respects_methods_argument(results):
     assert list(table.columns) == ["chain", "random"]
 
 
-def test_wilcoxon_matches_scipy_and_counts(results):
+def dataset_mean(metric, ds, method, models=MODELS) -> float:
+    """A data set's value pooled over models: the mean over models of the mean over folds."""
+    return float(np.mean([block_mean(metric, ds, m, method) for m in models]))
+
+
+def test_wilcoxon_across_data_sets_matches_scipy_and_counts(results):
     table = report.wilcoxon_table(results, "macro_auc")
+    # per model: the unit is the data set (mean over folds), n = 2
     row = table[(table["model"] == "m2") & (table["method"] == "adaptive")].iloc[0]
-    x = [value("macro_auc", ds, "m2", "adaptive", f) for ds in DATASETS for f in FOLDS]
-    y = [value("macro_auc", ds, "m2", "random", f) for ds in DATASETS for f in FOLDS]
-    # the report counts differences within the tie margin as zero (dropped by scipy's default
-    # zero_method) after rounding them to 12 decimals (float noise)
+    x = [block_mean("macro_auc", ds, "m2", "adaptive") for ds in DATASETS]
+    y = [block_mean("macro_auc", ds, "m2", "random") for ds in DATASETS]
     d = np.round(np.subtract(x, y), 12)
     d[np.abs(d) <= report.tie_margin("macro_auc")] = 0.0
     ref = stats.wilcoxon(d)
-    assert row["n_pairs"] == 6
-    assert row["p_value"] == pytest.approx(ref.pvalue)
-    assert row["statistic"] == pytest.approx(ref.statistic)
+    assert row["n"] == 2 and row["unit"] == "2 data sets (mean of 3 folds and 1 model)"
+    assert row["p_value"] == pytest.approx(ref.pvalue) and row["statistic"] == pytest.approx(ref.statistic)
     assert (row["wins"], row["ties"], row["losses"]) == (1, 0, 1)  # ds_a win, ds_b loss
-    m1 = table[(table["model"] == "m1") & (table["method"] == "adaptive")].iloc[0]
-    assert (m1["wins"], m1["ties"], m1["losses"]) == (2, 0, 0)
-    chain = table[(table["model"] == "all (block means)") & (table["method"] == "chain")].iloc[0]
-    assert (chain["wins"], chain["ties"], chain["losses"]) == (0, 0, 4)
-    # lower-is-better metric: same win/tie/loss pattern because the effect was planted in that direction
+    # pooled: one value per data set, the mean over models, so ds_b (m1 +0.023, m2 -0.008) is a win
+    pooled = table[(table["model"] == report.POOLED) & (table["method"] == "adaptive")].iloc[0]
+    assert pooled["unit"] == "2 data sets (mean of 3 folds and 2 models)"
+    assert (pooled["wins"], pooled["ties"], pooled["losses"]) == (2, 0, 0)
+    expected = np.mean([dataset_mean("macro_auc", ds, "adaptive") - dataset_mean("macro_auc", ds, "random")
+                        for ds in DATASETS])
+    assert pooled["mean_diff"] == pytest.approx(expected)
+    assert pooled["rank_biserial"] == pytest.approx(1.0)  # better on every data set
+    assert "only 2 pairs" in pooled["note"]
+    probs = pooled[["p_better", "p_equivalent", "p_worse"]].to_numpy(float)
+    assert probs.sum() == pytest.approx(1.0) and probs[0] > probs[2]
+    chain = table[(table["model"] == report.POOLED) & (table["method"] == "chain")].iloc[0]
+    assert (chain["wins"], chain["ties"], chain["losses"]) == (0, 0, 2) and chain["rank_biserial"] == -1.0
+    # lower-is-better metric: same pattern because the effect was planted in that direction
     low = report.wilcoxon_table(results, "one_error")
-    pooled = low[(low["model"] == "all (block means)") & (low["method"] == "adaptive")].iloc[0]
-    assert (pooled["wins"], pooled["ties"], pooled["losses"]) == (3, 0, 1)
+    pooled = low[(low["model"] == report.POOLED) & (low["method"] == "adaptive")].iloc[0]
+    assert (pooled["wins"], pooled["ties"], pooled["losses"]) == (2, 0, 0) and pooled["p_better"] > pooled["p_worse"]
 
 
-def test_wilcoxon_degenerate_inputs_give_nan_not_errors(tmp_path):
+def test_across_data_set_tests_with_one_data_set_are_not_computed(tmp_path):
     for method in ("random", "adaptive"):
         for fold in FOLDS:
-            write_cell(tmp_path, "ds", "m", method, fold, metric_value=lambda *a: 0.5)
+            write_cell(tmp_path, "ds", "m", method, fold, metric_value=lambda *a, f=fold: 0.5 + 0.01 * f)
     table = report.wilcoxon_table(report.collect_results(tmp_path), "macro_auc")
-    assert table["p_value"].isna().all()
-    per_model = table.iloc[0]
-    assert per_model["note"] == "all differences are within the tie margin"
-    assert [per_model["wins"], per_model["ties"], per_model["losses"]] == [0, 1, 0]
-    assert table.iloc[1]["note"] == "fewer than 2 pairs"  # one (dataset, model) block only
-    # a single pair
-    one = report.collect_results(tmp_path)
-    one = one[one["fold"] == 0]
-    row = report.wilcoxon_table(one, "macro_auc").iloc[0]
-    assert np.isnan(row["p_value"]) and "fewer than 2 pairs" in row["note"]
+    assert table["p_value"].isna().all() and table["p_better"].isna().all()
+    assert (table["note"] == "n = 1 data set: not computed").all()
+    assert [table.iloc[0]["wins"], table.iloc[0]["ties"], table.iloc[0]["losses"]] == [0, 1, 0]
     # no baseline at all
-    row = report.wilcoxon_table(one[one["method"] == "adaptive"], "macro_auc").iloc[0]
+    results = report.collect_results(tmp_path)
+    row = report.wilcoxon_table(results[results["method"] == "adaptive"], "macro_auc").iloc[0]
     assert np.isnan(row["p_value"]) and "baseline" in row["note"]
 
 
-def test_friedman_matches_scipy(results):
+def test_friedman_over_data_sets_matches_scipy(results):
     fr = report.friedman_nemenyi(results, "macro_auc")
-    blocks = [(ds, m) for ds in DATASETS for m in MODELS]
-    cols = [[block_mean("macro_auc", ds, m, method) for ds, m in blocks] for method in METHODS]
+    cols = [[dataset_mean("macro_auc", ds, method) for ds in DATASETS] for method in METHODS]
     ref = stats.friedmanchisquare(*cols)
-    assert fr.p_value == pytest.approx(ref.pvalue)
-    assert fr.statistic == pytest.approx(ref.statistic)
-    assert len(fr.blocks) == 4 and fr.methods == list(METHODS)
-    # ranks, 1 = best: adaptive first on 3 blocks and second on one, chain always last
-    assert fr.ranks["adaptive"] == pytest.approx(1.25)
-    assert fr.ranks["random"] == pytest.approx(1.75)
-    assert fr.ranks["chain"] == pytest.approx(3.0)
+    assert fr.p_value == pytest.approx(ref.pvalue) and fr.statistic == pytest.approx(ref.statistic)
+    assert len(fr.blocks) == 2 and fr.methods == list(METHODS) and fr.model == report.POOLED
+    # pooled over models adaptive is first and chain last on both data sets
+    assert fr.ranks.to_dict() == pytest.approx({"random": 2.0, "adaptive": 1.0, "chain": 3.0})
     assert fr.nemenyi.shape == (3, 3) and list(fr.nemenyi.index) == list(METHODS)
     assert np.allclose(np.diag(fr.nemenyi), 1.0) and np.isfinite(fr.cd)
+    # per model: m2 loses ds_b with adaptive, so random ranks first there
+    m2 = report.friedman_nemenyi(results, "macro_auc", model="m2")
+    assert m2.ranks.to_dict() == pytest.approx({"random": 1.5, "adaptive": 1.5, "chain": 3.0})
     fig = report.plot_critical_difference(fr)
-    assert fig.axes
+    assert fig.axes and "over 2 data sets" in fig._suptitle.get_text()
 
 
 def test_friedman_too_few_methods(results):
@@ -305,8 +310,9 @@ def test_headline_metrics(results):
     assert h["test_mean"]["adaptive"]["ranking_loss"] == pytest.approx(expected, abs=1e-6)
     assert set(h["test_mean"]["chain"]) == set(REPORTED_METRICS)
     assert h["friedman_macro_auc"]["avg_rank"]["chain"] == pytest.approx(3.0)
-    assert h["vs_random_macro_auc"] == {"adaptive": {"win": 3, "tie": 0, "loss": 1},
-                                        "chain": {"win": 0, "tie": 0, "loss": 4}}
+    assert h["vs_random_macro_auc"] == {"adaptive": {"win": 2, "tie": 0, "loss": 0},
+                                        "chain": {"win": 0, "tie": 0, "loss": 2}}
+    assert h["friedman_macro_auc"]["n_datasets"] == 2
     json.dumps(h, allow_nan=False)  # valid JSON for DVC
 
 
@@ -329,24 +335,17 @@ def test_plot_data(runs_root):
     assert list(named.columns) == ["epoch", "chain", "random", "no_runs"] and named["no_runs"].isna().all()
 
 
-def test_findings_state_losses_plainly(results):
-    text = report.findings(results)
-    section = text.split("## macro_auc")[1].split("## ")[0]
-    # 4 block means cannot give a significant Wilcoxon test (fewer than MIN_BLOCKS), so the
-    # verdicts rest on the 12 paired runs: adaptive wins 9 (+0.020..0.026), loses 3 (-0.008)
-    assert "**chain vs random** (12 paired runs (dataset, model, fold, seed)" in section
-    assert "chain wins 0, ties 0, loses 12" in section
-    assert "adaptive wins 9, ties 0, loses 3" in section
-    assert "adaptive is **better** than random" in section
-    assert "chain is **worse** than random" in section
-    assert "Friedman test over 4 complete blocks" in section
-    # the per-model p pairs runs but the per-model W/T/L counts data sets (2 per model here):
-    # the text says so, and chain loses both data sets of each model
-    chain = section.split("**chain vs random**")[1].split("\n")[0]
-    assert "Per model (p over its paired runs; W/T/L over its data sets' means): m1 p = " in chain
-    assert chain.count("(0/0/2 W/T/L)") == 2
-    for metric in REPORTED_METRICS:
-        assert f"## {metric}" in text
+def test_findings_give_each_verdict_its_unit_n_and_effect(results):
+    order = list(METHODS)
+    verdicts = report.verdict_table(results, order, metrics=["macro_auc", "one_error"])
+    text = report.findings(results, verdicts, order)
+    section = text.split("## chain vs random")[1]
+    assert "Holm over 2 metrics for chain vs random, across data sets, pooled over models, over 2 data sets" in section
+    # two data sets cannot give a significant Wilcoxon test: the verdict says so, and the effect shows
+    line = next(ln for ln in section.splitlines() if ln.startswith("- `macro_auc`"))
+    assert "**no significant difference**" in line
+    assert "Across data sets, n = 2 data sets (mean of 3 folds and 2 models)" in line
+    assert "rank-biserial r = -1.00" in line and "W/T/L 0/0/2" in line and "P(better)" in line
 
 
 # --- figures and the whole report ----------------------------------------------------------------
@@ -367,7 +366,9 @@ def expected_files(out: Path, *, datasets: bool, sensitivity: bool) -> set[Path]
               out / "tables/failed.md", out / "figures/minority_share.png", out / "metrics.json",
               out / "tables/convergence.md", out / "tables/convergence.csv", out / "tables/verdicts.md",
               out / "tables/verdicts.csv", out / "tables/verdicts_by_seed.md",
-              out / "tables/differences.csv", out / "figures/forest.png", out / "findings.md",
+              out / "tables/within_dataset.md", out / "tables/within_dataset.csv",
+              out / "tables/characteristics.md", out / "tables/characteristics.csv",
+              out / "figures/characteristics.png", out / "tables/differences.csv", out / "figures/forest.png", out / "findings.md",
               out / "machines.json"}
     files |= {out / f"figures/cd_{m}.png" for m in REPORTED_METRICS}
     files |= {out / f"figures/{kind}_{ds}.png" for kind in ("convergence", "motivation") for ds in DATASETS}
@@ -490,12 +491,12 @@ def test_differences_within_the_tie_margin_are_ties_and_zero_in_the_test(tmp_pat
                 write_cell(tmp_path, ds, "m", method, fold, metric_value=lambda *a, s=shift, f=fold: 0.6 + 0.01 * f + s)
     results = report.collect_results(tmp_path)
     table = report.wilcoxon_table(results, "macro_auc")
-    pooled = table[table["model"] == "all (block means)"].iloc[0]
+    pooled = table[table["model"] == report.POOLED].iloc[0]
     assert (pooled["wins"], pooled["ties"], pooled["losses"]) == (0, 2, 0)
     assert np.isnan(pooled["p_value"]) and "tie margin" in pooled["note"]
     assert report.verdict(pooled, "macro_auc") == "no significant difference"
-    assert "no significant difference" in report.findings(results, wilcoxon={"macro_auc": table},
-                                                          metrics=["macro_auc"])
+    # both data-set differences (0.003) lie inside the rope: equivalence is the likeliest outcome
+    assert pooled["p_equivalent"] > max(pooled["p_better"], pooled["p_worse"])
 
 
 def test_verdict_needs_significance_direction_and_margin():
@@ -542,31 +543,11 @@ def test_report_writes_convergence_and_verdict_tables(tmp_path, results_root=Non
     assert {"convergence.md", "convergence.csv", "verdicts.md", "verdicts.csv"} <= names
     verdicts = pd.read_csv(tmp_path / "out" / "tables" / "verdicts.csv")
     assert {"epochs_to_95", "curve_area", "macro_auc"} <= set(verdicts["metric"])
-    assert "# Convergence speed" in (tmp_path / "out" / "findings.md").read_text()
-
-
-def test_verdict_unit_is_block_means_from_six_blocks_else_paired_runs(tmp_path):
-    # adaptive +0.02 on every run: 5 models x 1 data set x 3 folds, then a sixth model
-    def write(models):
-        for model in models:
-            for method, shift in (("random", 0.0), ("adaptive", 0.02)):
-                for fold in range(3):
-                    write_cell(tmp_path, "ds", model, method, fold,
-                               metric_value=lambda *a, s=shift, f=fold: 0.6 + 0.01 * f + s)
-    write([f"m{i}" for i in range(5)])
-    table = report.wilcoxon_table(report.collect_results(tmp_path), "macro_auc")
-    row = report.pooled_row(table, "adaptive")
-    assert (row["model"], row["n_pairs"]) == (report.POOLED_RUNS, 15)
-    assert report.verdict(row, "macro_auc") == "better"
-    blocks = table[table["model"] == report.POOLED_BLOCKS].iloc[0]
-    assert blocks["n_pairs"] == 5 and blocks["p_value"] > 0.05  # 5 blocks: p >= 0.0625 whatever happens
-    write(["m5"])
-    table = report.wilcoxon_table(report.collect_results(tmp_path), "macro_auc")
-    row = report.pooled_row(table, "adaptive")
-    assert (row["model"], row["n_pairs"]) == (report.POOLED_BLOCKS, 6)
-    assert report.verdict(row, "macro_auc") == "better"
-    verdicts = report.verdict_table({"macro_auc": table})
-    assert verdicts.iloc[0][["unit", "n", "verdict"]].tolist() == [report.POOLED_BLOCKS, 6, "better"]
+    assert "## Convergence" in (tmp_path / "out" / "findings.md").read_text()
+    # one data set: the verdicts come from the correlated tests within it, over its folds
+    assert set(verdicts["level"]) == {"within data set"}
+    assert (verdicts["unit"] == "3 folds of ds_a").all() and (verdicts["n"] == 3).all()
+    assert "n = 1 data set: not computed" in (tmp_path / "out" / "tables" / "wilcoxon.md").read_text()
 
 
 def test_verdicts_by_seed_say_which_verdicts_hold(tmp_path):
@@ -576,7 +557,8 @@ def test_verdicts_by_seed_say_which_verdicts_hold(tmp_path):
             for method in ("random", "adaptive"):
                 for fold in range(4):
                     def metric_value(metric, *a, method=method, fold=fold, seed=seed):
-                        gain = 0.02 if method == "adaptive" and (seed == 0 or metric == "macro_auc") else 0.0
+                        gain = (0.02 + 0.002 * fold if method == "adaptive" and (seed == 0 or metric == "macro_auc")
+                                else 0.0)
                         base = 0.6 + 0.01 * fold
                         return base + gain if HIGHER_IS_BETTER[metric] else base - gain
                     write_cell(tmp_path, "ds", model, method, fold, seed=seed, metric_value=metric_value)
@@ -584,12 +566,13 @@ def test_verdicts_by_seed_say_which_verdicts_hold(tmp_path):
     table = report.verdicts_by_seed(results, ["random", "adaptive"])
     assert {"seed 0", "seed 1", "holds"} <= set(table.columns)
     row = table[(table["metric"] == "macro_auc") & (table["method"] == "adaptive")].iloc[0]
-    assert row["holds"] == "yes" and row["seed 0"].startswith("better (8/0/0")
+    assert row["holds"] == "yes" and row["seed 0"].startswith("better (4/0/0")  # 4 folds, pooled over models
     row = table[(table["metric"] == "ranking_loss") & (table["method"] == "adaptive")].iloc[0]
     assert row["holds"] == "no"
     assert row["seed 0"].startswith("better") and row["seed 1"].startswith("no significant difference")
-    text = report.findings(results, ["random", "adaptive"], metrics=["macro_auc"], by_seed=table)
-    assert "# Robustness across seeds" in text
+    text = report.findings(results, report.verdict_table(results, ["random", "adaptive"]), ["random", "adaptive"],
+                           by_seed=table)
+    assert "## Robustness across seeds" in text
     assert "adaptive on ranking_loss: **does not hold**" in text
     # one seed: nothing to compare
     assert report.verdicts_by_seed(results[results["seed"] == 0], ["random", "adaptive"]).empty

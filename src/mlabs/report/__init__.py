@@ -6,11 +6,16 @@ Reads the result tree written by :mod:`mlabs.training` (one folder per cell,
 (:func:`write_report`):
 
 - main tables (data set x model, one column per method, mean +- std over folds);
-- paired Wilcoxon signed-rank tests of each method against random, per model;
-- method − random differences per block with their intervals (``tables/differences.csv``, the
-  forest plot ``figures/forest.png``);
-- the Friedman test over all (data set, model) blocks with the Nemenyi post-hoc
-  test and a critical-difference diagram;
+- each method against random across data sets (unit = data set, per model and pooled over
+  models): Wilcoxon signed-rank and Bayesian signed-rank tests, Holm over the metrics;
+- within each data set over its folds: Nadeau-Bengio corrected t-test and Bayesian correlated
+  t-test (rope = tie margin), Holm over the metrics;
+- the Friedman test over data sets with the Nemenyi post-hoc test and a critical-difference
+  diagram;
+- the per-data-set gains against imbalance, labels, cardinality and label correlation
+  (Spearman, Holm);
+- method − random differences per (data set, model) with their intervals
+  (``tables/differences.csv``, the forest plot ``figures/forest.png``);
 - convergence, "hard minority samples", minority-selection and sensitivity figures;
 - ``metrics.json`` (DVC metrics), ``plots/val_macro_auc.csv`` and ``plots/train_bce.csv`` (DVC plots, one column per method) and
   ``findings.md``, a generated plain-language summary of what the numbers show.
@@ -24,7 +29,11 @@ conventions
 tables
     Main tables and their markdown, block means, the data-set and failed-cells tables.
 statistics
-    Paired Wilcoxon tests, the Friedman / Nemenyi test, verdicts (also per seed).
+    Across data sets: Wilcoxon and Bayesian signed-rank tests, Friedman / Nemenyi, Holm, verdicts.
+within_dataset
+    Within one data set over its folds: the corrected and the Bayesian correlated t-tests.
+characteristics
+    Per-data-set gains against data-set characteristics (the paper's claim).
 figures
     Every figure (matplotlib, seaborn, scikit-posthocs).
 dvc_outputs
@@ -39,7 +48,8 @@ Conventions
 -----------
 - "Result" of a cell = its test metrics at the epoch of best validation macro-AUC.
 - A (data set, model) pair is a *block*; its value for a method is the mean over
-  the method's runs (folds x seeds) in the block.
+  the method's runs (folds x seeds) in the block. The unit of the tests across data
+  sets is the data set: pooled over models, the mean of its blocks (docs/statistics.md).
 - Win / tie / loss compare such means in the metric's direction
   (:data:`mlabs.metrics.HIGHER_IS_BETTER`): a difference within the metric's tie
   margin (:func:`tie_margin`: 0.005 for the metrics, 1 epoch for epochs to 95 %)
@@ -61,13 +71,16 @@ from ..metrics import REPORTED_METRICS
 from .collect import CELL_COLUMNS, collect_curves, collect_results, finished_cells, select_main_setting
 from .conventions import BASELINE, TIE_MARGIN, method_order, tie_margin
 from .dvc_outputs import PLOT_CURVES, headline_metrics, plot_data  # PLOT_CURVES: the plots dvc.yaml names
-from .figures import (placeholder_figure, plot_convergence, plot_critical_difference, plot_forest,
-                      plot_minority_share, plot_motivation, plot_sensitivity_batch, plot_sensitivity_se)
+from .characteristics import (characteristic_correlations, dataset_characteristics, dataset_differences,
+                              label_correlation_strength)
+from .figures import (placeholder_figure, plot_characteristics, plot_convergence, plot_critical_difference,
+                      plot_forest, plot_minority_share, plot_motivation, plot_sensitivity_batch, plot_sensitivity_se)
 from .findings_text import findings
 from .machines import write_machines
-from .statistics import (MIN_BLOCKS, POOLED_BLOCKS, POOLED_RUNS, FriedmanResult, friedman_markdown,
-                         friedman_nemenyi, paired_differences, pooled_row, verdict, verdict_table, verdicts_by_seed,
-                         wilcoxon_table)
+from .statistics import (MIN_DATASETS, POOLED, FriedmanResult, add_holm, bayes_verdict, friedman_markdown,
+                         friedman_nemenyi, holm, paired_differences, verdict, verdict_table, verdicts_by_seed, wilcoxon_table)
+from .within_dataset import (corrected_ttest, correlated_bayes, prepared_test_train_ratio, protocol_test_train_ratio,
+                             within_dataset_table)
 from .tables import (block_means, dataset_table, failed_markdown, main_table, main_table_markdown, summary,
                      to_markdown)
 
@@ -79,8 +92,10 @@ __all__ = [
     "plot_critical_difference", "plot_convergence", "plot_motivation", "plot_minority_share",
     "plot_sensitivity_se", "plot_sensitivity_batch", "placeholder_figure", "plot_forest", "paired_differences",
     "headline_metrics", "plot_data", "findings", "verdict", "verdict_table", "dataset_table", "failed_markdown",
-    "to_markdown", "write_report", "tie_margin", "TIE_MARGIN", "pooled_row", "verdicts_by_seed",
-    "POOLED_BLOCKS", "POOLED_RUNS", "MIN_BLOCKS",
+    "to_markdown", "write_report", "tie_margin", "TIE_MARGIN", "verdicts_by_seed", "POOLED", "MIN_DATASETS",
+    "holm", "add_holm", "bayes_verdict", "within_dataset_table", "corrected_ttest", "correlated_bayes",
+    "protocol_test_train_ratio", "prepared_test_train_ratio", "dataset_characteristics", "dataset_differences",
+    "characteristic_correlations", "label_correlation_strength", "plot_characteristics",
 ]
 
 
@@ -105,7 +120,8 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
                  datasets_dir: str | Path | None = None, methods: Sequence[str] | None = None,
                  datasets: Sequence[str] | None = None, models: Sequence[str] | None = None,
                  folds: Sequence[int] | None = None, seeds: Sequence[int] | None = None,
-                 alpha: float = 0.05) -> dict[str, list[Path]]:
+                 alpha: float = 0.05, n_folds: int = 5,
+                 prepared_dir: str | Path | None = None) -> dict[str, list[Path]]:
     """Write all tables, figures, DVC metrics / plots and findings of the study.
 
     Parameters
@@ -130,6 +146,12 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         profile's report must not take in the second seed of the seeds profile.
     alpha : float
         Significance level of the tests and the critical-difference diagram.
+    n_folds : int
+        The protocol's number of folds (``data.n_folds``): the n_test / n_train ratio of the
+        corrected t-tests within a data set (:func:`protocol_test_train_ratio`).
+    prepared_dir : str or Path, optional
+        Folder of the prepared data (``artifacts/prepared``): the training labels give each data
+        set's label correlation for the characteristics analysis (NaN without it).
 
     Returns
     -------
@@ -174,31 +196,47 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         wide = wide[[f"{m}_{s}" for m in order for s in ("mean", "std", "n")]].reset_index()
         text("tables", f"tables/main_{metric}.csv", wide.to_csv(index=False, float_format="%.6g"))
 
-    # Wilcoxon
-    wilcoxon = {metric: wilcoxon_table(results, metric, BASELINE, order) for metric in REPORTED_METRICS}
-    wil = pd.concat([t.assign(metric=m) for m, t in wilcoxon.items()], ignore_index=True)
-    wil = wil[["metric"] + [c for c in wil.columns if c != "metric"]]
-    text("tables", "tables/wilcoxon.csv", wil.to_csv(index=False, float_format="%.6g"))
-    text("tables", "tables/wilcoxon.md",
-         "Two-sided Wilcoxon signed-rank test (scipy) of each method against random: per model over "
-         "(dataset, fold) pairs matched on dataset, fold and seed; `all (block means)` over the "
-         "(dataset, model) means; `all (paired runs)` over every paired run of all models. mean_diff = "
-         "method − random. W/T/L: per model over data sets, for the pooled rows over their units "
-         f"(differences within the tie margin are ties). Verdicts use the block means with at least "
-         f"{MIN_BLOCKS} blocks, else the paired runs.\n\n"
-         + to_markdown(wil, floatfmt=".4g"))
-
-    # convergence speed on the validation curves, against random
+    # across data sets (unit = data set): Wilcoxon and Bayesian signed-rank, Holm over the metrics
+    ratio = protocol_test_train_ratio(n_folds)
     convergence = convergence_results(curves, BASELINE)
-    conv_wilcoxon = {metric: wilcoxon_table(convergence, metric, BASELINE, order) for metric in CONVERGENCE_METRICS}
+    both = pd.concat([results, convergence], ignore_index=True) if len(convergence) else results
+    metrics = [*REPORTED_METRICS, *(CONVERGENCE_METRICS if len(convergence) else ())]
+    across = pd.concat([wilcoxon_table(both, m, BASELINE, order).assign(metric=m) for m in metrics],
+                       ignore_index=True)
+    across = add_holm(across, ["method", "model"],
+                      scope=lambda r: f"{'pooled over models' if r['model'] == POOLED else 'model ' + r['model']}, "
+                                      f"over {r['unit']}")
+    across = across[["metric"] + [c for c in across.columns if c != "metric"]]
+    text("tables", "tables/wilcoxon.csv", across.to_csv(index=False, float_format="%.6g"))
+    text("tables", "tables/wilcoxon.md",
+         "Each method against random across data sets (unit = data set, n = data sets): value = mean over folds, "
+         f"pooled = mean over models. Two-sided Wilcoxon signed-rank test (scipy; differences within the tie margin "
+         "count as zero), effect size = matched-pairs rank-biserial r in the better direction; Bayesian signed-rank "
+         "test (baycomp, rope = tie margin): P(better), P(equivalent), P(worse). `p_holm`: Holm over the metrics "
+         f"tested for one method and model (`family`). With fewer than {MIN_DATASETS} data sets: not computed.\n\n"
+         + to_markdown(across, floatfmt=".4g"))
+
+    # within each data set over its folds: corrected and Bayesian correlated t-tests
+    within = {m: within_dataset_table(both, m, BASELINE, order, test_train_ratio=ratio) for m in metrics}
+    within_all = pd.concat([t.assign(metric=m) for m, t in within.items()], ignore_index=True)
+    within_all = add_holm(within_all, ["method", "dataset", "model"],
+                          scope=lambda r: f"{r['dataset']}, {'pooled over models' if r['model'] == POOLED else 'model ' + r['model']}, over {r['unit']}")
+    within_all = within_all[["metric"] + [c for c in within_all.columns if c != "metric"]]
+    text("tables", "tables/within_dataset.csv", within_all.to_csv(index=False, float_format="%.6g"))
+    text("tables", "tables/within_dataset.md",
+         "Each method against random within each data set over its folds (unit = fold; pooled = per fold the mean "
+         "over models). Nadeau-Bengio corrected resampled t-test: variance (1/n + n_test/n_train) s², n_test/n_train "
+         f"= {ratio:.4g} for {n_folds} folds (test = half the held-out fold); d = mean / sd of the differences in the "
+         "better direction. Bayesian correlated t-test (baycomp's posterior, same variance, rope = tie margin). "
+         "`p_holm`: Holm over the metrics of one method, data set and model (`family`).\n\n"
+         + to_markdown(within_all, floatfmt=".4g"))
+
     conv_text = ("Convergence speed per (dataset, model), mean ± std over folds: `epochs_to_95` = first epoch "
                  "whose validation macro-AUC reaches 95 % of the random run's best in the same fold (never: "
                  "epochs + 1); `curve_area` = mean validation macro-AUC over the selection epochs. Best in bold. "
-                 "Paired tests against random follow.\n\n")
+                 "Their tests against random are in `wilcoxon.md` and `within_dataset.md`.\n\n")
     for metric in CONVERGENCE_METRICS:
         conv_text += f"### {metric}\n\n" + main_table_markdown(convergence, metric, order) + "\n"
-    conv_wil = pd.concat([t.assign(metric=m) for m, t in conv_wilcoxon.items()], ignore_index=True)
-    conv_text += "### Wilcoxon against random\n\n" + to_markdown(conv_wil[["metric"] + [c for c in conv_wil.columns if c != "metric"]], floatfmt=".4g")
     text("tables", "tables/convergence.md", conv_text)
     text("tables", "tables/convergence.csv", convergence.to_csv(index=False, float_format="%.6g"))
     # effect sizes per block with their intervals (the forest plot of the rendered page)
@@ -208,26 +246,52 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
     text("tables", "tables/differences.csv", differences.to_csv(index=False, float_format="%.6g"))
     figure("figures/forest.png", plot_forest(differences, note="95 % t-interval of the paired differences "
                                                                "(matched on fold and seed) per data set and model"))
-    verdicts = verdict_table({**wilcoxon, **conv_wilcoxon}, alpha)
+    verdicts = verdict_table(both, order, BASELINE, alpha, ratio, metrics,
+                             across=across[[c for c in across.columns if c not in ("p_holm", "family")]], within=within)
     text("tables", "tables/verdicts.csv", verdicts.to_csv(index=False, float_format="%.6g"))
     text("tables", "tables/verdicts.md",
-         "Verdict of each method against random per metric. `unit`: what the Wilcoxon test pairs, "
-         f"(dataset, model) block means when there are at least {MIN_BLOCKS} blocks, else the paired "
-         "runs (dataset, model, fold, seed); `n`: how many. A difference within the tie margin is a tie "
-         f"and counts as zero in the test; better / worse need p < {alpha:g}, more wins than losses (or "
-         "the reverse) and a mean difference beyond the margin.\n\n" + to_markdown(verdicts, floatfmt=".4g"))
-    by_seed = verdicts_by_seed(pd.concat([results, convergence], ignore_index=True), order, BASELINE, alpha)
+         "Verdict of each method against random per metric, pooled over models. `level`: across data sets "
+         f"(unit = data set; at least {MIN_DATASETS}) or, with one data set, within it over its folds; `unit`: the "
+         "unit and n. better / worse need Holm-adjusted p < "
+         f"{alpha:g} (`family`), more wins than losses (or the reverse) and a mean difference beyond the tie "
+         "margin. `bayes_verdict`: the posterior probability above 0.95 (practically equivalent = within the tie "
+         "margin), else undecided.\n\n" + to_markdown(verdicts, floatfmt=".4g"))
+    by_seed = verdicts_by_seed(both, order, BASELINE, alpha, ratio)
     seed_text = ("The verdicts of `verdicts.md` computed on each seed's runs alone (model initialisation and "
                  "batch draws differ between seeds; folds are the same). `holds`: every seed gives the same "
                  "verdict.\n\n")
     text("tables", "tables/verdicts_by_seed.md",
          seed_text + (to_markdown(by_seed) if len(by_seed) else "Only one seed in the results.\n"))
 
-    # Friedman / Nemenyi
+    # Friedman / Nemenyi over data sets: pooled over models, and per model
     friedman = {metric: friedman_nemenyi(results, metric, order, alpha) for metric in REPORTED_METRICS}
-    text("tables", "tables/friedman.md", friedman_markdown(friedman))
+    per_model = {(metric, model): friedman_nemenyi(results, metric, order, alpha, model=model)
+                 for metric in REPORTED_METRICS for model in sorted(finished_cells(results)["model"].unique())}
+    text("tables", "tables/friedman.md", friedman_markdown({**friedman, **per_model}))
     for metric, fr in friedman.items():
         figure(f"figures/cd_{metric}.png", plot_critical_difference(fr))
+
+    # the paper's claim: gains against data-set characteristics
+    labels = {}
+    if prepared_dir is not None:
+        from ..data.store import load_prepared
+
+        for ds in sorted(finished_cells(results)["dataset"].unique()):
+            path = Path(prepared_dir) / f"{ds}.npz"
+            if path.is_file():
+                prepared = load_prepared(path)
+                labels[ds] = (prepared.Y, prepared.fold)
+    chars = dataset_characteristics(datasets_dir, sorted(finished_cells(results)["dataset"].unique()), labels)
+    diffs = dataset_differences(both, order, BASELINE)
+    correlations = characteristic_correlations(diffs, chars)
+    text("tables", "tables/characteristics.csv", correlations.to_csv(index=False, float_format="%.6g"))
+    text("tables", "tables/characteristics.md",
+         "Per-data-set difference against random (mean over folds and models) vs data-set characteristics: "
+         "Spearman rank correlation, Holm over every correlation computed (`family`). Label correlation (chain "
+         "only): mean off-diagonal P(j|i) of the training labels, averaged over folds.\n\n"
+         + (to_markdown(chars.reset_index(), floatfmt=".4g") + "\n" if len(chars) else "")
+         + to_markdown(correlations, floatfmt=".4g"))
+    figure("figures/characteristics.png", plot_characteristics(diffs, chars, correlations))
 
     # data sets and failures
     if datasets_dir is not None:
@@ -256,9 +320,9 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
     for name, frame in plot_data(curves, methods if methods is not None else order).items():
         path = out / f"plots/{name}.csv"
         written["plots"].append(write_text_atomic(frame.to_csv(index=False, float_format="%.6g"), path))
-    text("findings", "findings.md", findings(results, order, BASELINE, alpha, excluded=len(excluded),
-                                             wilcoxon=wilcoxon, friedman=friedman, convergence=convergence,
-                                             convergence_wilcoxon=conv_wilcoxon, by_seed=by_seed))
+    text("findings", "findings.md", findings(results, verdicts, order, BASELINE, alpha, excluded=len(excluded),
+                                             within=within, friedman=friedman, convergence=convergence,
+                                             correlations=correlations, by_seed=by_seed))
     # where the reported cells were computed (from their uncached timing sidecars)
     cells = [(f"{root}/{rel}", Path(root) / rel) for root, frame in reported
              for rel in frame.loc[frame["status"] == "ok", "path"]]

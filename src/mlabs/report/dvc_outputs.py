@@ -16,8 +16,7 @@ from ..convergence import CONVERGENCE_METRICS
 from ..metrics import REPORTED_METRICS
 from .collect import finished_cells
 from .conventions import method_order
-from .statistics import FriedmanResult, friedman_nemenyi, wins_ties_losses
-from .tables import block_means
+from .statistics import POOLED, FriedmanResult, dataset_means, friedman_nemenyi, wins_ties_losses
 
 __all__ = ["headline_metrics", "PLOT_CURVES", "plot_data"]
 
@@ -40,8 +39,8 @@ def headline_metrics(results: pd.DataFrame, methods: Sequence[str] | None = None
     dict
         ``cells``: ok / failed counts; ``test_mean``: per method, the mean of each reported
         metric over all its finished (dataset, model, fold, seed) runs;
-        ``friedman_macro_auc``: p-value, number of blocks and average rank per method;
-        ``vs_random_macro_auc``: win / tie / loss over (dataset, model) blocks. NaN → null.
+        ``friedman_macro_auc``: p-value, number of data sets and average rank per method;
+        ``vs_random_macro_auc``: win / tie / loss over data sets (mean over folds and models). NaN → null.
         ``friedman`` may pass the already computed macro-AUC :class:`FriedmanResult`.
         ``convergence_mean`` (with ``convergence``): per method, the mean epochs to 95 % and
         curve area over its runs.
@@ -53,15 +52,15 @@ def headline_metrics(results: pd.DataFrame, methods: Sequence[str] | None = None
     out["test_mean"] = {m: {metric: _num(ok.loc[ok["method"] == m, metric].mean())
                             for metric in REPORTED_METRICS} for m in order}
     fr = friedman if friedman is not None else friedman_nemenyi(results, "macro_auc", order)
-    out["friedman_macro_auc"] = {"p_value": _num(fr.p_value), "n_blocks": len(fr.blocks),
+    out["friedman_macro_auc"] = {"p_value": _num(fr.p_value), "n_datasets": len(fr.blocks),
                                  "avg_rank": {m: _num(fr.ranks.get(m)) for m in order}}
     vs = {}
     if baseline in order:
         for m in order:
             if m == baseline:
                 continue
-            means = block_means(results, "macro_auc", [m, baseline]).dropna()
-            w, t, l = wins_ties_losses(means[m], means[baseline], "macro_auc") if len(means) else (0, 0, 0)
+            means = dataset_means(results, "macro_auc", m, baseline, POOLED)
+            w, t, l = wins_ties_losses(means["x"], means["y"], "macro_auc") if len(means) else (0, 0, 0)
             vs[m] = {"win": w, "tie": t, "loss": l}
     out[f"vs_{baseline}_macro_auc"] = vs
     if convergence is not None and len(convergence):

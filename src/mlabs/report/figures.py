@@ -17,10 +17,10 @@ from matplotlib.ticker import MaxNLocator, NullLocator
 
 from .collect import finished_cells, most_frequent
 from .conventions import METHOD_ORDER, higher_is_better, method_order, tie_margin
-from .statistics import FriedmanResult
+from .statistics import POOLED, FriedmanResult, format_p
 
 __all__ = ["placeholder_figure", "plot_convergence", "plot_motivation", "plot_minority_share",
-           "plot_sensitivity_se", "plot_sensitivity_batch", "plot_critical_difference", "plot_forest"]
+           "plot_sensitivity_se", "plot_sensitivity_batch", "plot_critical_difference", "plot_characteristics", "plot_forest"]
 
 _DPI = 110
 
@@ -341,6 +341,54 @@ def plot_forest(differences: pd.DataFrame, metrics: Sequence[str] | None = None,
     return fig
 
 
+def plot_characteristics(diffs: pd.DataFrame, chars: pd.DataFrame, correlations: pd.DataFrame,
+                         min_datasets: int = 4) -> Figure:
+    """Per-data-set differences against random vs data-set characteristics (scatter grid).
+
+    One row per (method, outcome) of ``diffs`` (:func:`~mlabs.report.characteristics.dataset_differences`),
+    one column per characteristic of ``correlations``
+    (:func:`~mlabs.report.characteristics.characteristic_correlations`); each point is a data set,
+    labelled, and each panel states Spearman's rho with its Holm-adjusted p. With fewer than
+    ``min_datasets`` data sets a placeholder says the analysis is not computed.
+    """
+    title = "Differences against random vs data-set characteristics"
+    n = diffs["dataset"].nunique() if len(diffs) else 0
+    if n < min_datasets or correlations.empty:
+        return placeholder_figure(title, f"Not computed: n = {n} data set{'s' * (n != 1)} "
+                                         f"(a rank correlation needs at least {min_datasets}).")
+    from .characteristics import CHARACTERISTICS
+
+    panels = correlations[["method", "outcome"]].drop_duplicates().to_records(index=False).tolist()
+    columns = list(dict.fromkeys(correlations["characteristic"]))
+    colours = _palette(sorted({m for m, _ in panels}))
+    fig = _figure(3.2 * len(columns), 2.6 * len(panels))
+    axes = fig.subplots(len(panels), len(columns), squeeze=False)
+    for i, (method, outcome) in enumerate(panels):
+        part = diffs[(diffs["method"] == method) & (diffs["outcome"] == outcome)].set_index("dataset")
+        for j, char in enumerate(columns):
+            ax = axes[i][j]
+            row = correlations[(correlations["method"] == method) & (correlations["outcome"] == outcome)
+                               & (correlations["characteristic"] == char)]
+            if row.empty or char not in chars:
+                ax.axis("off")
+                continue
+            joined = part[["diff"]].join(chars[char], how="inner").dropna()
+            ax.axhline(0.0, color="0.6", linewidth=0.8)
+            ax.scatter(joined[char], joined["diff"], color=colours[method], s=22)
+            for ds, r in joined.iterrows():
+                ax.annotate(str(ds), (r[char], r["diff"]), fontsize=6, xytext=(2, 2), textcoords="offset points")
+            r0 = row.iloc[0]
+            stat = (f"rho = {r0['rho']:.2f}, Holm p = {format_p(r0['p_holm'])}, n = {r0['n']}"
+                    if np.isfinite(r0["rho"]) else r0["note"])
+            ax.set_title(stat, fontsize=8)
+            ax.set_xlabel(CHARACTERISTICS[char][1], fontsize=8)
+            if j == 0:
+                ax.set_ylabel(f"{method} − random\n{outcome}", fontsize=8)
+            ax.tick_params(labelsize=7)
+    fig.suptitle(title + " (one point per data set, mean over folds and models)", fontsize=10)
+    return fig
+
+
 def plot_critical_difference(fr: FriedmanResult) -> Figure:
     """Critical-difference diagram (scikit-posthocs) of a :class:`FriedmanResult`.
 
@@ -364,7 +412,8 @@ def plot_critical_difference(fr: FriedmanResult) -> Figure:
                                    color_palette=_palette(fr.methods),
                                    label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}")
     verdict = "rejects" if fr.p_value < fr.alpha else "does not reject"
-    fig.suptitle(f"{fr.metric}: average rank over {len(fr.blocks)} (dataset, model) blocks, 1 = best\n"
+    scope = "pooled over models" if fr.model == POOLED else f"model {fr.model}"
+    fig.suptitle(f"{fr.metric}: average rank over {len(fr.blocks)} data sets ({scope}), 1 = best\n"
                  f"Friedman χ² = {fr.statistic:.3g}, p = {fr.p_value:.3g}: {verdict} equal performance "
                  f"at α = {fr.alpha:g}\nbars join methods the Nemenyi test does not separate; "
                  f"Nemenyi critical difference CD = {fr.cd:.3g}", fontsize=9, y=0.98)

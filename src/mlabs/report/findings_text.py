@@ -1,8 +1,9 @@
-"""``findings.md``: a generated plain-language account of what the numbers show.
+"""``findings.md``: the verdicts of the study, each with its unit, n and effect size.
 
-Per reported metric, each method against the baseline (win / tie / loss, mean difference,
-Wilcoxon tests and the verdict of :func:`~mlabs.report.statistics.verdict`), then the Friedman
-test; optionally the same for convergence speed, and which verdicts hold for every seed.
+One line per (method, metric) against the baseline from :func:`~mlabs.report.statistics.verdict_table`
+(across data sets when there are several, else within the one data set over its folds), then the
+within-data-set verdicts counted over data sets, the Friedman tests, the test of the paper's claim
+against data-set characteristics, and which verdicts hold for every seed.
 """
 
 from __future__ import annotations
@@ -12,133 +13,142 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..convergence import CONVERGENCE_METRICS
-from ..metrics import REPORTED_METRICS
 from .collect import finished_cells
-from .conventions import higher_is_better, method_order, tie_margin
-from .statistics import (POOLED_BLOCKS, POOLED_RUNS, FriedmanResult, format_p, friedman_nemenyi, pooled_row,
-                         verdict, wilcoxon_table)
+from .conventions import method_order, tie_margin
+from .statistics import POOLED, FriedmanResult, bayes_verdict, format_p, verdict
 
 __all__ = ["findings"]
 
 
-def _unit_name(row: pd.Series) -> str:
-    return "(dataset, model) blocks" if row["model"] == POOLED_BLOCKS else "paired runs (dataset, model, fold, seed)"
+def _verdict_line(r) -> str:
+    """One verdict: the frequentist and the Bayesian outcome, then unit, n, effect and the probabilities."""
+    test = "Wilcoxon signed-rank" if r.level == "across data sets" else "corrected resampled t-test"
+    bayes = "Bayesian signed-rank" if r.level == "across data sets" else "Bayesian correlated t-test"
+    effect = f"{r.effect_size} = {r.effect:+.2f}" if np.isfinite(r.effect) else f"{r.effect_size} n/a"
+    probs = (f"P(better) {r.p_better:.2f}, P(equivalent) {r.p_equivalent:.2f}, P(worse) {r.p_worse:.2f}"
+             if np.isfinite(r.p_better) else "not computed")
+    return (f"- `{r.metric}`: **{r.verdict}**; Bayesian: **{r.bayes_verdict}**. {r.level.capitalize()}, "
+            f"n = {r.unit}: mean difference {r.mean_diff:+.4f}, {effect}, W/T/L {r.wins}/{r.ties}/{r.losses}; "
+            f"{test} p = {format_p(r.p_value)}, Holm p = {format_p(r.p_holm)}; {bayes} (rope ± "
+            f"{tie_margin(r.metric):g}): {probs}.")
 
 
-def _metric_findings(results: pd.DataFrame, metric: str, order: list[str], baseline: str, alpha: float,
-                     table: pd.DataFrame | None, fr: FriedmanResult | None) -> list[str]:
-    """The findings section of one metric: each method against ``baseline``, then Friedman."""
-    higher = higher_is_better(metric)
-    lines = [f"## {metric} ({'higher' if higher else 'lower'} is better; tie margin {tie_margin(metric):g})", ""]
-    if table is None:
-        table = wilcoxon_table(results, metric, baseline, order)
-    if baseline not in order:
-        lines.append(f"- No finished `{baseline}` cells, so no method can be compared with it.")
-    for method in [m for m in order if m != baseline]:
-        rows = table[table["method"] == method]
-        pooled = pooled_row(table, method)
-        per_model = rows[~rows["model"].isin([POOLED_BLOCKS, POOLED_RUNS])]
-        w, t, l = int(pooled["wins"]), int(pooled["ties"]), int(pooled["losses"])
-        n = w + t + l
-        unit = _unit_name(pooled)
-        if n == 0:
-            lines.append(f"- **{method}** has no paired run in common with {baseline}.")
-            continue
-        diff = pooled["mean_diff"]
-        text = (f"- **{method} vs {baseline}** ({n} {unit}; per model "
-                f"{', '.join(f'{r.model} {r.n_pairs} runs' for r in per_model.itertuples())}): "
-                f"{method} wins {w}, ties {t}, loses {l}; mean difference ({method} − {baseline}) {diff:+.4f}. "
-                f"Wilcoxon over the {unit}: p = {format_p(pooled['p_value'])}"
-                + (f" ({pooled['note']})" if pooled["note"] else "")
-                # per-model p pairs the model's runs, its W/T/L compares data-set means: say which
-                + ". Per model (p over its paired runs; W/T/L over its data sets' means): "
-                + ", ".join(f"{r.model} p = {format_p(r.p_value)} ({r.wins}/{r.ties}/{r.losses} W/T/L)"
-                            for r in per_model.itertuples()) + ".")
-        outcome = verdict(pooled, metric, alpha)
-        if outcome == "better":
-            why = f"{method} is **better** than {baseline} on {metric} at α = {alpha:g}."
-        elif outcome == "worse":
-            why = f"{method} is **worse** than {baseline} on {metric} (significant at α = {alpha:g})."
-        else:
-            why = f"**no significant difference** between {method} and {baseline} on {metric} at α = {alpha:g}"
-            why += (f" ({method} wins more than it loses, which alone is not evidence)." if w > l else
-                    f" ({method} loses more than it wins, which alone is not evidence)." if l > w else ".")
-        sig_models = [f"{r.model} ({'better' if ((r.mean_diff > 0) == higher) else 'worse'})"
-                      for r in per_model.itertuples() if np.isfinite(r.p_value) and r.p_value < alpha]
-        why += (f" Significant per-model differences at α = {alpha:g}: {', '.join(sig_models)}."
-                if sig_models else f" No single model shows a significant difference at α = {alpha:g}.")
-        lines.append(text + " Verdict: " + why)
-    if fr is not None:
-        if np.isfinite(fr.p_value):
-            outcome = "rejects" if fr.p_value < alpha else "does not reject"
-            ranks = ", ".join(f"{m} {r:.2f}" for m, r in fr.ranks.sort_values(kind="mergesort").items())
-            lines.append(f"- Friedman test over {len(fr.blocks)} complete blocks and {len(fr.methods)} methods: "
-                         f"χ² = {fr.statistic:.3g}, p = {format_p(fr.p_value)}; it {outcome} equal performance at "
-                         f"α = {alpha:g}. Average ranks (1 = best): {ranks}.")
-        else:
-            lines.append(f"- Friedman test not computed: {fr.note}.")
-    lines.append("")
+def _within_counts(within: dict[str, pd.DataFrame], method: str, alpha: float) -> list[str]:
+    """Per metric: on how many data sets the correlated tests (pooled over models) give each verdict."""
+    from .statistics import add_holm
+
+    frames = [t[(t["method"] == method) & (t["model"] == POOLED)].assign(metric=m) for m, t in within.items()]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return []
+    table = add_holm(pd.concat(frames, ignore_index=True), ["method", "dataset"])
+    lines = []
+    for metric, part in table.groupby("metric", sort=False):
+        freq = pd.Series([verdict(r, metric, alpha, "p_holm") for _, r in part.iterrows()]).value_counts()
+        bay = pd.Series([bayes_verdict(r) for _, r in part.iterrows()]).value_counts()
+        lines.append(f"  - `{metric}` over {len(part)} data sets: corrected t-test (Holm over the metrics of each "
+                     f"data set) {', '.join(f'{k} {v}' for k, v in freq.items())}; Bayesian "
+                     f"{', '.join(f'{k} {v}' for k, v in bay.items())}.")
     return lines
 
 
-def findings(results: pd.DataFrame, methods: Sequence[str] | None = None, baseline: str = "random",
-             alpha: float = 0.05, metrics: Sequence[str] = REPORTED_METRICS, excluded: int = 0,
-             wilcoxon: dict[str, pd.DataFrame] | None = None,
+def findings(results: pd.DataFrame, verdicts: pd.DataFrame, methods: Sequence[str] | None = None,
+             baseline: str = "random", alpha: float = 0.05, excluded: int = 0,
+             within: dict[str, pd.DataFrame] | None = None,
              friedman: dict[str, FriedmanResult] | None = None,
              convergence: pd.DataFrame | None = None,
-             convergence_wilcoxon: dict[str, pd.DataFrame] | None = None,
+             correlations: pd.DataFrame | None = None,
              by_seed: pd.DataFrame | None = None) -> str:
-    """Generated markdown saying, per reported metric, what the numbers show.
+    """Generated markdown: each verdict with its unit, n, effect size and probabilities.
 
-    For each method against ``baseline``: the number of paired blocks, win / tie / loss over
-    (dataset, model) blocks (differences within the tie margin are ties), the mean difference,
-    the per-model Wilcoxon p-values and the Wilcoxon test over block means, and a
-    :func:`verdict` (better / no significant difference / worse); then the Friedman test and
-    average ranks. With ``convergence`` (:func:`mlabs.convergence.convergence_results`) a second
-    part does the same for epochs to 95 % of random's best validation macro-AUC and the area
-    under the validation curve.
-
-    ``wilcoxon`` / ``friedman`` / ``convergence_wilcoxon`` may pass tables already computed
-    (keyed by metric, same ``methods``, ``baseline`` and ``alpha``); ``excluded`` is the number
-    of cells :func:`select_main_setting` left out, for the record. ``by_seed``
-    (:func:`verdicts_by_seed`) adds a last part: which verdicts hold for every seed.
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Cells (:func:`collect_results`), for the counts.
+    verdicts : pandas.DataFrame
+        :func:`~mlabs.report.statistics.verdict_table`.
+    within : dict of str to pandas.DataFrame, optional
+        Per metric, :func:`~mlabs.report.within_dataset.within_dataset_table`; with more than one
+        data set its pooled verdicts are counted per method and metric.
+    friedman : dict of str to FriedmanResult, optional
+        Pooled Friedman tests per metric.
+    convergence : pandas.DataFrame, optional
+        :func:`mlabs.convergence.convergence_results`, for the runs that never reach 95 %.
+    correlations : pandas.DataFrame, optional
+        :func:`~mlabs.report.characteristics.characteristic_correlations`.
+    by_seed : pandas.DataFrame, optional
+        :func:`~mlabs.report.statistics.verdicts_by_seed`.
     """
     ok = finished_cells(results)
     order = method_order(ok["method"], methods)
     n_ok, n_failed = int((results["status"] == "ok").sum()), int((results["status"] != "ok").sum())
+    n_ds = ok["dataset"].nunique()
     lines = ["# Findings", "",
              f"Generated from {n_ok} finished and {n_failed} failed cells"
              + (f" ({excluded} cells of other batch-size / s_e settings excluded)" if excluded else "")
-             + f"; methods: {', '.join(order) or 'none'}. Values are test metrics at the epoch of best "
-             "validation macro-AUC. A (dataset, model) block counts as a win, tie or loss by comparing "
-             "means over folds; a difference within the tie margin is a tie, and the Wilcoxon tests "
-             "count it as zero. A method is better (worse) than the baseline only when it wins more "
-             "(fewer) blocks than it loses, its mean difference exceeds the tie margin and the Wilcoxon "
-             "test over block means is significant. Per-model p-values are two-sided Wilcoxon "
-             "signed-rank tests over paired folds and are not corrected for multiple comparisons.", ""]
+             + f" on {n_ds} data set{'s' * (n_ds != 1)}; methods: {', '.join(order) or 'none'}. Test metrics at "
+             "the epoch of best validation macro-AUC. With several data sets the unit is the data set (mean over "
+             "folds and models); with one, the fold, tested with the correlated tests that allow for the folds "
+             "sharing training data. Better / worse: Holm-adjusted p < "
+             f"{alpha:g} over the metrics of the method, more wins than losses and a mean difference beyond the tie "
+             "margin. Bayesian: a verdict when one of P(better), P(practically equivalent), P(worse) exceeds 0.95; "
+             "\"practically equivalent\" means the difference lies within the tie margin (docs/statistics.md).", ""]
     if ok.empty:
         lines.append("No finished cells: nothing to report.")
         return "\n".join(lines) + "\n"
-    for metric in metrics:
-        fr = (friedman or {}).get(metric) or friedman_nemenyi(results, metric, order, alpha)
-        lines += _metric_findings(results, metric, order, baseline, alpha, (wilcoxon or {}).get(metric), fr)
+    if baseline not in order:
+        lines.append(f"No finished `{baseline}` cells, so no method can be compared with it.")
+    for method in [m for m in order if m != baseline]:
+        rows = verdicts[verdicts["method"] == method]
+        if rows.empty:
+            continue
+        lines += [f"## {method} vs {baseline}", "", f"{rows['family'].iloc[0]}.", ""]
+        lines += [_verdict_line(r) for r in rows.itertuples()]
+        if within and n_ds > 1:
+            counts = _within_counts(within, method, alpha)
+            if counts:
+                lines += ["- Within each data set (correlated tests over its folds, pooled over models):", *counts]
+        lines.append("")
+    if friedman:
+        lines += ["## Friedman tests over data sets", ""]
+        for metric, fr in friedman.items():
+            if np.isfinite(fr.p_value):
+                ranks = ", ".join(f"{m} {r:.2f}" for m, r in fr.ranks.sort_values(kind="mergesort").items())
+                outcome = "rejects" if fr.p_value < alpha else "does not reject"
+                lines.append(f"- `{metric}`, n = {len(fr.blocks)} data sets: χ² = {fr.statistic:.3g}, p = "
+                             f"{format_p(fr.p_value)}, {outcome} equal performance; Nemenyi CD = {fr.cd:.2f}; "
+                             f"average ranks {ranks}.")
+            else:
+                lines.append(f"- `{metric}`: {fr.note}.")
+        lines.append("")
     if convergence is not None and len(convergence):
-        conv_order = [m for m in order if m in set(convergence["method"])]
         never = convergence[~convergence["reached_95"].astype(bool)]
-        lines += ["# Convergence speed", "",
-                  f"Per (dataset, model, fold, seed) the target is 95 % of the random run's best validation "
-                  f"macro-AUC. `epochs_to_95` is the first epoch whose validation macro-AUC reaches it (runs that "
-                  f"never do count as epochs + 1: {len(never)} of {len(convergence)} runs"
-                  + (f", by method {never.groupby('method').size().to_dict()}" if len(never) else "")
-                  + "); `curve_area` is the mean validation macro-AUC over the selection epochs.", ""]
-        for metric in CONVERGENCE_METRICS:
-            lines += _metric_findings(convergence, metric, conv_order, baseline, alpha,
-                                      (convergence_wilcoxon or {}).get(metric), None)
+        lines += ["## Convergence", "",
+                  f"`epochs_to_95`: first epoch whose validation macro-AUC reaches 95 % of the random run's best in "
+                  f"the same fold; {len(never)} of {len(convergence)} runs never do and count as epochs + 1"
+                  + (f" (by method {never.groupby('method').size().to_dict()})" if len(never) else "")
+                  + ". `curve_area`: mean validation macro-AUC over the selection epochs.", ""]
+    if correlations is not None and len(correlations):
+        done = correlations[correlations["rho"].notna()]
+        lines += ["## Gains against imbalance, labels and label correlation", ""]
+        if done.empty:
+            lines.append(f"Rank correlations: {correlations['note'].iloc[0]}.")
+        else:
+            sig = done[done["p_holm"] < alpha]
+            lines.append(f"{done['family'].iloc[0]}; n = {int(done['n'].max())} data sets. "
+                         + (f"{len(sig)} significant after Holm:" if len(sig) else
+                            f"None is significant after Holm at α = {alpha:g}; the largest |rho|: "
+                            + ", ".join(f"{r.method} {r.outcome} vs {r.characteristic} rho = {r.rho:+.2f} "
+                                        f"(p = {format_p(r.p_value)}, Holm {format_p(r.p_holm)})"
+                                        for r in done.reindex(done["rho"].abs().sort_values(ascending=False)
+                                                              .index).head(3).itertuples()) + "."))
+            lines += [f"- {r.method} − {baseline} `{r.outcome}` vs {r.characteristic}: rho = {r.rho:+.2f}, "
+                      f"p = {format_p(r.p_value)}, Holm p = {format_p(r.p_holm)}, n = {r.n}." for r in sig.itertuples()]
+        lines.append("")
     if by_seed is not None and len(by_seed):
         seed_cols = [c for c in by_seed.columns if c.startswith("seed ")]
         held = by_seed[by_seed["holds"] == "yes"]
-        lines += ["# Robustness across seeds", "",
+        lines += ["## Robustness across seeds", "",
                   f"Each verdict recomputed on the runs of one seed at a time ({', '.join(seed_cols)}; same folds, "
                   f"other model initialisation and batch draws): {len(held)} of {len(by_seed)} (metric, method) "
                   "verdicts are the same for every seed.", ""]

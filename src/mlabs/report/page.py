@@ -58,6 +58,7 @@ FIGURE_CODE = (
     ("sensitivity_se.png", "mlabs.report.figures.plot_sensitivity_se"),
     ("sensitivity_batch.png", "mlabs.report.figures.plot_sensitivity_batch"),
     ("cd_*.png", "mlabs.report.figures.plot_critical_difference"),
+    ("characteristics.png", "mlabs.report.figures.plot_characteristics"),
 )
 #: Which function wrote each table (glob on the file name).
 TABLE_CODE = (
@@ -68,7 +69,9 @@ TABLE_CODE = (
     ("friedman.md", "mlabs.report.statistics.friedman_markdown"),
     ("verdicts.md", "mlabs.report.statistics.verdict_table"),
     ("verdicts_by_seed.md", "mlabs.report.statistics.verdicts_by_seed"),
-    ("convergence.md", "mlabs.convergence.convergence_results, mlabs.report.statistics.wilcoxon_table"),
+    ("convergence.md", "mlabs.convergence.convergence_results, mlabs.report.tables.main_table_markdown"),
+    ("within_dataset.md", "mlabs.report.within_dataset.within_dataset_table"),
+    ("characteristics.md", "mlabs.report.characteristics.characteristic_correlations"),
     ("findings.md", "mlabs.report.findings_text.findings"),
 )
 _NOT_RECORDED = "not recorded"

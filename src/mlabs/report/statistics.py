@@ -1,11 +1,17 @@
-"""Paired tests against the baseline, the Friedman / Nemenyi test, and the verdicts they give.
+"""Tests of each method against the baseline, the Friedman / Nemenyi test, Holm's correction, verdicts.
 
-The statistics come from scipy (``wilcoxon``, ``friedmanchisquare``) and scikit-posthocs
-(``posthoc_nemenyi_friedman``). Win / tie / loss compare means in the metric's direction; a
-difference within the metric's tie margin (:func:`~mlabs.report.conventions.tie_margin`: 0.005 for
-the metrics, 1 epoch for epochs to 95 %) is a tie, and the paired tests count such differences as
-zero, so that no verdict hinges on noise in the fourth decimal (a rerun on another machine moved
-mean macro-AUCs by up to 0.0024).
+The unit of the across-data-set tests is the **data set** (Demšar 2006; docs/statistics.md): a
+method's value on a data set is the mean over its folds (and seeds) and, pooled over models, the
+mean over the models, so that n = the number of data sets and no data set counts twice. Within
+one data set the folds are the unit and the tests are the correlated ones of
+:mod:`~mlabs.report.within_dataset`.
+
+The statistics come from scipy (``wilcoxon``, ``friedmanchisquare``), scikit-posthocs
+(``posthoc_nemenyi_friedman``) and baycomp (``SignedRankTest``). Win / tie / loss compare means in
+the metric's direction; a difference within the metric's tie margin
+(:func:`~mlabs.report.conventions.tie_margin`: 0.005 for the metrics, 1 epoch for epochs to 95 %)
+is a tie, the Wilcoxon test counts it as zero, and the Bayesian tests use the margin as their
+region of practical equivalence (rope).
 """
 
 from __future__ import annotations
@@ -27,18 +33,21 @@ from .conventions import higher_is_better, method_order, tie_margin
 from .tables import block_means, to_markdown
 
 __all__ = [
-    "POOLED_BLOCKS", "POOLED_RUNS", "MIN_BLOCKS", "FriedmanResult",
-    "wilcoxon_table", "pooled_row", "wins_ties_losses", "friedman_nemenyi", "friedman_markdown",
-    "verdict", "verdict_table", "verdicts_by_seed", "format_p", "paired_differences",
+    "POOLED", "MIN_DATASETS", "FriedmanResult", "holm", "add_holm", "dataset_means", "wilcoxon_table",
+    "wins_ties_losses", "friedman_nemenyi", "friedman_markdown", "verdict", "bayes_verdict",
+    "verdict_table", "verdicts_by_seed", "format_p", "unit_text", "rank_biserial", "bayes_signed_rank",
+    "critical_difference", "VERDICT_COLUMNS", "BAYES_THRESHOLD", "paired_differences",
 ]
 
-#: Pooled rows of :func:`wilcoxon_table`: over (dataset, model) block means, and over paired runs.
-POOLED_BLOCKS = "all (block means)"
-POOLED_RUNS = "all (paired runs)"
-#: Fewest pooled units with which a two-sided exact Wilcoxon test can reach p < 0.05 (p >= 0.0625
-#: below). A profile with fewer (dataset, model) blocks (one data set, five models) is tested over its
-#: paired runs instead, so that its verdicts are not "no significant difference" by construction.
-MIN_BLOCKS = 6
+#: The ``model`` of a pooled row: one value per data set, the mean over the models.
+POOLED = "pooled"
+#: Fewest data sets over which the across-data-set tests are computed; with one data set the
+#: verdicts come from the correlated tests within it (:mod:`~mlabs.report.within_dataset`).
+MIN_DATASETS = 2
+#: A Bayesian verdict needs one of the three posterior probabilities above this.
+BAYES_THRESHOLD = 0.95
+#: Posterior samples of the Bayesian signed-rank test, drawn with a fixed seed (reproducible report).
+BAYES_SAMPLES = 50_000
 _DIFF_DECIMALS = 12  # paired differences are rounded to this before the Wilcoxon test
 
 
@@ -49,14 +58,101 @@ def wins_ties_losses(a: pd.Series, b: pd.Series, metric: str) -> tuple[int, int,
     return int((diff > margin).sum()), int((diff.abs() <= margin).sum()), int((diff < -margin).sum())
 
 
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values; NaN entries stay NaN and are not in the family.
+
+    With the m finite p-values sorted ascending, p_(i) becomes ``max_{j <= i} min(1, (m - j + 1) p_(j))``
+    (Holm 1979); rejecting where the adjusted value is below alpha controls the family-wise error
+    rate at alpha for any dependence between the tests.
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    m = len(finite)
+    if m == 0:
+        return out
+    order = finite[np.argsort(p[finite], kind="mergesort")]
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(scaled)
+    return out
+
+
+def _family_text(metrics: Sequence[str], method: str, baseline: str, scope: str) -> str:
+    n_conv = sum(m in CONVERGENCE_METRICS for m in metrics)
+    n_metric = len(metrics) - n_conv
+    parts = [f"{n_metric} metric{'s' * (n_metric != 1)}"] if n_metric else []
+    if n_conv:
+        parts.append(f"{n_conv} convergence measure{'s' * (n_conv != 1)}")
+    if not parts:
+        return f"no test computed for {method} vs {baseline}, {scope}"
+    return f"Holm over {' + '.join(parts)} for {method} vs {baseline}, {scope}"
+
+
+def add_holm(table: pd.DataFrame, by: Sequence[str], scope=None) -> pd.DataFrame:
+    """Add ``p_holm`` and ``family``: Holm's correction over the metrics of each group of ``by``.
+
+    ``table`` holds one row per test with columns ``metric``, ``method``, ``baseline``, ``p_value``
+    and those of ``by`` (e.g. ``["method", "model"]``): each group is one family, the metrics tested
+    for one method in one scope. ``scope(row) -> str`` names the scope in ``family`` (default: the
+    values of ``by`` other than the method).
+    """
+    out = table.copy()
+    out["p_holm"] = np.nan
+    out["family"] = ""
+    if out.empty:
+        return out
+    for _, part in out.groupby(list(by), sort=False, dropna=False):
+        idx = part.index
+        out.loc[idx, "p_holm"] = holm(part["p_value"].to_numpy(float))
+        tested = list(part.loc[part["p_value"].notna(), "metric"])
+        first = part.iloc[0]
+        where = scope(first) if scope else ", ".join(f"{k} {first[k]}" for k in by if k != "method")
+        out.loc[idx, "family"] = _family_text(tested, first["method"], first["baseline"], where)
+    return out
+
+
 def _pairs(results: pd.DataFrame, metric: str, method: str, baseline: str) -> pd.DataFrame:
     """Runs of ``method`` and ``baseline`` matched on (dataset, model, fold, seed): columns x, y."""
     ok = finished_cells(results)
     key = ["dataset", "model", "fold", "seed"]
+    if metric not in ok:
+        return pd.DataFrame(columns=key + ["x", "y"])
     x = ok[ok["method"] == method][key + [metric]].rename(columns={metric: "x"})
     y = ok[ok["method"] == baseline][key + [metric]].rename(columns={metric: "y"})
     merged = x.merge(y, on=key, how="inner").dropna(subset=["x", "y"])
     return merged.sort_values(key, kind="mergesort").reset_index(drop=True)
+
+
+def _span(values) -> str:
+    values = sorted({int(v) for v in values})
+    return "0" if not values else str(values[0]) if len(values) == 1 else f"{values[0]}–{values[-1]}"
+
+
+def dataset_means(results: pd.DataFrame, metric: str, method: str, baseline: str,
+                  model: str | None = None) -> pd.DataFrame:
+    """One row per data set: the method's (``x``) and the baseline's (``y``) mean over paired runs.
+
+    With ``model`` the runs of that model only; otherwise (pooled) the mean over models of the
+    per-model means, so each data set counts once whatever its number of models. Columns ``x, y,
+    runs`` (paired runs per model: folds x seeds, the smallest and largest) and ``models``.
+    """
+    pairs = _pairs(results, metric, method, baseline)
+    if model is not None and model != POOLED:
+        pairs = pairs[pairs["model"] == model]
+    if pairs.empty:
+        return pd.DataFrame(columns=["x", "y", "runs_min", "runs_max", "models"],
+                            index=pd.Index([], name="dataset"))
+    blocks = pairs.groupby(["dataset", "model"]).agg(x=("x", "mean"), y=("y", "mean"), runs=("x", "size"))
+    return blocks.groupby("dataset").agg(x=("x", "mean"), y=("y", "mean"), runs_min=("runs", "min"),
+                                         runs_max=("runs", "max"), models=("x", "size"))
+
+
+def unit_text(n: int, runs: Sequence[int], models: Sequence[int]) -> str:
+    """The unit and n of an across-data-set test, e.g. "14 data sets (mean of 5 folds and 2 models)"."""
+    what = [f"{_span(runs)} folds" if len(runs) else None,
+            f"{_span(models)} model{'s' * (max(models, default=1) != 1)}" if len(models) else None]
+    inner = " and ".join(w for w in what if w)
+    return f"{n} data set{'s' * (n != 1)}" + (f" (mean of {inner})" if inner else "")
 
 
 def _wilcoxon(x: np.ndarray, y: np.ndarray, min_pairs: int = 2, margin: float = 0.0) -> tuple[float, float, str]:
@@ -67,13 +163,12 @@ def _wilcoxon(x: np.ndarray, y: np.ndarray, min_pairs: int = 2, margin: float = 
     """
     n = len(x)
     if n < min_pairs:
-        return np.nan, np.nan, f"fewer than {min_pairs} pairs"
+        return np.nan, np.nan, f"n = {n}: not computed"
     # Differences that are equal in exact arithmetic (metrics on a finite test set are often
     # multiples of 1/n) can differ in the last bits, which splits ties, changes the ranks and
     # switches scipy between its exact and approximate p-values; rounding far below any real
     # difference removes that noise. scipy then gets the differences (its one-sample form).
-    d = np.round(np.asarray(x, float) - np.asarray(y, float), _DIFF_DECIMALS)
-    d[np.abs(d) <= margin + 1e-12] = 0.0
+    d = _zeroed(x, y, margin)
     if np.all(d == 0):
         return np.nan, np.nan, "all differences are within the tie margin" if margin else "all differences are zero"
     notes = []
@@ -86,61 +181,113 @@ def _wilcoxon(x: np.ndarray, y: np.ndarray, min_pairs: int = 2, margin: float = 
     notes += sorted({str(w.message).split(";")[0].split(".")[0] for w in caught})
     if n < 6:
         # with fewer than 6 pairs the two-sided exact p-value cannot go below 0.05
-        notes.append(f"only {n} pairs")
+        notes.append(f"only {n} pairs: p >= 0.0625")
     return float(res.statistic), float(res.pvalue), "; ".join(notes)
 
 
-def wilcoxon_table(results: pd.DataFrame, metric: str, baseline: str = "random",
-                   methods: Sequence[str] | None = None) -> pd.DataFrame:
-    """Paired Wilcoxon signed-rank tests of each method against ``baseline``, per model.
+def _zeroed(x, y, margin: float) -> np.ndarray:
+    d = np.round(np.asarray(x, float) - np.asarray(y, float), _DIFF_DECIMALS)
+    d[np.abs(d) <= margin + 1e-12] = 0.0
+    return d
 
-    For every model and non-baseline method, the runs are paired with the baseline's on
-    (dataset, fold, seed) and tested with :func:`scipy.stats.wilcoxon` (two-sided, scipy's
-    defaults) on the differences rounded to 12 decimals (removes floating-point noise that
-    would split ties), differences within :func:`tie_margin` counting as zero. Win / tie / loss
-    count data sets, comparing means over the paired runs (a difference within the tie margin is
-    a tie). Two final rows per method pool all models: model :data:`POOLED_BLOCKS` tests the
-    (dataset, model) block means (Demšar's recommended unit) and counts win / tie / loss over
-    blocks; model :data:`POOLED_RUNS` tests and counts the paired runs themselves.
-    :func:`pooled_row` says which of the two a verdict uses.
+
+def rank_biserial(x, y, metric: str) -> float:
+    """Matched-pairs rank-biserial correlation in the better direction (Kerby 2014): (T+ - T-) / (T+ + T-).
+
+    The Wilcoxon test's effect size, in [-1, 1]: +1 when the method is better on every data set
+    outside the tie margin, -1 when worse on every one; differences within the margin are dropped.
+    """
+    d = _zeroed(x, y, tie_margin(metric))
+    if not higher_is_better(metric):
+        d = -d
+    d = d[d != 0]
+    if not len(d):
+        return np.nan
+    ranks = stats.rankdata(np.abs(d))
+    return float((ranks[d > 0].sum() - ranks[d < 0].sum()) / ranks.sum())
+
+
+def bayes_signed_rank(x, y, metric: str, nsamples: int = BAYES_SAMPLES, seed: int = 0) -> tuple[float, float, float]:
+    """P(method better), P(practically equivalent), P(baseline better): the Bayesian signed-rank test.
+
+    ``x`` (method) and ``y`` (baseline) are data-set means; the rope is the metric's tie margin
+    (Benavoli, Corani, Demšar & Zaffalon 2017). Values are oriented so that "better" follows the
+    metric's direction. This is baycomp's ``SignedRankTest`` (prior 0.5 on a pseudo-observation at
+    zero, ``nsamples`` Dirichlet draws from ``numpy.random.RandomState(seed)``) with its per-sample
+    loop written as matrix products: the same draws give the same probabilities
+    (tests/test_statistics.py compares them) without a Python loop over the 50 000 draws, which
+    the report needs since it runs the test for every metric, method and model.
+    """
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    rope = tie_margin(metric)
+    gain = sign * (np.asarray(x, float) - np.asarray(y, float))
+    diff = np.concatenate(([0.0], gain))
+    sums = diff[:, None] + diff[None, :]
+    # Heaviside with H(0) = 1/2, as baycomp: pairs of data sets whose summed gain is beyond 2 rope
+    above = (sums > 2 * rope) + 0.5 * (sums == 2 * rope)
+    below = (-sums > 2 * rope) + 0.5 * (-sums == 2 * rope)
+    weights = np.ones(len(diff))
+    weights[0] = 0.5
+    draws = np.random.RandomState(seed).dirichlet(weights, nsamples)
+    p_above = np.einsum("si,ij,sj->s", draws, above, draws)
+    p_below = np.einsum("si,ij,sj->s", draws, below, draws)
+    samples = np.stack([p_below, 1.0 - p_below - p_above, p_above], axis=1)
+    # baycomp counts, per draw, which of the three has the largest mass
+    worse, equivalent, better = np.bincount(np.argmax(samples, axis=1), minlength=3) / nsamples
+    return float(better), float(equivalent), float(worse)
+
+
+_TABLE_COLUMNS = ["model", "method", "baseline", "n", "unit", "mean_diff", "rank_biserial", "statistic",
+                  "p_value", "wins", "ties", "losses", "p_better", "p_equivalent", "p_worse", "note"]
+
+
+def wilcoxon_table(results: pd.DataFrame, metric: str, baseline: str = "random",
+                   methods: Sequence[str] | None = None, bayes: bool = True) -> pd.DataFrame:
+    """Each method against ``baseline`` across data sets: Wilcoxon signed-rank and Bayesian signed-rank.
+
+    Per model and pooled over models (model :data:`POOLED`), the unit is the data set
+    (:func:`dataset_means`): n = number of data sets. Wilcoxon: :func:`scipy.stats.wilcoxon`
+    (two-sided) on the differences of data-set means rounded to 12 decimals, differences within
+    :func:`tie_margin` counting as zero. Bayesian (``bayes``): :func:`bayes_signed_rank` with the
+    tie margin as rope. With fewer than :data:`MIN_DATASETS` data sets neither test is computed
+    (``note`` says so).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``model, method, baseline, n_pairs, mean_diff`` (method − baseline),
-        ``statistic, p_value, wins, ties, losses, note``. ``p_value`` is NaN (with the reason in
-        ``note``) for fewer than 2 pairs or all-zero differences; never raises for lack of data.
+        Columns ``model, method, baseline, n`` (data sets), ``unit`` (text with n, folds, models),
+        ``mean_diff`` (method − baseline, mean over data sets), ``rank_biserial`` (effect size in
+        the better direction), ``statistic, p_value``, ``wins, ties, losses`` (over data sets),
+        ``p_better, p_equivalent, p_worse`` (Bayesian), ``note``. Never raises for lack of data.
     """
     higher_is_better(metric)
-    cols = ["model", "method", "baseline", "n_pairs", "mean_diff", "statistic", "p_value",
-            "wins", "ties", "losses", "note"]
     ok = finished_cells(results)
     order = [m for m in method_order(ok["method"], methods) if m != baseline]
+    models = sorted(ok["model"].unique())
     rows = []
-    if baseline not in set(ok["method"]):
-        return pd.DataFrame([{**{c: np.nan for c in cols}, "model": pooled, "method": m,
-                              "baseline": baseline, "n_pairs": 0, "wins": 0, "ties": 0, "losses": 0,
-                              "note": f"baseline {baseline!r} has no finished cells"}
-                             for m in order for pooled in (POOLED_BLOCKS, POOLED_RUNS)], columns=cols)
     for method in order:
-        pairs = _pairs(results, metric, method, baseline)
-        for model in sorted(ok["model"].unique()):
-            p = pairs[pairs["model"] == model]
-            stat, pval, note = _wilcoxon(p["x"].to_numpy(), p["y"].to_numpy(), margin=tie_margin(metric))
-            by_ds = p.groupby("dataset")[["x", "y"]].mean()
-            w, t, l = wins_ties_losses(by_ds["x"], by_ds["y"], metric)
-            rows.append({"model": model, "method": method, "baseline": baseline, "n_pairs": len(p),
-                         "mean_diff": float((p["x"] - p["y"]).mean()) if len(p) else np.nan,
-                         "statistic": stat, "p_value": pval, "wins": w, "ties": t, "losses": l,
-                         "note": note})
-        blocks = pairs.groupby(["dataset", "model"])[["x", "y"]].mean()
-        for name, units in ((POOLED_BLOCKS, blocks), (POOLED_RUNS, pairs)):
-            stat, pval, note = _wilcoxon(units["x"].to_numpy(), units["y"].to_numpy(), margin=tie_margin(metric))
-            w, t, l = wins_ties_losses(units["x"], units["y"], metric)
-            rows.append({"model": name, "method": method, "baseline": baseline, "n_pairs": len(units),
-                         "mean_diff": float((units["x"] - units["y"]).mean()) if len(units) else np.nan,
-                         "statistic": stat, "p_value": pval, "wins": w, "ties": t, "losses": l, "note": note})
-    return pd.DataFrame(rows, columns=cols)
+        for model in [*models, POOLED]:
+            means = dataset_means(results, metric, method, baseline, model)
+            n = len(means)
+            row = {"model": model, "method": method, "baseline": baseline, "n": n,
+                   "unit": unit_text(n, [*means["runs_min"], *means["runs_max"]], means["models"]),
+                   "mean_diff": float((means["x"] - means["y"]).mean()) if n else np.nan,
+                   "rank_biserial": np.nan, "statistic": np.nan, "p_value": np.nan,
+                   "p_better": np.nan, "p_equivalent": np.nan, "p_worse": np.nan}
+            row["wins"], row["ties"], row["losses"] = wins_ties_losses(means["x"], means["y"], metric)
+            if baseline not in set(ok["method"]):
+                row["note"] = f"baseline {baseline!r} has no finished cells"
+            elif n < MIN_DATASETS:
+                row["note"] = f"n = {n} data set{'s' * (n != 1)}: not computed"
+            else:
+                row["statistic"], row["p_value"], row["note"] = _wilcoxon(
+                    means["x"].to_numpy(), means["y"].to_numpy(), margin=tie_margin(metric))
+                row["rank_biserial"] = rank_biserial(means["x"].to_numpy(), means["y"].to_numpy(), metric)
+                if bayes:
+                    row["p_better"], row["p_equivalent"], row["p_worse"] = bayes_signed_rank(
+                        means["x"].to_numpy(), means["y"].to_numpy(), metric)
+            rows.append(row)
+    return pd.DataFrame(rows, columns=_TABLE_COLUMNS)
 
 
 def paired_differences(results: pd.DataFrame, metric: str, baseline: str = "random",
@@ -149,8 +296,8 @@ def paired_differences(results: pd.DataFrame, metric: str, baseline: str = "rand
 
     The runs are paired as in :func:`wilcoxon_table` (on dataset, model, fold and seed); the
     interval is the Student-t interval of the mean of the paired differences (NaN for one pair).
-    It shows the size and spread of each block's difference; the verdicts rest on the Wilcoxon
-    tests, not on these intervals.
+    It shows the size and spread of each block's difference; the verdicts rest on the tests of
+    :func:`verdict_table`, not on these intervals.
 
     Returns
     -------
@@ -175,18 +322,6 @@ def paired_differences(results: pd.DataFrame, metric: str, baseline: str = "rand
     return pd.DataFrame(rows, columns=cols)
 
 
-def pooled_row(table: pd.DataFrame, method: str) -> pd.Series:
-    """The pooled row of ``method`` in a :func:`wilcoxon_table` that its verdict rests on.
-
-    The (dataset, model) block means (Demšar's unit) when there are at least :data:`MIN_BLOCKS`
-    blocks, else the paired runs (dataset, model, fold, seed): with fewer blocks the exact test
-    cannot reach p < 0.05. The rule depends on the design only, never on the outcome.
-    """
-    rows = table[table["method"] == method]
-    blocks = rows[rows["model"] == POOLED_BLOCKS].iloc[0]
-    return blocks if blocks["n_pairs"] >= MIN_BLOCKS else rows[rows["model"] == POOLED_RUNS].iloc[0]
-
-
 @dataclass
 class FriedmanResult:
     """Outcome of :func:`friedman_nemenyi` for one metric.
@@ -197,15 +332,18 @@ class FriedmanResult:
     methods : list of str
         Treatments, in column order.
     blocks : pandas.DataFrame
-        The complete (dataset, model) blocks used: block means, one column per method.
+        The complete blocks used, one per data set (index ``dataset``): the mean over folds and,
+        pooled, over models; one column per method.
     statistic, p_value : float
         Friedman chi-square and its p-value (NaN when the test cannot run; see ``note``).
     ranks : pandas.Series
-        Average rank per method over the blocks, 1 = best (ties get average ranks).
+        Average rank per method over the data sets, 1 = best (ties get average ranks).
     nemenyi : pandas.DataFrame or None
         Nemenyi post-hoc p-values (methods x methods).
     cd : float
         Nemenyi critical difference of average ranks at ``alpha``.
+    model : str
+        The model whose runs were used, or :data:`POOLED` (mean over models per data set).
     note : str
     """
 
@@ -220,36 +358,44 @@ class FriedmanResult:
     alpha: float = 0.05
     note: str = ""
     dropped_blocks: int = 0
+    model: str = POOLED
 
 
 def friedman_nemenyi(results: pd.DataFrame, metric: str, methods: Sequence[str] | None = None,
-                     alpha: float = 0.05) -> FriedmanResult:
-    """Friedman test over (dataset, model) blocks, average ranks and the Nemenyi post-hoc test.
+                     alpha: float = 0.05, model: str = POOLED) -> FriedmanResult:
+    """Friedman test over data sets, average ranks and the Nemenyi post-hoc test (Demšar 2006).
 
-    Blocks missing a method (e.g. a failed cell in every fold) are dropped, since the
-    Friedman test needs complete blocks. Needs at least 3 methods and 2 blocks; otherwise
-    the result carries NaNs and the reason in ``note`` (no exception).
+    Blocks are data sets: a method's value is its mean over folds for ``model``, or pooled
+    (:data:`POOLED`) the mean over the models that ran every method on that data set. Data sets
+    missing a method for every model are dropped, since the Friedman test needs complete blocks.
+    Needs at least 3 methods and :data:`MIN_DATASETS` data sets; otherwise the result carries NaNs
+    and the reason in ``note`` (no exception).
     """
     means = block_means(results, metric, methods)
     order = list(means.columns)
+    if model != POOLED:
+        means = means[means.index.get_level_values("model") == model]
+    datasets = means.index.get_level_values("dataset").unique() if len(means) else []
     complete = means.dropna()
-    res = FriedmanResult(metric=metric, methods=order, blocks=complete, alpha=alpha,
-                         dropped_blocks=len(means) - len(complete))
+    complete = (complete.groupby(level="dataset").mean() if len(complete)
+                else pd.DataFrame(columns=order, index=pd.Index([], name="dataset")))
+    res = FriedmanResult(metric=metric, methods=order, blocks=complete, alpha=alpha, model=model,
+                         dropped_blocks=len(datasets) - len(complete))
     if len(complete):
         res.ranks = complete.rank(axis=1, ascending=not higher_is_better(metric)).mean().reindex(order)
     k, n = len(order), len(complete)
     if k < 3:
         res.note = f"the Friedman test needs at least 3 methods; {k} present ({', '.join(order) or 'none'})"
         return res
-    if n < 2:
-        res.note = f"the Friedman test needs at least 2 complete (dataset, model) blocks; {n} available"
+    if n < MIN_DATASETS:
+        res.note = f"n = {n} data set{'s' * (n != 1)}: not computed (the Friedman test ranks methods over data sets)"
         return res
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-tied blocks divide by zero inside scipy
         fr = stats.friedmanchisquare(*[complete[m].to_numpy() for m in order])
     res.statistic, res.p_value = float(fr.statistic), float(fr.pvalue)
     if not np.isfinite(res.p_value):
-        res.note = "all methods tie in every block; the Friedman statistic is undefined"
+        res.note = "all methods tie on every data set; the Friedman statistic is undefined"
         return res
     import scikit_posthocs as sp
 
@@ -258,33 +404,45 @@ def friedman_nemenyi(results: pd.DataFrame, metric: str, methods: Sequence[str] 
         nem = sp.posthoc_nemenyi_friedman(complete.to_numpy())
     nem.index, nem.columns = order, order
     res.nemenyi = nem
-    res.cd = float(_nemenyi_q(k, alpha) * math.sqrt(k * (k + 1) / (6 * n)))
+    res.cd = critical_difference(k, n, alpha)
     return res
+
+
+def critical_difference(k: int, n: int, alpha: float = 0.05) -> float:
+    """Nemenyi critical difference of average ranks, CD = q_alpha sqrt(k (k + 1) / (6 N)) (Demšar 2006).
+
+    q_alpha is the studentized range quantile (infinite degrees of freedom) over sqrt(2): 2.569
+    for k = 4 at alpha = 0.05, Demšar's Table 5.
+    """
+    return float(_nemenyi_q(k, alpha) * math.sqrt(k * (k + 1) / (6 * n)))
 
 
 @functools.lru_cache(maxsize=None)
 def _nemenyi_q(k: int, alpha: float) -> float:
-    # critical difference of Demšar (2006): CD = q_alpha * sqrt(k (k + 1) / (6 N)), where q_alpha is
-    # the studentized range quantile (infinite df) over sqrt(2); the quantile is slow, so cache it
+    # the studentized range quantile is slow: cache it
     return float(stats.studentized_range.ppf(1 - alpha, k, np.inf) / math.sqrt(2))
 
 
-def friedman_markdown(results_by_metric: dict[str, FriedmanResult]) -> str:
-    """Markdown: one summary row per metric, then the Nemenyi p-value matrix of each metric."""
-    parts = ["Friedman test over complete (dataset, model) blocks; treatments = methods, value = mean "
-             "over folds. Average ranks: 1 = best. Nemenyi post-hoc p-values below.\n"]
+def friedman_markdown(results_by_metric: dict) -> str:
+    """Markdown: one summary row per (metric, model), then the Nemenyi p-value matrix of each pooled metric.
+
+    Keys are metric names (pooled results) or ``(metric, model)`` pairs.
+    """
+    parts = ["Friedman test over data sets (Demšar 2006): blocks = data sets, treatments = methods, "
+             "value = mean over folds (pooled: and over models). Average ranks: 1 = best. n = data sets. "
+             "Nemenyi post-hoc p-values below.\n"]
     rows = []
-    for metric, fr in results_by_metric.items():
-        row = {"metric": metric, "blocks": len(fr.blocks), "dropped blocks": fr.dropped_blocks,
-               "chi2": fr.statistic, "p": fr.p_value, "CD": fr.cd}
+    for key, fr in results_by_metric.items():
+        row = {"metric": fr.metric, "model": fr.model, "n data sets": len(fr.blocks),
+               "dropped data sets": fr.dropped_blocks, "chi2": fr.statistic, "p": fr.p_value, "CD": fr.cd}
         for m in fr.methods:
             row[f"rank {m}"] = fr.ranks.get(m, np.nan)
         row["note"] = fr.note
         rows.append(row)
     parts.append(to_markdown(pd.DataFrame(rows)))
-    for metric, fr in results_by_metric.items():
-        if fr.nemenyi is not None:
-            parts.append(f"\nNemenyi p-values, `{metric}`:\n\n"
+    for key, fr in results_by_metric.items():
+        if fr.nemenyi is not None and fr.model == POOLED:
+            parts.append(f"\nNemenyi p-values, `{fr.metric}`, pooled over models, {len(fr.blocks)} data sets:\n\n"
                          + to_markdown(fr.nemenyi.reset_index(names="method"), floatfmt=".3g"))
     return "\n".join(parts)
 
@@ -294,61 +452,109 @@ def format_p(value: float) -> str:
     return "n/a" if not np.isfinite(value) else (f"{value:.2g}" if value < 0.001 else f"{value:.3f}")
 
 
-def verdict(pooled: pd.Series, metric: str, alpha: float = 0.05) -> str:
-    """``"better"``, ``"worse"`` or ``"no significant difference"`` from a pooled Wilcoxon row.
+def verdict(row: pd.Series, metric: str, alpha: float = 0.05, p_key: str = "p_value") -> str:
+    """``"better"``, ``"worse"`` or ``"no significant difference"`` from one test's row.
 
-    Better (worse) needs all three: more wins than losses (losses than wins) over the blocks,
-    where a difference within the tie margin is a tie; a mean difference beyond the tie margin
-    in that direction; and a Wilcoxon p-value over block means below ``alpha``.
+    Better (worse) needs all three: more wins than losses (losses than wins), where a difference
+    within the tie margin is a tie; a mean difference beyond the tie margin in that direction;
+    and ``row[p_key]`` (the Holm-adjusted p-value in the report) below ``alpha``.
     """
-    higher = higher_is_better(metric)
-    diff = pooled["mean_diff"]
-    if not (np.isfinite(pooled["p_value"]) and pooled["p_value"] < alpha and np.isfinite(diff)):
+    diff = row["mean_diff"]
+    p = row[p_key]
+    if not (np.isfinite(p) and p < alpha and np.isfinite(diff)):
         return "no significant difference"
-    gain = diff if higher else -diff
-    if pooled["wins"] > pooled["losses"] and gain > tie_margin(metric):
+    gain = diff if higher_is_better(metric) else -diff
+    if row["wins"] > row["losses"] and gain > tie_margin(metric):
         return "better"
-    if pooled["losses"] > pooled["wins"] and gain < -tie_margin(metric):
+    if row["losses"] > row["wins"] and gain < -tie_margin(metric):
         return "worse"
     return "no significant difference"
 
 
-def verdict_table(wilcoxon: dict[str, pd.DataFrame], alpha: float = 0.05) -> pd.DataFrame:
-    """One row per (metric, method): blocks, W/T/L, mean difference, p and :func:`verdict`."""
+def bayes_verdict(row: pd.Series, threshold: float = BAYES_THRESHOLD) -> str:
+    """The Bayesian verdict: ``better``, ``practically equivalent``, ``worse`` or ``undecided``.
+
+    One of P(better), P(equivalent), P(worse) must exceed ``threshold`` (0.95); "practically
+    equivalent" is a finding in its own right: the difference lies within the tie margin.
+    """
+    probs = {"better": row["p_better"], "practically equivalent": row["p_equivalent"], "worse": row["p_worse"]}
+    if not all(np.isfinite(v) for v in probs.values()):
+        return "not computed"
+    best = max(probs, key=probs.get)
+    return best if probs[best] > threshold else "undecided"
+
+
+VERDICT_COLUMNS = ["metric", "method", "baseline", "level", "unit", "n", "wins", "ties", "losses", "mean_diff",
+                   "effect", "effect_size", "p_value", "p_holm", "family", "p_better", "p_equivalent", "p_worse",
+                   "verdict", "bayes_verdict"]
+
+
+def verdict_table(results: pd.DataFrame, order: Sequence[str], baseline: str = "random", alpha: float = 0.05,
+                  test_train_ratio: float | None = None, metrics: Sequence[str] | None = None,
+                  across: pd.DataFrame | None = None, within: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """One verdict per (metric, method): across data sets when there are several, else within the one.
+
+    With at least :data:`MIN_DATASETS` data sets: the pooled rows of :func:`wilcoxon_table` (unit =
+    data set, value = mean over folds and models); effect = rank-biserial correlation. With one
+    data set: the pooled row of :func:`~mlabs.report.within_dataset.within_dataset_table` (unit =
+    fold, value = mean over models; Nadeau-Bengio corrected t-test, ``test_train_ratio`` from the
+    protocol); effect = standardized mean difference. Holm's correction runs over the metrics of
+    each method (``family`` names it); the frequentist :func:`verdict` uses ``p_holm``, the
+    Bayesian :func:`bayes_verdict` the posterior probabilities.
+
+    ``results`` may be the concatenation of the test results and the convergence rows; ``metrics``
+    (default: the reported metrics and the convergence measures present) are the family.
+    ``across`` (the :func:`wilcoxon_table` of every metric with a ``metric`` column) and ``within``
+    (metric -> :func:`~mlabs.report.within_dataset.within_dataset_table`) may pass tables already
+    computed with the same methods and baseline.
+    """
+    from .within_dataset import POOLED as W_POOLED, within_dataset_table
+
+    ok = finished_cells(results)
+    if metrics is None:
+        metrics = [m for m in (*REPORTED_METRICS, *CONVERGENCE_METRICS) if m in ok and ok[m].notna().any()]
+    n_datasets = ok["dataset"].nunique()
     rows = []
-    for metric, table in wilcoxon.items():
-        for method in dict.fromkeys(table["method"]):
-            r = pooled_row(table, method)
-            rows.append({"metric": metric, "method": method, "baseline": r["baseline"], "unit": r["model"],
-                         "n": r["n_pairs"], "wins": r["wins"], "ties": r["ties"], "losses": r["losses"],
-                         "mean_diff": r["mean_diff"], "p_value": r["p_value"], "verdict": verdict(r, metric, alpha)})
-    return pd.DataFrame(rows, columns=["metric", "method", "baseline", "unit", "n", "wins", "ties", "losses",
-                                       "mean_diff", "p_value", "verdict"])
+    for metric in metrics:
+        if n_datasets >= MIN_DATASETS:
+            table = (across[across["metric"] == metric].drop(columns=["metric"]) if across is not None
+                     else wilcoxon_table(results, metric, baseline, order))
+            table = table[table["model"] == POOLED].assign(level="across data sets", effect_size="rank-biserial r",
+                                                           effect=lambda t: t["rank_biserial"])
+        else:
+            table = (within[metric] if within is not None and metric in within
+                     else within_dataset_table(results, metric, baseline, order, test_train_ratio=test_train_ratio))
+            table = table[table["model"] == W_POOLED].assign(level="within data set", effect_size="d (mean / sd)",
+                                                             effect=lambda t: t["d"])
+        rows.append(table.assign(metric=metric))
+    if not rows:
+        return pd.DataFrame(columns=VERDICT_COLUMNS)
+    table = add_holm(pd.concat(rows, ignore_index=True), ["method"],
+                     scope=lambda r: f"{r['level']}, pooled over models, over {r['unit']}")
+    table["verdict"] = [verdict(r, r["metric"], alpha, "p_holm") for _, r in table.iterrows()]
+    table["bayes_verdict"] = [bayes_verdict(r) for _, r in table.iterrows()]
+    return table[VERDICT_COLUMNS].reset_index(drop=True)
 
 
 def verdicts_by_seed(results: pd.DataFrame, order: Sequence[str], baseline: str = "random",
-                     alpha: float = 0.05) -> pd.DataFrame:
+                     alpha: float = 0.05, test_train_ratio: float | None = None) -> pd.DataFrame:
     """:func:`verdict_table` computed on each seed's runs alone, side by side.
 
     One row per (metric, method) with a column ``seed <s>`` per seed (the verdict and, in
-    brackets, its W/T/L and p) and ``holds``: whether every seed gives the same verdict. Metrics
-    are the reported test metrics and the convergence metrics of the validation curves
-    (``results`` must then carry the curves' convergence rows: pass the concatenation, see
-    :func:`write_report`). Empty when the results hold fewer than two seeds.
+    brackets, its W/T/L, Holm-adjusted p and n) and ``holds``: whether every seed gives the same
+    verdict. ``results`` must carry the convergence rows to include them (pass the concatenation,
+    see :func:`write_report`). Empty when the results hold fewer than two seeds.
     """
     ok = finished_cells(results)
     seeds = sorted(ok["seed"].dropna().unique())
     if len(seeds) < 2:
         return pd.DataFrame(columns=["metric", "method", "holds"])
-    metrics = [m for m in (*REPORTED_METRICS, *CONVERGENCE_METRICS) if m in ok and ok[m].notna().any()]
-    per_seed = {}
-    for seed in seeds:
-        part = results[results["seed"] == seed]
-        per_seed[seed] = verdict_table({m: wilcoxon_table(part, m, baseline, order) for m in metrics}, alpha)
     frame = None
-    for seed, table in per_seed.items():
+    for seed in seeds:
+        table = verdict_table(results[results["seed"] == seed], order, baseline, alpha, test_train_ratio)
         col = table.assign(**{f"seed {int(seed)}": [
-            f"{r.verdict} ({r.wins}/{r.ties}/{r.losses}, p = {format_p(r.p_value)}, n = {r.n})" for r in table.itertuples()]})
+            f"{r.verdict} ({r.wins}/{r.ties}/{r.losses}, Holm p = {format_p(r.p_holm)}, n = {r.n})"
+            for r in table.itertuples()]})
         col = col[["metric", "method", f"seed {int(seed)}", "verdict"]].rename(columns={"verdict": f"_v{seed}"})
         frame = col if frame is None else frame.merge(col, on=["metric", "method"], how="outer")
     verdict_cols = [f"_v{seed}" for seed in seeds]
