@@ -8,8 +8,6 @@ large s_e). The draws are exact: every accepted proposal is an independent draw 
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 
 from .workspace import Workspace
@@ -45,7 +43,9 @@ class SlotTable:
         self._workspace = workspace
         #: acceptance rate of a uniform proposal, sum(p) / (N p_max) (sizes the draws)
         self.accept_rate = 0.0
-        self._cdf: torch.Tensor | None = None          # inverse-CDF path
+        self._cdf: torch.Tensor | None = None          # inverse-CDF path (exact int64 cumulative weights)
+        self._int_weights: torch.Tensor | None = None  # integer weights of the refresh, when asked for
+        self._weights: torch.Tensor | None = None
         self._accept: torch.Tensor | None = None       # packed slot entries (or 64-bit thresholds)
         self._accept_lo: torch.Tensor | None = None    # low threshold bits, decided on ties
         self._index_shift: int | None = None           # None: 64-bit proposals (N > 2^30)
@@ -57,16 +57,25 @@ class SlotTable:
         """The largest probability, when the table knows it without a pass over p (else None)."""
         return 1.0 / (self.n_samples * self.accept_rate) if self._accept is not None else None
 
-    def build(self, ratio: torch.Tensor, log_weights: Callable[[], torch.Tensor]) -> None:
-        """The table of the refresh whose ratios p_i / p_max are ``ratio`` (float32, overwritten);
-        ``log_weights()`` gives the refresh's float64 log-weights, asked only for the CDF path."""
+    def build(self, weights: torch.Tensor) -> None:
+        """The table of the refresh whose unnormalised float64 weights are ``weights`` (not modified).
+
+        Every quantity that decides a draw, or how many random numbers are drawn, comes from
+        exactly rounded elementwise operations, comparisons or integer sums of the weights, so
+        that the draws are the same on every machine (a float sum's order is the processor's).
+        """
         n, dev = self.n_samples, self.device
-        # the rate only sizes the draws (a float32 sum is accurate enough for that)
-        self.accept_rate = float(ratio.sum()) / n
+        self._weights = weights
+        self._int_weights = None
+        ratio64 = torch.div(weights, weights.max(), out=self._workspace.get("ratio64", n, torch.float64))
+        # sum(p) / (N p_max), from the ratios rounded to 24 bits and summed exactly as integers
+        accept = int(ratio64.mul(ACCEPT_SCALE).round_().to(torch.int64).sum())
+        self.accept_rate = accept / (n * ACCEPT_SCALE)
         self._cdf = self._accept = self._accept_lo = None
         if self.accept_rate < 0.25:
-            self._cdf = torch.cumsum(torch.exp(log_weights()), 0)
+            self._cdf = torch.cumsum(self.int_weights(), 0)
             return
+        ratio = self._workspace.get("ratio", n, torch.float32).copy_(ratio64)
         index_bits = max((n - 1).bit_length(), 1)
         shift = 31 - index_bits
         if shift < 1:                                             # N > 2^30: 64-bit proposals
@@ -121,11 +130,24 @@ class SlotTable:
             table[n + (0 if doubled is None else doubled.numel()):] = 0   # sample 0 with threshold 0
         self._accept, self._index_shift = table, shift
 
+    def int_weights(self) -> torch.Tensor:
+        """The refresh's weights as int64 of ``62 - log2 N`` bits relative to the largest (every
+        positive weight at least 1): their sums and cumulative sums are exact in any order."""
+        if self._int_weights is None:
+            w = self._weights
+            scale = float(1 << (62 - max(self.n_samples, 1).bit_length()))
+            iw = (w / w.max()).mul_(scale).round_().to(torch.int64)
+            self._int_weights = torch.where((iw == 0) & (w > 0), torch.ones_like(iw), iw)
+        return self._int_weights
+
     def draws(self, count: int) -> torch.Tensor:
         """``count`` independent draws from p (with replacement): int32 below N = 2^30, else int64."""
         g, n, dev = self._generator, self.n_samples, self.device
         if self._cdf is not None:
-            u = torch.rand(count, generator=g, dtype=torch.float64, device=dev).mul_(self._cdf[-1])
+            # an integer uniform in [0, total) from a 53-bit uniform, then the exact inverse CDF
+            total = self._cdf[-1:]
+            u = torch.rand(count, generator=g, dtype=torch.float64, device=dev).mul_(float(total)).floor_()
+            u = torch.minimum(u.to(torch.int64), total - 1)
             return torch.searchsorted(self._cdf, u, right=True).clamp_(max=n - 1)
         if self._index_shift is None:
             # N > 2^30: one 64-bit integer per proposal, the high part a uniform index, the low

@@ -113,29 +113,30 @@ class SegmentDraws:
         self._seg_base: torch.Tensor | None = None
         self._seg_total: torch.Tensor | None = None
 
-    def refresh(self, logw: torch.Tensor, seed_table: bool) -> None:
-        """The draw tables of a refresh from its unnormalised log-weights ``logw`` (segment draws
-        only need relative weights); ``seed_table``: also build the drawer's slot table, for
-        i.i.d. seeds from p.
+    def refresh(self, weights: torch.Tensor, seed_table: bool) -> None:
+        """The draw tables of a refresh from its unnormalised float64 weights (segment draws only
+        need relative weights; machine-independent ones, see :mod:`~mlabs.selection.probabilities`);
+        ``seed_table``: also build the drawer's slot table, for i.i.d. seeds from p.
         """
         # Rejection proposals: a uniform member of the segment, accepted with probability
         # w / max(w) (exact for p restricted to the segment); used when min(w) / max(w) >=
         # _CHAIN_MIN_RATE (s_e <= 1 / _CHAIN_MIN_RATE), which bounds every segment's acceptance
-        # rate, else inverse CDF. float32 keeps the acceptance probabilities to ~1e-7 relative.
-        n = logw.numel()
-        w32 = self._workspace.get("chain_accept", n, torch.float32).copy_(logw).exp_()
+        # rate, else inverse CDF. float32 keeps the acceptance probabilities to ~1e-7 relative
+        # (the conversion and the division are exactly rounded: the same on every machine).
+        n = weights.numel()
+        w32 = self._workspace.get("chain_accept", n, torch.float32).copy_(weights)
         lo, hi = torch.aminmax(w32)
         self.rejection = self._tables.small and bool(lo >= _CHAIN_MIN_RATE * hi)
         if self.rejection:
             self.accept = w32.div_(hi)
             if seed_table:
                 # the optimistic bulk path draws its seeds (i.i.d. from p over all samples) with
-                # the drawer's slot table: several times cheaper than segment draws (it takes a
-                # copy of the ratios p_i / p_max instead of recomputing them)
-                self._drawer.build_table(self._workspace.get("ratio", n, torch.float32).copy_(w32))
+                # the drawer's slot table: several times cheaper than segment draws (built
+                # from the same weights)
+                self._drawer.build_table()
             return
         self.accept = None
-        w = torch.exp(logw).index_select(0, self._tables.seg_members)
+        w = weights.index_select(0, self._tables.seg_members)
         self._seg_cum = torch.cumsum(w, 0)
         before = torch.cat([torch.zeros(1, dtype=torch.float64, device=self.device), self._seg_cum])
         self._seg_base = before[self._tables.seg_start[:-1]]

@@ -84,10 +84,9 @@ class ChainBatchSampler(AdaptiveBatchSampler):
         self._strategy: OptimisticChains | StepwiseChains = self._stepwise
 
     def _refresh_draw(self) -> None:
-        # the segment draws start from the log-weights, not the levels
-        logw = self._draw_log_weights()
-        self._drawer.set_log_weights(logw, build_table=False)
-        self._draws.refresh(logw, seed_table=self._optimistic is not None)
+        w = self._draw_weights()
+        self._drawer.set_weights(w, build_table=False)
+        self._draws.refresh(w, seed_table=self._optimistic is not None)
         optimistic = self._draws.rejection and self._optimistic is not None
         self._strategy = self._optimistic if optimistic else self._stepwise
 
