@@ -93,8 +93,9 @@ def plans_under_other_kernels():
         for label, extra in pending[:2]:
             env = {**os.environ, **extra, "OMP_NUM_THREADS": "1",
                    "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-            running.append((label, subprocess.Popen([sys.executable, str(_DATA / "make_selection_pins.py"), "--print"],
-                                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+            command = [sys.executable, str(_DATA / "make_selection_pins.py"), "--print"]
+            running.append((label, subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                                    stderr=subprocess.PIPE, text=True)))
         pending = pending[2:]
         for label, proc in running:
             out, err = proc.communicate(timeout=300)
