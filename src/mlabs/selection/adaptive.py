@@ -13,7 +13,7 @@ from ._validation import as_label_matrix, check_positive_int, check_same_rows, c
 from .base import EpochBatchSampler
 from .drawing import BatchDrawer
 from .imbalance import imbalance_weights
-from .probabilities import exact_log, exact_sum, log_weights, score_weights
+from .probabilities import exact_log, exact_sum, level_steps, log_weights, score_weights
 
 __all__ = ["AdaptiveBatchSampler"]
 
@@ -218,8 +218,13 @@ class AdaptiveBatchSampler(EpochBatchSampler):
         return self._draw_batches(n_batches).reshape(-1), [self.batch_size] * n_batches
 
     def _refresh_draw(self) -> None:
-        """Recompute the weights from the loss table and build the tables the draws use."""
-        self._drawer.set_weights(self._draw_weights())
+        """Recompute the weights from the loss table and build the tables the draws use (the
+        quantized levels index the weight table directly, see :meth:`BatchDrawer.set_steps`)."""
+        steps = level_steps(self._draw_scores(), exact_log(self.selection_pressure)) if self.quantize else None
+        if steps is None:
+            self._drawer.set_weights(self._draw_weights())
+        else:
+            self._drawer.set_steps(*steps)
 
     def _draw_batches(self, n_batches: int) -> torch.Tensor:
         """``n_batches`` independent rows of B distinct indices, successive sampling from p."""

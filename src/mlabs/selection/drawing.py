@@ -4,6 +4,7 @@ distinct samples drawn from it by successive sampling without replacement.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -21,20 +22,46 @@ __all__ = ["Refresh", "BatchDrawer"]
 SUCCESSIVE_RATIO = 20
 
 
+@functools.lru_cache(maxsize=4)
+def _float32(table: torch.Tensor) -> torch.Tensor:
+    """A float32 copy of a (cached, never modified) weight table, kept while the table is in use."""
+    return table.to(torch.float32)
+
+
 class Refresh:
-    """The selection distribution of one refresh, held as unnormalised float64 weights (largest 1).
+    """The selection distribution of one refresh, as unnormalised float64 weights.
 
     The weights are the machine-independent ones of :mod:`~mlabs.selection.probabilities`; the
-    draws use them (never ``exp`` of log-weights, see there), the normalised p is computed when
-    first asked for, and the log-weights only for reports and states.
+    draws use them (never ``exp`` of log-weights, see there). Given as the weights themselves or
+    as integer steps into a table of weights whose largest entry 1 is taken (the quantized
+    levels): then the float32 ratios of the slot table come straight from a float32 copy of the
+    table, and the float64 weights are looked up only when asked for (p, states, integer weights).
     """
 
-    def __init__(self, weights: torch.Tensor):
-        self.weights = weights
+    def __init__(self, weights: torch.Tensor | None = None, steps: torch.Tensor | None = None,
+                 table: torch.Tensor | None = None):
+        if (weights is None) == (steps is None):
+            raise ValueError("a refresh is given by exactly one of weights and steps (with table)")
+        self._weights = weights
+        self._steps, self._table = steps, table
         self._p: torch.Tensor | None = None
 
+    @property
+    def weights(self) -> torch.Tensor:
+        """The unnormalised float64 weights."""
+        if self._weights is None:
+            self._weights = self._table.index_select(0, self._steps)
+        return self._weights
+
+    def ratios(self, out: torch.Tensor) -> torch.Tensor:
+        """p_i / p_max in float32, written to ``out`` (exactly rounded, so machine-independent)."""
+        if self._weights is None:
+            return torch.index_select(_float32(self._table), 0, self._steps, out=out)
+        top = float(self._weights.max())
+        return out.copy_(self._weights if top == 1.0 else self._weights / top)
+
     def log_weights(self) -> torch.Tensor:
-        """Unnormalised log-probabilities (largest 0; for reports, not for draws)."""
+        """Unnormalised log-probabilities (for reports, not for draws)."""
         return torch.log(self.weights)
 
     def p(self) -> torch.Tensor:
@@ -78,6 +105,13 @@ class BatchDrawer:
         if build_table:
             self.build_table()
 
+    def set_steps(self, steps: torch.Tensor, table: torch.Tensor) -> None:
+        """Refresh from integer steps (int32) into a float64 weight table whose largest entry 1 is
+        among those taken (e.g. the quantized levels into the reversed table of
+        :func:`~mlabs.selection.probabilities.level_steps`), and build the slot table."""
+        self.refresh = Refresh(steps=steps, table=table)
+        self.build_table()
+
     def set_log_weights(self, log_weights: torch.Tensor, build_table: bool = True) -> None:
         """Refresh from log-weights (states written before the weights were kept; ``exp`` may
         differ in the last bit between machines, so the samplers themselves use :meth:`set_weights`)."""
@@ -85,7 +119,9 @@ class BatchDrawer:
 
     def build_table(self) -> None:
         """The slot table of the refresh in force."""
-        self.table.build(self.refresh.weights)
+        refresh = self.refresh
+        self.table.build(refresh.ratios(self.workspace.get("ratio", self.n_samples, torch.float32)),
+                         lambda: refresh.weights)
 
     def clear(self) -> None:
         """End the refresh in force (the next needs a :meth:`set_weights`)."""

@@ -12,7 +12,7 @@ import torch
 from ._validation import check_finite_nonnegative, check_selection_pressure
 
 __all__ = ["selection_probabilities", "log_weights", "min_max_level_log_weights", "rank_log_weights",
-           "exact_log", "step_weights", "score_weights", "min_max_level_weights", "rank_weights", "exact_sum"]
+           "exact_log", "step_weights", "score_weights", "level_steps", "min_max_level_weights", "rank_weights", "exact_sum"]
 
 # The draws use weights, not log-weights: torch.exp and torch.log of a long tensor go through
 # MKL's vector math on the CPU, whose results depend on the processor (the same torch wheel gave
@@ -162,15 +162,19 @@ def exact_log(x: float) -> float:
 
 
 @functools.lru_cache(maxsize=8)
-def _step_table(log_se: float, m: int, device: str) -> torch.Tensor:
+def _step_table(log_se: float, m: int, device: str, reverse: bool = False) -> torch.Tensor:
     """``T[j] = exp(-log_se * j / m)``, j = 0..m, float64, from exactly rounded operations only.
 
     ``r = exp(-log_se / m)`` is computed once in decimal arithmetic (a pure software result,
     identical everywhere); the table is then built by doubling: ``T[L + i] = T[i] * r**L`` with
     ``r**L = T[L - 1] * r``, each entry a chain of at most ~2 log2(m) IEEE products of earlier
     ones (relative error below 1e-13 for m < 2^25), and IEEE products are exactly rounded on
-    every processor and vector width.
+    every processor and vector width. ``reverse``: the table of the quantized levels, ``T[m - Q]``
+    for Q = 0..m and once more 1 for Q = m + 1 (a level may round to N + 1, see :func:`levels`).
     """
+    if reverse:
+        table = _step_table(log_se, m, device)
+        return torch.cat([table.flip(0), table[:1]])
     with localcontext() as ctx:
         ctx.prec = 40
         r = float((-Decimal(log_se) / m).exp())
@@ -200,11 +204,22 @@ def score_weights(s: torch.Tensor, log_se: float, quantize: bool) -> torch.Tenso
     exact ranks, ``s_e ** (-r_i / N)`` with the half-integer rank as step ``2 r_i`` of ``2 N``."""
     n = s.numel()
     if quantize:
-        level = levels(s)
-        if level is None:
+        steps = level_steps(s, log_se)
+        if steps is None:
             return torch.ones_like(s)
-        return step_weights(level.clamp_(max=n).neg_().add_(n), log_se, n)
+        return steps[1].index_select(0, steps[0])
     return step_weights(_average_descending_rank(s).mul_(2.0), log_se, 2 * n)
+
+
+def level_steps(s: torch.Tensor, log_se: float) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The quantized rule as (levels Q_i as int32, table ``T[Q] = s_e ** (min(Q - N, 0) / N)``, Q = 0..N + 1)
+    for validated float64 scores, or None for the uniform distribution (all scores 0, s_e = 1).
+    Weight 1 is always taken (the largest score has level N, or N + 1 by rounding)."""
+    n = s.numel()
+    level = levels(s)
+    if level is None or log_se == 0.0:
+        return None
+    return level.to(torch.int32), _step_table(float(log_se), n, str(s.device), reverse=True)
 
 
 def min_max_level_weights(score: torch.Tensor, log_se: float) -> torch.Tensor:
