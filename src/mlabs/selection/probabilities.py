@@ -212,8 +212,8 @@ def score_weights(s: torch.Tensor, log_se: float, quantize: bool) -> torch.Tenso
 
 
 def level_steps(s: torch.Tensor, log_se: float) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The quantized rule as (levels Q_i as int32, table ``T[Q] = s_e ** (min(Q - N, 0) / N)``, Q = 0..N + 1)
-    for validated float64 scores, or None for the uniform distribution (all scores 0, s_e = 1).
+    """The quantized rule as (levels Q_i as int32, table ``T[Q] = s_e ** (min(Q - N, 0) / N)``,
+    Q = 0..N + 1) for validated float64 scores, or None for the uniform distribution (all scores 0, s_e = 1).
     Weight 1 is always taken (the largest score has level N, or N + 1 by rounding)."""
     n = s.numel()
     level = levels(s)
