@@ -58,7 +58,8 @@ def main() -> None:
     results = {}
     for label, extra in settings.items():
         env = {**os.environ, **extra, "OMP_NUM_THREADS": "1"}
-        out = subprocess.run([sys.executable, __file__, "--child"], env=env, capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, __file__, "--child"], env=env, capture_output=True, text=True,
+                             check=True)
         results[label] = json.loads(out.stdout)
     native = results.pop("native")
     print(f"native capability {native.pop('capability')}; 'same' = bit-identical to native, 'DIFFERS' = not")

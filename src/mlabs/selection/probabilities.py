@@ -12,7 +12,8 @@ import torch
 from ._validation import check_finite_nonnegative, check_selection_pressure
 
 __all__ = ["selection_probabilities", "log_weights", "min_max_level_log_weights", "rank_log_weights",
-           "exact_log", "step_weights", "score_weights", "level_steps", "min_max_level_weights", "rank_weights", "exact_sum"]
+           "exact_log", "step_weights", "score_weights", "level_steps", "min_max_level_weights", "rank_weights",
+           "exact_sum"]
 
 # The draws use weights, not log-weights: torch.exp and torch.log of a long tensor go through
 # MKL's vector math on the CPU, whose results depend on the processor (the same torch wheel gave

@@ -85,7 +85,7 @@ class ScheduledSampler(EpochBatchSampler):
     The selection pressure moves exponentially from ``selection_pressure`` at the first selection
     epoch (``warmup_epochs``) to ``selection_pressure_end`` at the last epoch (``epochs - 1``);
     ``selection_pressure_end=None`` keeps it constant. At the start of every selection epoch
-    ``score_rule.log_weights`` gives the distribution of that epoch, from which the batches of B
+    ``score_rule.weights`` gives the distribution of that epoch, from which the batches of B
     distinct samples are drawn.
 
     Parameters
