@@ -414,6 +414,25 @@ def test_iid_draws_follow_p(n):
     assert stats.chi2.sf(float(((uniform - expected) ** 2 / expected).sum()), n - 1) < 1e-6
 
 
+def test_inverse_cdf_draws_follow_p():
+    # exact ranks at a large s_e: acceptance rate < 1/4, so the draws search the exact int64
+    # cumulative table with an integer uniform
+    n = 2_000
+    s = AdaptiveBatchSampler(np.eye(1, dtype=np.float32).repeat(n, 0), 8, selection_pressure=1e3,
+                             quantize=False, warmup_epochs=0, seed=2, score="loss")
+    s.update(torch.arange(n), torch.rand(n, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
+    s._refresh_draw()
+    table = s._drawer.table
+    assert table._cdf is not None and table._cdf.dtype == torch.int64
+    p = s.probabilities()
+    draws = table.draws(200 * n)
+    counts = torch.bincount(draws.long(), minlength=n).double()
+    expected = p * counts.sum()
+    assert stats.chi2.sf(float(((counts - expected) ** 2 / expected).sum()), n - 1) > 1e-4
+    shifted = torch.roll(expected, 1)                     # power: a slightly different p is rejected
+    assert stats.chi2.sf(float(((counts - shifted) ** 2 / shifted).sum()), n - 1) < 1e-6
+
+
 def test_iid_draws_keep_proposals_accepted_on_a_tie(monkeypatch):
     # Crafted proposals in both in-place rounds, ties decided by a patched tie test. Round 1:
     # accepted, rejected and ties; round 2 (every position rejected in round 1): ties only. Tie

@@ -162,7 +162,7 @@ def exact_log(x: float) -> float:
         return float(Decimal(float(x)).ln())
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=4)
 def _step_table(log_se: float, m: int, device: str, reverse: bool = False) -> torch.Tensor:
     """``T[j] = exp(-log_se * j / m)``, j = 0..m, float64, from exactly rounded operations only.
 
