@@ -105,23 +105,25 @@ class BatchDrawer:
         if build_table:
             self.build_table()
 
-    def set_steps(self, steps: torch.Tensor, table: torch.Tensor) -> None:
+    def set_steps(self, steps: torch.Tensor, table: torch.Tensor, build_table: bool = True) -> None:
         """Refresh from integer steps (int32) into a float64 weight table whose largest entry 1 is
         among those taken (e.g. the quantized levels into the reversed table of
-        :func:`~mlabs.selection.probabilities.level_steps`), and build the slot table."""
+        :func:`~mlabs.selection.probabilities.level_steps`); ``build_table`` as in :meth:`set_weights`."""
         self.refresh = Refresh(steps=steps, table=table)
-        self.build_table()
+        if build_table:
+            self.build_table()
 
     def set_log_weights(self, log_weights: torch.Tensor, build_table: bool = True) -> None:
         """Refresh from log-weights (states written before the weights were kept; ``exp`` may
         differ in the last bit between machines, so the samplers themselves use :meth:`set_weights`)."""
         self.set_weights(torch.exp(log_weights - log_weights.max()), build_table)
 
-    def build_table(self) -> None:
-        """The slot table of the refresh in force."""
+    def build_table(self, ratios: torch.Tensor | None = None) -> None:
+        """The slot table of the refresh in force; ``ratios``: its p_i / p_max (float32) when the
+        caller has them already (copied, not modified)."""
         refresh = self.refresh
-        self.table.build(refresh.ratios(self.workspace.get("ratio", self.n_samples, torch.float32)),
-                         lambda: refresh.weights)
+        out = self.workspace.get("ratio", self.n_samples, torch.float32)
+        self.table.build(refresh.ratios(out) if ratios is None else out.copy_(ratios), lambda: refresh.weights)
 
     def clear(self) -> None:
         """End the refresh in force (the next needs a :meth:`set_weights`)."""
