@@ -824,3 +824,17 @@ def test_the_draws_use_no_exp_or_log(monkeypatch, make):
     s.set_epoch(0)
     batches = list(s)
     assert len(batches) == len(s)
+
+
+def test_successive_rounds_need_b_samples_with_a_weight():
+    from mlabs.selection.drawing import BatchDrawer
+    drawer = BatchDrawer(10, 4, torch.Generator().manual_seed(0), "cpu")
+    w = torch.zeros(10, dtype=torch.float64)
+    w[:3] = 1.0                                           # 3 < B = 4 samples can be drawn
+    drawer.set_weights(w)
+    with pytest.raises(ValueError, match="fewer than batch_size"):
+        drawer.batches(2)
+    w[3] = 0.5
+    drawer.set_weights(w)
+    rows = drawer.batches(50)
+    assert all(sorted(r) == [0, 1, 2, 3] for r in rows.tolist())

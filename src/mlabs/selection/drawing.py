@@ -190,6 +190,9 @@ class BatchDrawer:
                 free.scatter_(1, drawn, 0)
             cum = free.cumsum_(1)
             total = cum[:, -1:]
+            if bool((total == 0).any()):
+                raise ValueError(f"fewer than batch_size = {b} samples have a positive selection weight; "
+                                 "use a smaller batch size or a score rule that gives every sample a weight")
             u = torch.rand((rows.numel(), b), generator=g, dtype=torch.float64, device=self.device)
             u = u.mul_(total.to(torch.float64)).floor_().to(torch.int64)
             u = torch.minimum(u, total - 1)
