@@ -343,11 +343,11 @@ def _two_sample_chi2(c1, c2):
 @pytest.mark.parametrize("n,b,s_e,force_vectorised", [
     (200, 4, 16.0, False),   # vectorised path (N >= 20 B), few repeats
     (40, 10, 1e4, True),     # vectorised path forced, heavy repeats and row continuation
-    (60, 6, 16.0, False),    # multinomial path (N < 20 B)
+    (60, 6, 16.0, False),    # successive rounds (N < 20 B)
 ])
 def test_inclusion_frequencies_match_successive_sampling(monkeypatch, n, b, s_e, force_vectorised):
     if force_vectorised:
-        monkeypatch.setattr(drawing, "MULTINOMIAL_RATIO", 0)
+        monkeypatch.setattr(drawing, "SUCCESSIVE_RATIO", 0)
     Y = _labels(n)
     s = AdaptiveBatchSampler(Y, b, selection_pressure=s_e, warmup_epochs=0, seed=5, score="loss")
     losses = torch.linspace(0.0, 2.0, n, dtype=torch.float64) ** 2
@@ -389,7 +389,7 @@ def _refreshed_sampler(n, b=8, s_e=2.0, seed=0):
                              warmup_epochs=0, seed=seed, score="loss")
     g = torch.Generator().manual_seed(seed)
     s.update(torch.arange(n), torch.distributions.Gamma(2.0, 2.0).sample((n,)).double() * torch.rand(n, generator=g))
-    s._drawer.set_log_weights(s._draw_log_weights())
+    s._drawer.set_weights(s._draw_weights())
     table = s._drawer.table
     assert table._cdf is None and table._index_shift is not None
     return s, table
@@ -412,6 +412,25 @@ def test_iid_draws_follow_p(n):
     uniform = torch.bincount(torch.randint(0, n, (40 * n,), generator=torch.Generator().manual_seed(1)),
                              minlength=n).double()
     assert stats.chi2.sf(float(((uniform - expected) ** 2 / expected).sum()), n - 1) < 1e-6
+
+
+def test_inverse_cdf_draws_follow_p():
+    # exact ranks at a large s_e: acceptance rate < 1/4, so the draws search the exact int64
+    # cumulative table with an integer uniform
+    n = 2_000
+    s = AdaptiveBatchSampler(np.eye(1, dtype=np.float32).repeat(n, 0), 8, selection_pressure=1e3,
+                             quantize=False, warmup_epochs=0, seed=2, score="loss")
+    s.update(torch.arange(n), torch.rand(n, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
+    s._refresh_draw()
+    table = s._drawer.table
+    assert table._cdf is not None and table._cdf.dtype == torch.int64
+    p = s.probabilities()
+    draws = table.draws(200 * n)
+    counts = torch.bincount(draws.long(), minlength=n).double()
+    expected = p * counts.sum()
+    assert stats.chi2.sf(float(((counts - expected) ** 2 / expected).sum()), n - 1) > 1e-4
+    shifted = torch.roll(expected, 1)                     # power: a slightly different p is rejected
+    assert stats.chi2.sf(float(((counts - shifted) ** 2 / shifted).sum()), n - 1) < 1e-6
 
 
 def test_iid_draws_keep_proposals_accepted_on_a_tie(monkeypatch):
@@ -743,3 +762,79 @@ def test_chain_positions_match_reference(s_e, label_choice):
     for _ in range(nb):
         ref[torch.arange(b), torch.tensor(_chain_reference_batch(s, p, g))] += 1
     assert _two_sample_chi2(got.reshape(-1), ref.reshape(-1)) > 1e-4
+
+
+# -- the machine-independent weights of the draws (docs/selection.md) -------------------------------
+def test_step_weights_are_the_powers_of_the_selection_pressure():
+    from mlabs.selection.probabilities import exact_log, step_weights
+    for s_e, m in ((2.0, 1), (2.0, 1000), (16.0, 12_345), (1e4, 3)):
+        j = torch.arange(m + 1, dtype=torch.float64)
+        got = step_weights(j, exact_log(s_e), m)
+        want = torch.tensor([math.exp(-math.log(s_e) * k / m) for k in range(m + 1)], dtype=torch.float64)
+        assert got[0] == 1.0
+        assert torch.allclose(got, want, rtol=1e-13, atol=0)
+    # the quantized rule: level N weighs 1, level 0 weighs 1 / s_e
+    w = score_weights_of([0.0, 1.0, 2.0, 4.0], 4.0)
+    assert w.tolist() == pytest.approx([0.25, 4 ** -0.75, 4 ** -0.5, 1.0], rel=1e-15)
+
+
+def score_weights_of(scores, s_e, quantize=True):
+    from mlabs.selection.probabilities import exact_log, score_weights
+    return score_weights(torch.tensor(scores, dtype=torch.float64), exact_log(s_e), quantize)
+
+
+def test_exact_ranks_give_tied_scores_one_weight():
+    w = score_weights_of([3.0, 1.0, 3.0, 0.0], 2.0, quantize=False)
+    # descending ranks: the two 3.0 share rank 0.5, then 2, then 3 (of N = 4)
+    assert w.tolist() == pytest.approx([2 ** -0.125, 2 ** -0.5, 2 ** -0.125, 2 ** -0.75], rel=1e-15)
+
+
+def test_exact_sum_does_not_depend_on_the_order():
+    from mlabs.selection.probabilities import exact_sum
+    g = torch.Generator().manual_seed(0)
+    w = torch.rand(100_003, generator=g, dtype=torch.float64) ** 3
+    total = exact_sum(w)
+    assert total == pytest.approx(math.fsum(w.tolist()), rel=1e-12)
+    for seed in range(3):
+        perm = torch.randperm(w.numel(), generator=torch.Generator().manual_seed(seed))
+        assert exact_sum(w[perm]) == total
+    assert exact_sum(torch.zeros(5, dtype=torch.float64)) == 0.0
+
+
+@pytest.mark.parametrize("make", [
+    lambda y: AdaptiveBatchSampler(y, 16, selection_pressure=4.0, warmup_epochs=0, seed=1, score="loss"),
+    lambda y: AdaptiveBatchSampler(y, 16, selection_pressure=64.0, quantize=False, warmup_epochs=0, seed=1),
+    lambda y: AdaptiveBatchSampler(y, 400, selection_pressure=2.0, warmup_epochs=0, seed=1),    # N < 20 B
+    lambda y: ChainBatchSampler(y, 16, selection_pressure=2.0, warmup_epochs=0, seed=1),
+    lambda y: ChainBatchSampler(y, 16, selection_pressure=16.0, label_choice="sample", warmup_epochs=0, seed=1),
+], ids=["adaptive", "exact-ranks-cdf", "successive", "chain-optimistic", "chain-stepwise"])
+def test_the_draws_use_no_exp_or_log(monkeypatch, make):
+    # exp and log of long tensors are the machine-dependent kernels (MKL's vector math), and
+    # multinomial and randn draw through them: a refresh and its batches must not call them
+    s = make(_labels(5000))
+    s.update(torch.arange(5000), torch.rand(5000, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a machine-dependent kernel was called while drawing")
+
+    for name in ("exp", "log", "exp_", "log_"):
+        monkeypatch.setattr(torch.Tensor, name, forbidden)
+    for name in ("exp", "log", "multinomial", "randn"):
+        monkeypatch.setattr(torch, name, forbidden)
+    s.set_epoch(0)
+    batches = list(s)
+    assert len(batches) == len(s)
+
+
+def test_successive_rounds_need_b_samples_with_a_weight():
+    from mlabs.selection.drawing import BatchDrawer
+    drawer = BatchDrawer(10, 4, torch.Generator().manual_seed(0), "cpu")
+    w = torch.zeros(10, dtype=torch.float64)
+    w[:3] = 1.0                                           # 3 < B = 4 samples can be drawn
+    drawer.set_weights(w)
+    with pytest.raises(ValueError, match="fewer than batch_size"):
+        drawer.batches(2)
+    w[3] = 0.5
+    drawer.set_weights(w)
+    rows = drawer.batches(50)
+    assert all(sorted(r) == [0, 1, 2, 3] for r in rows.tolist())

@@ -1,12 +1,13 @@
-"""A fingerprint of the floating-point kernels of this machine's torch build, for the pins.
+"""A fingerprint of the floating-point kernels of this machine's torch build, for the study pins.
 
-Seeded draw plans and short trainings are bit-identical on one machine, but not across machines:
-the vectorised math (exp, log, pow, ...), the reduction order of sums and the BLAS kernels differ
-with the CPU (an AVX-512 Xeon and the machine of the first pins gave different results for 19 of
-the 25 draw plans and for the short cells, with the same torch 2.13.0 wheel and the same code).
-The pin files record this probe; where it differs the pinned outputs are not expected to match
-and the pin tests skip with that reason instead of failing, unless ``MLABS_PINS_STRICT=1`` (then
-they fail: set it on the machine the pins belong to).
+Short trainings are bit-identical on one machine, but not across machines: the vectorised math
+(exp, log, pow, ...), the reduction order of sums and the BLAS kernels differ with the CPU, and a
+training step uses all of them (an AVX-512 Xeon and the machine of the first pins gave different
+short cells with the same torch wheel and the same code). The study pin file records this probe;
+where it differs the pinned cells are not expected to match and the study pin test skips with
+that reason instead of failing, unless ``MLABS_PINS_STRICT=1`` (then it fails: set it on the
+machine the pins belong to). The samplers' draw plans need no probe: they use exactly rounded
+arithmetic only and hold on every machine (tests/test_selection_pinned.py).
 """
 
 from __future__ import annotations

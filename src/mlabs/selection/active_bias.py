@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .probabilities import min_max_level_log_weights
+from .probabilities import min_max_level_log_weights, min_max_level_weights
 from .scheduled import ScheduledSampler, ScoreRule
 
 __all__ = ["ActiveBiasSampler", "PredictionVariance"]
@@ -16,13 +16,20 @@ class PredictionVariance(ScoreRule):
 
     needs_window = True
 
-    def log_weights(self, loss, window, epoch, log_se):
+    def score(self, window, epoch):
+        """The per-sample score (higher: drawn more often)."""
         vals, w, n = window.weighted()
         mean = (vals * w).sum(0) / n.clamp(min=1.0)
         var = ((vals - mean) ** 2 * w).sum(0) / (n - 1.0).clamp(min=1.0)
         std = torch.sqrt(var + var * var / (n - 1.0).clamp(min=1.0))
         score = torch.where(n >= 2, std, torch.zeros_like(std)).sum(1)
-        return min_max_level_log_weights(score, log_se)
+        return score
+
+    def log_weights(self, loss, window, epoch, log_se):
+        return min_max_level_log_weights(self.score(window, epoch), log_se)
+
+    def weights(self, loss, window, epoch, log_se):
+        return min_max_level_weights(self.score(window, epoch), log_se)
 
 
 class ActiveBiasSampler(ScheduledSampler):

@@ -7,15 +7,13 @@ into the selection distribution at every refresh; the batches are drawn by the
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ._validation import as_label_matrix, check_positive_int, check_same_rows, check_selection_pressure
 from .base import EpochBatchSampler
 from .drawing import BatchDrawer
 from .imbalance import imbalance_weights
-from .probabilities import levels, log_weights
+from .probabilities import exact_log, exact_sum, level_steps, log_weights, score_weights
 
 __all__ = ["AdaptiveBatchSampler"]
 
@@ -175,16 +173,17 @@ class AdaptiveBatchSampler(EpochBatchSampler):
         if self.in_warmup:
             return super().probabilities()
         refresh = self._drawer.refresh
-        logw = refresh.log_weights() if refresh is not None else self._log_weights()
-        p = torch.exp(logw)
-        return p.div_(p.sum())
+        if refresh is not None:
+            return refresh.p().clone()
+        w = self._draw_weights()
+        return w.div_(exact_sum(w))
 
     def state_dict(self) -> dict:
         state = super().state_dict()
         state.update(loss_table=self._loss.cpu().clone(),
                      weights=None if self._weights is None else self._weights.cpu().clone(),
-                     log_weights=None if self._drawer.refresh is None else
-                     self._drawer.refresh.log_weights().cpu().clone(),
+                     draw_weights=None if self._drawer.refresh is None else
+                     self._drawer.refresh.weights.cpu().clone(),
                      selection_pressure=self.selection_pressure, quantize=self.quantize, score=self.score)
         return state
 
@@ -193,10 +192,13 @@ class AdaptiveBatchSampler(EpochBatchSampler):
         self._loss = state["loss_table"].to(device=self.device, dtype=torch.float64).clone()
         if state.get("weights") is not None and self._weights is not None:
             self._weights = state["weights"].to(device=self.device, dtype=torch.float64).clone()
-        logw = state.get("log_weights")
         self._drawer.clear()
-        if logw is not None:
-            self._drawer.set_log_weights(logw.to(device=self.device, dtype=torch.float64).clone(), build_table=False)
+        if state.get("draw_weights") is not None:
+            self._drawer.set_weights(state["draw_weights"].to(device=self.device, dtype=torch.float64).clone(),
+                                     build_table=False)
+        elif state.get("log_weights") is not None:      # a state written before the weights were kept
+            self._drawer.set_log_weights(state["log_weights"].to(device=self.device, dtype=torch.float64).clone(),
+                                         build_table=False)
 
     # -- internals -------------------------------------------------------------------------------
     def _end_epoch(self) -> None:
@@ -205,7 +207,7 @@ class AdaptiveBatchSampler(EpochBatchSampler):
 
     def _log_weights(self) -> torch.Tensor:
         # scores are finite and non-negative by construction (validated in update)
-        return log_weights(self.scores(), math.log(self.selection_pressure), self.quantize)
+        return log_weights(self.scores(), exact_log(self.selection_pressure), self.quantize)
 
     def _draw_scores(self) -> torch.Tensor:
         """:meth:`scores` for a refresh, in a reused scratch buffer when weighted."""
@@ -216,11 +218,10 @@ class AdaptiveBatchSampler(EpochBatchSampler):
         return torch.mul(self._weights, self._loss, out=self._drawer.workspace.get("scores", self.n_samples,
                                                                                    torch.float64))
 
-    def _draw_log_weights(self) -> torch.Tensor:
-        """:meth:`_log_weights` for a refresh, computed in reused scratch buffers (the previous
-        refresh's log-weights held there are replaced at the same time)."""
-        return log_weights(self._draw_scores(), math.log(self.selection_pressure), self.quantize,
-                           out=self._drawer.workspace.get("logw", self.n_samples, torch.float64))
+    def _draw_weights(self) -> torch.Tensor:
+        """The weights of a refresh from the loss table (machine-independent, largest 1; see
+        :func:`~mlabs.selection.probabilities.score_weights`)."""
+        return score_weights(self._draw_scores(), exact_log(self.selection_pressure), self.quantize)
 
     def _selection_plan(self, remaining: int) -> tuple[torch.Tensor, list[int]]:
         n_batches = remaining if self.refresh_every is None else min(remaining, self.refresh_every)
@@ -228,20 +229,13 @@ class AdaptiveBatchSampler(EpochBatchSampler):
         return self._draw_batches(n_batches).reshape(-1), [self.batch_size] * n_batches
 
     def _refresh_draw(self) -> None:
-        """Recompute p from the loss table and build the tables the draws use.
-
-        With quantized scores the drawer takes the levels themselves (see
-        :meth:`BatchDrawer.set_levels`); exact ranks, all-zero scores and N > 2^24 go through the
-        float64 log-weights.
-        """
-        n = self.n_samples
-        levels_ = None
-        if self.quantize and n <= 1 << 24:
-            levels_ = levels(self._draw_scores(), out=self._drawer.workspace.get("logw", n, torch.float64))
-        if levels_ is None:
-            self._drawer.set_log_weights(self._draw_log_weights())
+        """Recompute the weights from the loss table and build the tables the draws use (the
+        quantized levels index the weight table directly, see :meth:`BatchDrawer.set_steps`)."""
+        steps = level_steps(self._draw_scores(), exact_log(self.selection_pressure)) if self.quantize else None
+        if steps is None:
+            self._drawer.set_weights(self._draw_weights())
         else:
-            self._drawer.set_levels(levels_, math.log(self.selection_pressure))
+            self._drawer.set_steps(*steps)
 
     def _draw_batches(self, n_batches: int) -> torch.Tensor:
         """``n_batches`` independent rows of B distinct indices, successive sampling from p."""

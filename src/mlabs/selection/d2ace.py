@@ -7,7 +7,7 @@ import torch
 from ._validation import as_label_matrix, check_batch_size, check_positive_int, check_same_rows
 from .imbalance import k_nearest_neighbors
 from .predictions import PredictionWindow
-from .probabilities import min_max_level_log_weights
+from .probabilities import exact_sum, min_max_level_weights
 from .scheduled import ScheduledSampler, ScoreRule
 from .schedules import LinearSchedule
 
@@ -69,13 +69,16 @@ class DualDynamics(ScoreRule):
         y = self._yf.index_select(0, idx)
         self._entry_loss.index_copy_(0, idx, -(y * torch.log(p) + (1 - y) * torch.log1p(-p)))
 
-    def log_weights(self, loss, window, epoch, log_se):
-        p_unc = torch.exp(min_max_level_log_weights(self.sample_scores(window.uncertainty()), log_se))
-        p_hard = torch.exp(min_max_level_log_weights(self.sample_scores(self.hardness()), log_se))
+    def weights(self, loss, window, epoch, log_se):
+        # the mixture of the two level distributions, normalised by exact sums (machine-independent)
+        w_unc = min_max_level_weights(self.sample_scores(window.uncertainty()), log_se)
+        w_hard = min_max_level_weights(self.sample_scores(self.hardness()), log_se)
         beta = self.beta(epoch)
-        mix = beta * p_unc / p_unc.sum() + (1.0 - beta) * p_hard / p_hard.sum()
-        logw = torch.log(mix)
-        return logw - logw.max()
+        mix = w_unc.mul_(beta / exact_sum(w_unc)).add_(w_hard.mul_((1.0 - beta) / exact_sum(w_hard)))
+        return mix.div_(mix.max())
+
+    def log_weights(self, loss, window, epoch, log_se):
+        return torch.log(self.weights(loss, window, epoch, log_se))
 
     def state_dict(self) -> dict:
         return {"entry_loss": self._entry_loss.cpu().clone(), "flip": self._flip.cpu().clone()}

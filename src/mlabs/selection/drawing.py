@@ -4,53 +4,70 @@ distinct samples drawn from it by successive sampling without replacement.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
 from .dedup import first_distinct, rows_with_repeat
-from .probabilities import levels_to_log_weights
+from .probabilities import exact_sum
 from .slot_table import SlotTable
 from .workspace import Workspace
 
 __all__ = ["Refresh", "BatchDrawer"]
 
-#: Below ``N < MULTINOMIAL_RATIO * B`` each batch is one ``torch.multinomial(p, B,
-#: replacement=False)`` call (few batches, cheap); above it, all batches of a refresh are drawn at
-#: once with replacement and de-duplicated.
-MULTINOMIAL_RATIO = 20
+#: Below ``N < SUCCESSIVE_RATIO * B`` the batches are drawn by :meth:`BatchDrawer.successive`
+#: (rounds over p restricted to the samples not drawn yet; few batches, many repeats otherwise);
+#: above it, all batches of a refresh are drawn at once with replacement and de-duplicated.
+SUCCESSIVE_RATIO = 20
+
+
+@functools.lru_cache(maxsize=4)
+def _float32(table: torch.Tensor) -> torch.Tensor:
+    """A float32 copy of a (cached, never modified) weight table, kept while the table is in use."""
+    return table.to(torch.float32)
 
 
 class Refresh:
-    """The selection distribution of one refresh.
+    """The selection distribution of one refresh, as unnormalised float64 weights.
 
-    Held as quantization levels (with log(s_e)) or as unnormalised float64 log-weights; the
-    log-weights of a levels refresh and the normalised p are computed once, when first asked for
-    (a pass over N float64 values is a good part of a refresh's cost, and most refreshes never
-    need them).
+    The weights are the machine-independent ones of :mod:`~mlabs.selection.probabilities`; the
+    draws use them (never ``exp`` of log-weights, see there). Given as the weights themselves or
+    as integer steps into a table of weights whose largest entry 1 is taken (the quantized
+    levels): then the float32 ratios of the slot table come straight from a float32 copy of the
+    table, and the float64 weights are looked up only when asked for (p, states, integer weights).
     """
 
-    def __init__(self, *, log_weights: torch.Tensor | None = None, levels: torch.Tensor | None = None,
-                 log_se: float = 0.0):
-        if (log_weights is None) == (levels is None):
-            raise ValueError("a refresh is given by exactly one of log_weights and levels")
-        self._levels = levels
-        self._log_se = log_se
-        self._log_weights = log_weights
+    def __init__(self, weights: torch.Tensor | None = None, steps: torch.Tensor | None = None,
+                 table: torch.Tensor | None = None):
+        if (weights is None) == (steps is None):
+            raise ValueError("a refresh is given by exactly one of weights and steps (with table)")
+        self._weights = weights
+        self._steps, self._table = steps, table
         self._p: torch.Tensor | None = None
 
+    @property
+    def weights(self) -> torch.Tensor:
+        """The unnormalised float64 weights."""
+        if self._weights is None:
+            self._weights = self._table.index_select(0, self._steps)
+        return self._weights
+
+    def ratios(self, out: torch.Tensor) -> torch.Tensor:
+        """p_i / p_max in float32, written to ``out`` (exactly rounded, so machine-independent)."""
+        if self._weights is None:
+            return torch.index_select(_float32(self._table), 0, self._steps, out=out)
+        top = float(self._weights.max())
+        return out.copy_(self._weights if top == 1.0 else self._weights / top)
+
     def log_weights(self) -> torch.Tensor:
-        """Unnormalised log-probabilities (largest 0)."""
-        if self._log_weights is None:
-            # the levels may live in a scratch buffer: convert a copy
-            self._log_weights = levels_to_log_weights(self._levels.clone(), self._log_se)
-        return self._log_weights
+        """Unnormalised log-probabilities (for reports, not for draws)."""
+        return torch.log(self.weights)
 
     def p(self) -> torch.Tensor:
-        """The normalised distribution (float64, sums to 1)."""
+        """The normalised distribution (float64, sums to 1; machine-independent)."""
         if self._p is None:
-            p = torch.exp(self.log_weights())
-            self._p = p.div_(p.sum())
+            self._p = self.weights / exact_sum(self.weights)
         return self._p
 
 
@@ -58,8 +75,8 @@ class BatchDrawer:
     """Batches of B distinct samples from the distribution of the refresh in force.
 
     Owns the refresh (:class:`Refresh`), the i.i.d. draws from it (:class:`SlotTable`) and the
-    scratch buffers of both; a sampler holds one and calls :meth:`set_levels` or
-    :meth:`set_log_weights` at every refresh, then :meth:`batches`.
+    scratch buffers of both; a sampler holds one and calls :meth:`set_weights` at every refresh,
+    then :meth:`batches`.
 
     Parameters
     ----------
@@ -80,36 +97,36 @@ class BatchDrawer:
         #: the refresh in force (None between refreshes)
         self.refresh: Refresh | None = None
 
-    def set_levels(self, levels: torch.Tensor, log_se: float) -> None:
-        """Refresh from quantization levels Q (float64 exact integers, N >= max Q - 1).
+    def set_weights(self, weights: torch.Tensor, build_table: bool = True) -> None:
+        """Refresh from unnormalised float64 weights (positive, machine-independent, e.g. from
+        :func:`~mlabs.selection.probabilities.score_weights`); ``build_table=False`` leaves the
+        slot table to the caller (:meth:`build_table`), for samplers that draw otherwise."""
+        self.refresh = Refresh(weights)
+        if build_table:
+            self.build_table()
 
-        The float32 ratios p_i / p_max come straight from the levels: exp(log(s_e) (Q_i - N) / N)
-        with Q_i - N exact in float32 up to N = 2^24.
-        """
-        n = self.n_samples
-        self.refresh = Refresh(levels=levels, log_se=log_se)
-        ratio = self.workspace.get("ratio", n, torch.float32).copy_(levels).sub_(n)
-        self.table.build(ratio.mul_(log_se / n).exp_(), self.refresh.log_weights)
+    def set_steps(self, steps: torch.Tensor, table: torch.Tensor, build_table: bool = True) -> None:
+        """Refresh from integer steps (int32) into a float64 weight table whose largest entry 1 is
+        among those taken (e.g. the quantized levels into the reversed table of
+        :func:`~mlabs.selection.probabilities.level_steps`); ``build_table`` as in :meth:`set_weights`."""
+        self.refresh = Refresh(steps=steps, table=table)
+        if build_table:
+            self.build_table()
 
     def set_log_weights(self, log_weights: torch.Tensor, build_table: bool = True) -> None:
-        """Refresh from unnormalised log-weights; ``build_table=False`` leaves the slot table to
-        the caller (:meth:`build_table`), for samplers that draw otherwise.
+        """Refresh from log-weights (states written before the weights were kept; ``exp`` may
+        differ in the last bit between machines, so the samplers themselves use :meth:`set_weights`)."""
+        self.set_weights(torch.exp(log_weights - log_weights.max()), build_table)
 
-        The ratios exp(logw) are computed in float32: logw lies in [-log s_e, 0], so float32
-        keeps them to ~1e-7 relative, below the 24-bit resolution of the acceptance test, and is
-        several times cheaper than float64.
-        """
-        self.refresh = Refresh(log_weights=log_weights)
-        if build_table:
-            self.build_table(self.workspace.get("ratio", log_weights.numel(), torch.float32)
-                             .copy_(log_weights).exp_())
-
-    def build_table(self, ratio: torch.Tensor) -> None:
-        """The slot table of the refresh in force from its ratios p_i / p_max (float32, overwritten)."""
-        self.table.build(ratio, self.refresh.log_weights)
+    def build_table(self, ratios: torch.Tensor | None = None) -> None:
+        """The slot table of the refresh in force; ``ratios``: its p_i / p_max (float32) when the
+        caller has them already (copied, not modified)."""
+        refresh = self.refresh
+        out = self.workspace.get("ratio", self.n_samples, torch.float32)
+        self.table.build(refresh.ratios(out) if ratios is None else out.copy_(ratios), lambda: refresh.weights)
 
     def clear(self) -> None:
-        """End the refresh in force (the next needs a :meth:`set_levels` or :meth:`set_log_weights`)."""
+        """End the refresh in force (the next needs a :meth:`set_weights`)."""
         self.refresh = None
 
     def plan(self, n_batches: int) -> tuple[torch.Tensor, list[int]]:
@@ -120,15 +137,15 @@ class BatchDrawer:
         """``n_batches`` independent rows of B distinct indices, successive sampling from p."""
         n, b, g = self.n_samples, self.batch_size, self._generator
         refresh = self.refresh
-        if n < MULTINOMIAL_RATIO * b:
-            return torch.multinomial(refresh.p().expand(n_batches, n).contiguous(), b, replacement=False, generator=g)
+        if n < SUCCESSIVE_RATIO * b:
+            return self.successive(torch.empty((n_batches, 0), dtype=torch.int64, device=self.device))
         # Draw with replacement and keep the first B distinct values of each row: rejecting
         # repeats is exactly successive sampling without replacement. Extra draws per row cover
         # the expected repeats, lam ~ B^2/2 * sum p^2 <= B^2/2 * p_max, with a wide margin
         # (p_max = 1 / (N * acceptance rate) needs no pass over p).
         p_max = self.table.p_max()
         if p_max is None:
-            p_max = float(refresh.p().max())
+            p_max = 1.0 / exact_sum(refresh.weights)
         lam = 0.5 * b * b * p_max
         extra = int(math.ceil(2.0 * lam + 6.0 * math.sqrt(lam) + 8.0))
         # Most rows have no repeat among their B draws (probability ~ 1 - lam); only the others
@@ -146,12 +163,45 @@ class BatchDrawer:
             out.index_copy_(0, bad.index_select(0, done),
                             rows.index_select(0, done).masked_select(keep.index_select(0, done)).view(-1, b)
                             .to(out.dtype))
-        for j in (~complete).nonzero().reshape(-1).tolist():
-            # Fewer than B distinct values among B + extra draws (very rare rows, not samples): continue
-            # the same successive sampling exactly, from p restricted to the samples not drawn yet.
-            got = rows[j].masked_select(first[j])
-            rest_p = refresh.p().clone()
-            rest_p[got] = 0.0
-            got = torch.cat([got, torch.multinomial(rest_p, b - got.numel(), replacement=False, generator=g)])
-            out[bad[j]] = got
+        short = (~complete).nonzero().reshape(-1)
+        if short.numel():
+            # fewer than B distinct values among B + extra draws (very rare rows): continue the
+            # same successive sampling exactly, from p restricted to the samples not drawn yet
+            out.index_copy_(0, bad.index_select(0, short), self.successive(rows.index_select(0, short)).to(out.dtype))
+        return out
+
+    def successive(self, drawn: torch.Tensor) -> torch.Tensor:
+        """Complete each row of ``drawn`` (int64, the draws so far of a row, repeats allowed; may
+        have 0 columns) to its first B distinct values by successive sampling without replacement.
+
+        Each round draws B values i.i.d. from p restricted to the samples not yet in the row
+        (integer weights, an exact integer cumulative table, one uniform per draw), appends them
+        and keeps the first B distinct values: drawing with replacement and skipping repeats is
+        successive sampling, and restricting the distribution to the samples not yet drawn does
+        not change it. Integer weights and cumulative sums make the draws machine-independent.
+        """
+        b, g, n = self.batch_size, self._generator, self.n_samples
+        weights = self.table.int_weights()
+        out = torch.empty((drawn.shape[0], b), dtype=torch.int64, device=self.device)
+        rows = torch.arange(drawn.shape[0], device=self.device)
+        while rows.numel():
+            free = weights.expand(rows.numel(), n).clone()
+            if drawn.shape[1]:
+                free.scatter_(1, drawn, 0)
+            cum = free.cumsum_(1)
+            total = cum[:, -1:]
+            if bool((total == 0).any()):
+                raise ValueError(f"fewer than batch_size = {b} samples have a positive selection weight; "
+                                 "use a smaller batch size or a score rule that gives every sample a weight")
+            u = torch.rand((rows.numel(), b), generator=g, dtype=torch.float64, device=self.device)
+            u = u.mul_(total.to(torch.float64)).floor_().to(torch.int64)
+            u = torch.minimum(u, total - 1)
+            drawn = torch.cat([drawn, torch.searchsorted(cum, u, right=True)], dim=1)
+            complete, keep, _ = first_distinct(drawn, b)
+            done = complete.nonzero().reshape(-1)
+            if done.numel():
+                out.index_copy_(0, rows.index_select(0, done),
+                                drawn.index_select(0, done).masked_select(keep.index_select(0, done)).view(-1, b))
+            short = (~complete).nonzero().reshape(-1)
+            rows, drawn = rows.index_select(0, short), drawn.index_select(0, short)
         return out

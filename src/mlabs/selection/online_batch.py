@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._validation import check_positive_int
-from .probabilities import rank_log_weights
+from .probabilities import rank_log_weights, rank_weights
 from .scheduled import ScheduledSampler, ScoreRule
 
 __all__ = ["OnlineBatchSampler", "LossRank"]
@@ -14,6 +14,9 @@ class LossRank(ScoreRule):
 
     def log_weights(self, loss, window, epoch, log_se):
         return rank_log_weights(loss, log_se)
+
+    def weights(self, loss, window, epoch, log_se):
+        return rank_weights(loss, log_se)
 
 
 class OnlineBatchSampler(ScheduledSampler):

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from decimal import Decimal, localcontext
 
 import numpy as np
 import torch
 
 from ._validation import check_finite_nonnegative, check_selection_pressure
 
-__all__ = ["selection_probabilities", "log_weights", "min_max_level_log_weights", "rank_log_weights"]
+__all__ = ["selection_probabilities", "log_weights", "min_max_level_log_weights", "rank_log_weights",
+           "exact_log", "step_weights", "score_weights", "level_steps", "min_max_level_weights", "rank_weights",
+           "exact_sum"]
+
+# The draws use weights, not log-weights: torch.exp and torch.log of a long tensor go through
+# MKL's vector math on the CPU, whose results depend on the processor (the same torch wheel gave
+# other last bits on an AVX-512 Xeon, or under MKL_CBWR=COMPATIBLE), and a last bit is enough to
+# move a draw. Every weight a sampler draws from is s_e ** (-j / m) for an integer step j, taken
+# from a table built by exactly rounded float64 products (:func:`step_weights`), so that the
+# draws are the same on every machine (docs/selection.md, "The same draws on every machine").
 
 
 def selection_probabilities(scores, selection_pressure: float, quantize: bool = True) -> torch.Tensor:
@@ -138,8 +149,113 @@ def rank_log_weights(score: torch.Tensor, log_se: float) -> torch.Tensor:
 
 def _probabilities(s: torch.Tensor, log_se: float, quantize: bool) -> torch.Tensor:
     """:func:`selection_probabilities` for validated float64 scores."""
-    p = torch.exp_(log_weights(s, log_se, quantize))
-    return p.div_(p.sum())
+    p = score_weights(s, log_se, quantize)
+    return p.div_(exact_sum(p))
+
+
+def exact_log(x: float) -> float:
+    """``log(x)`` of a positive float, the same float on every machine (decimal arithmetic, 40
+    digits, then one rounding; the C library's ``log`` may differ in the last bit between its
+    FMA and plain builds)."""
+    with localcontext() as ctx:
+        ctx.prec = 40
+        return float(Decimal(float(x)).ln())
+
+
+@functools.lru_cache(maxsize=4)
+def _step_table(log_se: float, m: int, device: str, reverse: bool = False) -> torch.Tensor:
+    """``T[j] = exp(-log_se * j / m)``, j = 0..m, float64, from exactly rounded operations only.
+
+    ``r = exp(-log_se / m)`` is computed once in decimal arithmetic (a pure software result,
+    identical everywhere); the table is then built by doubling: ``T[L + i] = T[i] * r**L`` with
+    ``r**L = T[L - 1] * r``, each entry a chain of at most ~2 log2(m) IEEE products of earlier
+    ones (relative error below 1e-13 for m < 2^25), and IEEE products are exactly rounded on
+    every processor and vector width. ``reverse``: the table of the quantized levels, ``T[m - Q]``
+    for Q = 0..m and once more 1 for Q = m + 1 (a level may round to N + 1, see :func:`levels`).
+    """
+    if reverse:
+        table = _step_table(log_se, m, device)
+        return torch.cat([table.flip(0), table[:1]])
+    with localcontext() as ctx:
+        ctx.prec = 40
+        r = float((-Decimal(log_se) / m).exp())
+    t = torch.empty(m + 1, dtype=torch.float64)
+    t[0] = 1.0
+    length = 1
+    while length <= m:
+        step = float(t[length - 1]) * r                       # r ** length
+        k = min(length, m + 1 - length)
+        torch.mul(t[:k], step, out=t[length:length + k])
+        length += k
+    return t.to(device)
+
+
+def step_weights(steps: torch.Tensor, log_se: float, m: int) -> torch.Tensor:
+    """``exp(-log_se * j / m)`` (float64, largest 1 at j = 0) for integer steps j in [0, m] held in
+    any dtype, by lookup in a table built from exactly rounded products (machine-independent)."""
+    if log_se == 0.0 or m == 0:
+        return torch.ones(steps.shape, dtype=torch.float64, device=steps.device)
+    table = _step_table(float(log_se), int(m), str(steps.device))
+    return table.index_select(0, steps.reshape(-1).to(torch.int64)).view(steps.shape)
+
+
+def score_weights(s: torch.Tensor, log_se: float, quantize: bool) -> torch.Tensor:
+    """The weights ``exp(log_weights(s, log_se, quantize))`` of validated float64 scores (largest 1),
+    machine-independent: quantized, ``s_e ** ((Q_i - N) / N)`` with the level step ``N - Q_i``;
+    exact ranks, ``s_e ** (-r_i / N)`` with the half-integer rank as step ``2 r_i`` of ``2 N``."""
+    n = s.numel()
+    if quantize:
+        steps = level_steps(s, log_se)
+        if steps is None:
+            return torch.ones_like(s)
+        return steps[1].index_select(0, steps[0])
+    return step_weights(_average_descending_rank(s).mul_(2.0), log_se, 2 * n)
+
+
+def level_steps(s: torch.Tensor, log_se: float) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The quantized rule as (levels Q_i as int32, table ``T[Q] = s_e ** (min(Q - N, 0) / N)``,
+    Q = 0..N + 1) for validated float64 scores, or None for the uniform distribution (all scores 0, s_e = 1).
+    Weight 1 is always taken (the largest score has level N, or N + 1 by rounding)."""
+    n = s.numel()
+    level = levels(s)
+    if level is None or log_se == 0.0:
+        return None
+    return level.to(torch.int32), _step_table(float(log_se), n, str(s.device), reverse=True)
+
+
+def min_max_level_weights(score: torch.Tensor, log_se: float) -> torch.Tensor:
+    """``exp(min_max_level_log_weights(score, log_se))``, machine-independent (see :func:`step_weights`)."""
+    score = score.to(torch.float64)
+    n = score.numel()
+    lo, hi = score.min(), score.max()
+    span = float(hi - lo)
+    if log_se == 0.0 or not span > 0.0:
+        return torch.ones_like(score)
+    u = (score - lo) / span
+    level = torch.ceil((1.0 - u) * n).clamp_(1, n)
+    return step_weights(level - level.min(), log_se, n)
+
+
+def rank_weights(score: torch.Tensor, log_se: float) -> torch.Tensor:
+    """``exp(rank_log_weights(score, log_se))``, machine-independent (see :func:`step_weights`)."""
+    if log_se > 0:
+        return score_weights(score.to(torch.float64), log_se, False)
+    return torch.ones_like(score, dtype=torch.float64)
+
+
+def exact_sum(w: torch.Tensor) -> float:
+    """The sum of non-negative float64 weights, the same float on every machine.
+
+    A float sum's value depends on its order, which torch's vectorised reductions choose by the
+    processor's vector width; here every weight is first scaled to an integer of ``62 - log2 N``
+    bits relative to the largest (rounding each by at most 2^-40 of the largest, for N < 2^22) and
+    the integers are summed exactly, in any order.
+    """
+    top = float(w.max()) if w.numel() else 0.0
+    if top == 0.0:
+        return 0.0
+    scale = math.ldexp(1.0, 62 - max(w.numel(), 1).bit_length()) / top
+    return float((w * scale).round_().to(torch.int64).sum()) / scale
 
 
 def _average_descending_rank(s: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .predictions import binary_entropy_bits
-from .probabilities import min_max_level_log_weights
+from .probabilities import min_max_level_log_weights, min_max_level_weights
 from .scheduled import ScheduledSampler, ScoreRule
 
 __all__ = ["RecencyBiasSampler", "PredictedLabelEntropy"]
@@ -22,10 +22,17 @@ class PredictedLabelEntropy(ScoreRule):
             raise ValueError(f"threshold must lie in (0, 1), got {threshold!r}")
         self.threshold = float(threshold)
 
-    def log_weights(self, loss, window, epoch, log_se):
+    def score(self, window, epoch):
+        """The per-sample score (higher: drawn more often)."""
         vals, w, n = window.weighted()
         share = ((vals > self.threshold).to(vals.dtype) * w).sum(0) / n.clamp(min=1.0)  # positive predictions
-        return min_max_level_log_weights(binary_entropy_bits(share).sum(1), log_se)
+        return binary_entropy_bits(share).sum(1)
+
+    def log_weights(self, loss, window, epoch, log_se):
+        return min_max_level_log_weights(self.score(window, epoch), log_se)
+
+    def weights(self, loss, window, epoch, log_se):
+        return min_max_level_weights(self.score(window, epoch), log_se)
 
 
 class RecencyBiasSampler(ScheduledSampler):

@@ -12,7 +12,6 @@ constructor that validates its options (e.g. :mod:`mlabs.selection.active_bias`)
 
 from __future__ import annotations
 
-import math
 
 import torch
 
@@ -20,6 +19,7 @@ from ._validation import as_label_matrix, check_positive_int
 from .base import EpochBatchSampler
 from .drawing import BatchDrawer
 from .predictions import PredictionWindow
+from .probabilities import exact_log, exact_sum
 from .schedules import ExponentialSchedule, check_pressure_at_least_one
 
 __all__ = ["ScoreRule", "ScheduledSampler"]
@@ -28,7 +28,9 @@ __all__ = ["ScoreRule", "ScheduledSampler"]
 class ScoreRule:
     """How a :class:`ScheduledSampler` turns its observations into an epoch's log-weights.
 
-    A rule implements :meth:`log_weights` and says whether it reads recent predictions
+    A rule implements :meth:`weights` (or only :meth:`log_weights`, whose ``exp`` may then differ
+    in the last bit between machines: the built-in rules give their weights from the
+    machine-independent tables of :mod:`~mlabs.selection.probabilities`) and says whether it reads recent predictions
     (``needs_window``: the sampler then keeps a :class:`PredictionWindow` and ``update`` requires
     ``probabilities``). A rule with state of its own, beyond the sampler's loss table and window,
     also implements :meth:`observe` and the state methods, so that the sampler's ``state_dict``
@@ -60,6 +62,12 @@ class ScoreRule:
         """
         raise NotImplementedError
 
+    def weights(self, loss: torch.Tensor, window: PredictionWindow | None, epoch: int,
+                log_se: float) -> torch.Tensor:
+        """``exp`` of :meth:`log_weights` (float64, positive): what the batches are drawn from."""
+        logw = self.log_weights(loss, window, epoch, log_se)
+        return torch.exp(logw - logw.max())
+
     def observe(self, idx: torch.Tensor, probs: torch.Tensor, window: PredictionWindow) -> None:
         """See the predictions ``probs`` (n, q) of samples ``idx`` before they enter ``window``."""
 
@@ -77,7 +85,7 @@ class ScheduledSampler(EpochBatchSampler):
     The selection pressure moves exponentially from ``selection_pressure`` at the first selection
     epoch (``warmup_epochs``) to ``selection_pressure_end`` at the last epoch (``epochs - 1``);
     ``selection_pressure_end=None`` keeps it constant. At the start of every selection epoch
-    ``score_rule.log_weights`` gives the distribution of that epoch, from which the batches of B
+    ``score_rule.weights`` gives the distribution of that epoch, from which the batches of B
     distinct samples are drawn.
 
     Parameters
@@ -179,14 +187,16 @@ class ScheduledSampler(EpochBatchSampler):
         if self.in_warmup:
             return super().probabilities()
         refresh = self._drawer.refresh
-        p = torch.exp(refresh.log_weights() if refresh is not None else self._log_weights())
-        return p.div_(p.sum())
+        if refresh is not None:
+            return refresh.p().clone()
+        w = self._draw_weights()
+        return w / exact_sum(w)
 
     def state_dict(self) -> dict:
         state = super().state_dict()
         refresh = self._drawer.refresh
         state.update(loss_table=self._loss.cpu().clone(),
-                     log_weights=None if refresh is None else refresh.log_weights().cpu().clone(),
+                     draw_weights=None if refresh is None else refresh.weights.cpu().clone(),
                      history=None if self._window is None else self._window.state(),
                      score_rule=self.score_rule.state_dict())
         return state
@@ -195,7 +205,10 @@ class ScheduledSampler(EpochBatchSampler):
         super().load_state_dict(state)
         self._loss = state["loss_table"].to(device=self.device, dtype=torch.float64).clone()
         self._drawer.clear()
-        if state.get("log_weights") is not None:
+        if state.get("draw_weights") is not None:
+            self._drawer.set_weights(state["draw_weights"].to(device=self.device, dtype=torch.float64).clone(),
+                                     build_table=False)
+        elif state.get("log_weights") is not None:      # a state written before the weights were kept
             self._drawer.set_log_weights(state["log_weights"].to(device=self.device, dtype=torch.float64).clone(),
                                          build_table=False)
         if self._window is not None:
@@ -205,15 +218,15 @@ class ScheduledSampler(EpochBatchSampler):
 
     # -- the epoch machinery's selection step ----------------------------------------------------
     def _selection_plan(self, remaining: int) -> tuple[torch.Tensor, list[int]]:
-        self._drawer.set_log_weights(self._log_weights())
+        self._drawer.set_weights(self._draw_weights())
         return self._drawer.plan(remaining)
 
     def _end_epoch(self) -> None:
         super()._end_epoch()
         self._drawer.clear()
 
-    def _log_weights(self) -> torch.Tensor:
-        return self.score_rule.log_weights(self._loss, self._window, self._epoch, math.log(self.pressure()))
+    def _draw_weights(self) -> torch.Tensor:
+        return self.score_rule.weights(self._loss, self._window, self._epoch, exact_log(self.pressure()))
 
     def _check_probabilities(self, probabilities, idx: torch.Tensor) -> torch.Tensor:
         name = type(self).__name__

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from decimal import Decimal, localcontext
 
 __all__ = ["ExponentialSchedule", "LinearSchedule", "check_pressure_at_least_one"]
 
@@ -41,7 +42,12 @@ class ExponentialSchedule:
             return self.start
         if epoch >= self.last:
             return self.end
-        return self.start * (self.end / self.start) ** ((epoch - self.first) / (self.last - self.first))
+        # in decimal arithmetic: the C library's pow may differ in the last bit between its FMA
+        # and plain builds, and the pressure sets the draws (docs/selection.md)
+        with localcontext() as ctx:
+            ctx.prec = 40
+            t = Decimal(float(epoch) - self.first) / Decimal(self.last - self.first)
+            return float(Decimal(self.start) * ((Decimal(self.end) / Decimal(self.start)).ln() * t).exp())
 
     def __repr__(self) -> str:
         return f"ExponentialSchedule({self.start:g} -> {self.end:g}, epochs {self.first}..{self.last})"

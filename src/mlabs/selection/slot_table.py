@@ -45,7 +45,9 @@ class SlotTable:
         self._workspace = workspace
         #: acceptance rate of a uniform proposal, sum(p) / (N p_max) (sizes the draws)
         self.accept_rate = 0.0
-        self._cdf: torch.Tensor | None = None          # inverse-CDF path
+        self._cdf: torch.Tensor | None = None          # inverse-CDF path (exact int64 cumulative weights)
+        self._int_weights: torch.Tensor | None = None  # integer weights of the refresh, when asked for
+        self._weights: Callable[[], torch.Tensor] | None = None
         self._accept: torch.Tensor | None = None       # packed slot entries (or 64-bit thresholds)
         self._accept_lo: torch.Tensor | None = None    # low threshold bits, decided on ties
         self._index_shift: int | None = None           # None: 64-bit proposals (N > 2^30)
@@ -57,20 +59,34 @@ class SlotTable:
         """The largest probability, when the table knows it without a pass over p (else None)."""
         return 1.0 / (self.n_samples * self.accept_rate) if self._accept is not None else None
 
-    def build(self, ratio: torch.Tensor, log_weights: Callable[[], torch.Tensor]) -> None:
-        """The table of the refresh whose ratios p_i / p_max are ``ratio`` (float32, overwritten);
-        ``log_weights()`` gives the refresh's float64 log-weights, asked only for the CDF path."""
+    def build(self, ratio: torch.Tensor, weights: Callable[[], torch.Tensor]) -> None:
+        """The table of the refresh whose ratios p_i / p_max are ``ratio`` (float32, largest exactly
+        1, overwritten); ``weights()`` gives its float64 weights, asked only for integer weights.
+
+        Every quantity that decides a draw, or how many random numbers are drawn, comes from
+        exactly rounded elementwise operations, comparisons or integer sums of the ratios, so
+        that the draws are the same on every machine (a float sum's order is the processor's).
+        """
         n, dev = self.n_samples, self.device
-        # the rate only sizes the draws (a float32 sum is accurate enough for that)
-        self.accept_rate = float(ratio.sum()) / n
+        self._weights = weights
+        self._int_weights = None
+        lo, top = float(ratio.min()), 1.0
         self._cdf = self._accept = self._accept_lo = None
-        if self.accept_rate < 0.25:
-            self._cdf = torch.cumsum(torch.exp(log_weights()), 0)
-            return
+        exact_rate = None
+        if lo < 0.25 * top:
+            # sum(p) / (N p_max) decides the path: from the ratios truncated to 24 bits and summed
+            # exactly as integers (x 2^24 is exact; an integer sum does not depend on the order)
+            scaled = torch.mul(ratio, float(ACCEPT_SCALE), out=self._workspace.get("ratio_scaled", n, torch.float32))
+            exact_rate = self.accept_rate = int(scaled.to(torch.int32).sum()) / (n * ACCEPT_SCALE)
+            if self.accept_rate < 0.25:
+                self._cdf = torch.cumsum(self.int_weights(), 0)
+                return
         index_bits = max((n - 1).bit_length(), 1)
         shift = 31 - index_bits
         if shift < 1:                                             # N > 2^30: 64-bit proposals
             self._accept = ratio.mul_(ACCEPT_SCALE).round_().to(torch.int32).clamp_(min=1)
+            if exact_rate is None:
+                self.accept_rate = int(self._accept.sum()) / (n * ACCEPT_SCALE)
             self._index_shift, self._proposal_rate = None, self.accept_rate
             return
         # Slot table: one slot per sample and, in the spare slots up to the next power of two,
@@ -80,7 +96,7 @@ class SlotTable:
         # p_i: exact. Each entry packs (sample << shift) | high bits of the 24-bit threshold.
         slots = 1 << index_bits
         spare = slots - n
-        r_max = float(ratio.max())
+        r_max = 1.0                                               # ratio = weights / max(weights)
         bound, doubled = r_max, None
         if spare:
             # cut c with at most `spare` ratios above it, from a strided sample of the ratios
@@ -103,7 +119,12 @@ class SlotTable:
         if doubled is not None and doubled.numel():
             d = doubled.numel()
             accept[n:n + d] = accept.index_select(0, doubled)
-        # sizing only: expected acceptance per proposal (the copies of a sample share its weight)
+        if exact_rate is None:
+            # sum(p) / (N p_max) from the integer thresholds (the copies of a sample share its
+            # weight), summed exactly: one pass fewer than summing the ratios first
+            self.accept_rate = int(accept[:n + (0 if doubled is None else doubled.numel())].sum()) * bound / (
+                ACCEPT_SCALE * n)
+        # sizing only: expected acceptance per proposal
         self._proposal_rate = self.accept_rate * n / (bound * slots)
         if shift >= ACCEPT_BITS:
             self._tie_bits = 0
@@ -121,11 +142,24 @@ class SlotTable:
             table[n + (0 if doubled is None else doubled.numel()):] = 0   # sample 0 with threshold 0
         self._accept, self._index_shift = table, shift
 
+    def int_weights(self) -> torch.Tensor:
+        """The refresh's weights as int64 of ``62 - log2 N`` bits relative to the largest (every
+        positive weight at least 1): their sums and cumulative sums are exact in any order."""
+        if self._int_weights is None:
+            w = self._weights()
+            scale = float(1 << (62 - max(self.n_samples, 1).bit_length()))
+            iw = (w / w.max()).mul_(scale).round_().to(torch.int64)
+            self._int_weights = torch.where((iw == 0) & (w > 0), torch.ones_like(iw), iw)
+        return self._int_weights
+
     def draws(self, count: int) -> torch.Tensor:
         """``count`` independent draws from p (with replacement): int32 below N = 2^30, else int64."""
         g, n, dev = self._generator, self.n_samples, self.device
         if self._cdf is not None:
-            u = torch.rand(count, generator=g, dtype=torch.float64, device=dev).mul_(self._cdf[-1])
+            # an integer uniform in [0, total) from a 53-bit uniform, then the exact inverse CDF
+            total = self._cdf[-1:]
+            u = torch.rand(count, generator=g, dtype=torch.float64, device=dev).mul_(float(total)).floor_()
+            u = torch.minimum(u.to(torch.int64), total - 1)
             return torch.searchsorted(self._cdf, u, right=True).clamp_(max=n - 1)
         if self._index_shift is None:
             # N > 2^30: one 64-bit integer per proposal, the high part a uniform index, the low

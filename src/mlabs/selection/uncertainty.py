@@ -6,7 +6,7 @@ import torch
 
 from ._validation import check_positive_int
 from .predictions import PredictionWindow
-from .probabilities import min_max_level_log_weights
+from .probabilities import min_max_level_log_weights, min_max_level_weights
 from .scheduled import ScheduledSampler, ScoreRule
 
 __all__ = ["UncertaintyBatchSampler", "BinnedUncertainty"]
@@ -31,8 +31,15 @@ class BinnedUncertainty(ScoreRule):
             e = (torch.floor(e * k).clamp_(max=k - 1) + 0.5) / k
         return e
 
+    def score(self, window, epoch):
+        """The per-sample score (higher: drawn more often)."""
+        return self.label_uncertainty(window, epoch).sum(1)
+
     def log_weights(self, loss, window, epoch, log_se):
-        return min_max_level_log_weights(self.label_uncertainty(window, epoch).sum(1), log_se)
+        return min_max_level_log_weights(self.score(window, epoch), log_se)
+
+    def weights(self, loss, window, epoch, log_se):
+        return min_max_level_weights(self.score(window, epoch), log_se)
 
 
 class UncertaintyBatchSampler(ScheduledSampler):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..drawing import BatchDrawer
+from ..drawing import BatchDrawer, Refresh
 from .tables import ChainTables
 
 __all__ = ["BatchBitmap", "SegmentDraws", "fill_accepted"]
@@ -113,29 +113,28 @@ class SegmentDraws:
         self._seg_base: torch.Tensor | None = None
         self._seg_total: torch.Tensor | None = None
 
-    def refresh(self, logw: torch.Tensor, seed_table: bool) -> None:
-        """The draw tables of a refresh from its unnormalised log-weights ``logw`` (segment draws
-        only need relative weights); ``seed_table``: also build the drawer's slot table, for
-        i.i.d. seeds from p.
+    def refresh(self, refresh: Refresh, seed_table: bool) -> None:
+        """The draw tables of a refresh (:class:`~mlabs.selection.drawing.Refresh`, machine-independent
+        weights; segment draws only need relative weights); ``seed_table``: also build the
+        drawer's slot table, for i.i.d. seeds from p.
         """
         # Rejection proposals: a uniform member of the segment, accepted with probability
         # w / max(w) (exact for p restricted to the segment); used when min(w) / max(w) >=
         # _CHAIN_MIN_RATE (s_e <= 1 / _CHAIN_MIN_RATE), which bounds every segment's acceptance
-        # rate, else inverse CDF. float32 keeps the acceptance probabilities to ~1e-7 relative.
-        n = logw.numel()
-        w32 = self._workspace.get("chain_accept", n, torch.float32).copy_(logw).exp_()
-        lo, hi = torch.aminmax(w32)
-        self.rejection = self._tables.small and bool(lo >= _CHAIN_MIN_RATE * hi)
+        # rate, else inverse CDF. float32 keeps the acceptance probabilities to ~1e-7 relative
+        # (exactly rounded from the weights: the same on every machine).
+        n = self.n_samples
+        w32 = refresh.ratios(self._workspace.get("chain_accept", n, torch.float32))    # largest exactly 1
+        self.rejection = self._tables.small and bool(w32.min() >= _CHAIN_MIN_RATE)
         if self.rejection:
-            self.accept = w32.div_(hi)
+            self.accept = w32
             if seed_table:
                 # the optimistic bulk path draws its seeds (i.i.d. from p over all samples) with
-                # the drawer's slot table: several times cheaper than segment draws (it takes a
-                # copy of the ratios p_i / p_max instead of recomputing them)
-                self._drawer.build_table(self._workspace.get("ratio", n, torch.float32).copy_(w32))
+                # the drawer's slot table: several times cheaper than segment draws
+                self._drawer.build_table(w32)
             return
         self.accept = None
-        w = torch.exp(logw).index_select(0, self._tables.seg_members)
+        w = refresh.weights.index_select(0, self._tables.seg_members)
         self._seg_cum = torch.cumsum(w, 0)
         before = torch.cat([torch.zeros(1, dtype=torch.float64, device=self.device), self._seg_cum])
         self._seg_base = before[self._tables.seg_start[:-1]]

@@ -6,6 +6,7 @@ import torch
 
 from .._validation import check_positive_int
 from ..adaptive import AdaptiveBatchSampler
+from ..probabilities import exact_log, level_steps
 from .draws import SegmentDraws
 from .optimistic import OptimisticChains
 from .stepwise import StepwiseChains
@@ -82,10 +83,12 @@ class ChainBatchSampler(AdaptiveBatchSampler):
         self._strategy: OptimisticChains | StepwiseChains = self._stepwise
 
     def _refresh_draw(self) -> None:
-        # the segment draws start from the log-weights, not the levels
-        logw = self._draw_log_weights()
-        self._drawer.set_log_weights(logw, build_table=False)
-        self._draws.refresh(logw, seed_table=self._optimistic is not None)
+        steps = level_steps(self._draw_scores(), exact_log(self.selection_pressure)) if self.quantize else None
+        if steps is None:
+            self._drawer.set_weights(self._draw_weights(), build_table=False)
+        else:
+            self._drawer.set_steps(*steps, build_table=False)
+        self._draws.refresh(self._drawer.refresh, seed_table=self._optimistic is not None)
         optimistic = self._draws.rejection and self._optimistic is not None
         self._strategy = self._optimistic if optimistic else self._stepwise
 
