@@ -1,7 +1,8 @@
 """Cost table of the five models: parameter count and CPU seconds per training epoch.
 
-For each (data set, model): build the model with its default (published)
-hyper-parameters for the real dimensions of the prepared data set, then train
+For each (data set, model): build the model with its class defaults (published hyper-parameters),
+or with a profile's model settings and learning rate (``--params params.yaml``: what the study's
+cells train), for the real dimensions of the prepared data set, then train
 ``--epochs`` epochs of shuffled batches of 128 with Adam (lr 1e-4, weight
 decay 1e-4, the study's protocol) on the training part of fold 0 and report
 the mean CPU (process) seconds and wall seconds per epoch. ``--predict`` also
@@ -17,6 +18,7 @@ Usage::
 
     python benchmarks/bench_models.py                       # emotions yeast enron Corel5k, 5 models
     python benchmarks/bench_models.py --datasets emotions --models c2ae dela --epochs 1
+    python benchmarks/bench_models.py --params params.yaml --models c2ae dela --epochs 1 --threads 1
 """
 
 from __future__ import annotations
@@ -56,11 +58,12 @@ def load_training_part(name: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 
 
 def time_model(name: str, X: np.ndarray, Y: np.ndarray, X_val: np.ndarray, epochs: int,
-               predict: bool, seed: int = 0) -> dict:
+               predict: bool, seed: int = 0, model_params: dict | None = None, lr: float = 1e-4,
+               weight_decay: float = 1e-4) -> dict:
     torch.manual_seed(seed)
-    model = build(name, X.shape[1], Y.shape[1], train_labels=Y)
+    model = build(name, X.shape[1], Y.shape[1], train_labels=Y, **(model_params or {}))
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    opt = torch.optim.Adam(model.parameter_groups(1e-4), lr=1e-4, weight_decay=1e-4)
+    opt = torch.optim.Adam(model.parameter_groups(lr), lr=lr, weight_decay=weight_decay)
     xt, yt = torch.from_numpy(X), torch.from_numpy(Y)
     cpu, wall = [], []
     for _ in range(epochs):
@@ -91,12 +94,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=2, help="timed epochs per model (mean reported)")
     ap.add_argument("--predict", action="store_true", help="also time predict_proba on the validation half")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--params", default=None,
+                    help="a profile's parameter file: its model settings, learning rates and weight decay "
+                         "(default: the models' class defaults, lr 1e-4, weight decay 1e-4)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    config = None
+    if args.params:
+        from mlabs.config import load_params, train_config
+        config = train_config(load_params(args.params))
 
+    settings = (f"the model settings of {args.params}" if config else
+                "default hyper-parameters, Adam lr 1e-4 wd 1e-4")
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}, "
-          f"{args.epochs} epoch(s), default hyper-parameters, Adam lr 1e-4 wd 1e-4")
+          f"{args.epochs} epoch(s), {settings}")
     cols = ["dataset", "data", "N_train", "d", "q", "model", "params", "cpu_s/epoch", "wall_s/epoch"]
     if args.predict:
         cols += ["cpu_s/predict_val", "wall_s/predict_val"]
@@ -105,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         X, Y, X_val, source = load_training_part(ds)
         for name in args.models:
             try:
-                row = time_model(name, X, Y, X_val, args.epochs, args.predict)
+                kw = ({} if config is None else
+                      {"model_params": config.params_for(name), "lr": config.lr_for(name),
+                       "weight_decay": config.weight_decay})
+                row = time_model(name, X, Y, X_val, args.epochs, args.predict, **kw)
             except Exception as exc:  # noqa: BLE001 - report and continue with the next model
                 print(f"# {ds}/{name}: skipped ({type(exc).__name__}: {exc})")
                 continue
