@@ -1,5 +1,6 @@
 """The rendered report page: self-contained, deterministic, with provenance, and opens in a browser."""
 
+import html
 import io
 import json
 import re
@@ -10,30 +11,84 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import stats
 
-from mlabs.report import paired_differences, plot_forest
+from mlabs.metrics import HIGHER_IS_BETTER
+from mlabs.report import paired_differences, plot_forest, write_report
 from mlabs.report.page import PAGE_NAME, main, render_html, render_page
+from test_report import write_cell  # noqa: E402  (tests/ is on sys.path under pytest)
 
 ROOT = Path(__file__).resolve().parents[1]
-# every committed report folder: the default profile's and each snapshot's
-REPORT_DIRS = [ROOT / "reports"] + sorted(p.parent for p in (ROOT / "reports").glob("*/metrics.json"))
+#: every committed report folder: the default profile's and each snapshot's
+COMMITTED = [ROOT / "reports"] + sorted(p.parent for p in (ROOT / "reports").glob("*/metrics.json"))
+
+# A synthetic study written by the current write_report: 4 data sets x 2 models x 3 methods x 3
+# folds. adaptive gains 0.01 + 0.004 i (data set i) over random, growing with the data set's
+# imbalance and labels; chain differs from random by at most 0.002, within the tie margin.
+DATASETS = ("ds0", "ds1", "ds2", "ds3")
+MODELS = ("m1", "m2")
+METHODS = ("random", "adaptive", "chain")
+FOLDS = (0, 1, 2)
+
+
+def _value(metric, dataset, model, method, fold):
+    i = DATASETS.index(dataset)
+    gain = {"random": 0.0, "adaptive": 0.01 + 0.004 * i + 0.002 * fold, "chain": -0.001 * fold}[method]
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    return round((0.6 if sign > 0 else 0.3) + 0.01 * i + 0.01 * fold + 0.005 * (model == "m2") + sign * gain, 6)
+
+
+def _lock(datasets) -> dict:
+    stages = {f"prepare@{ds}": {"params": {"params.yaml": {"data.n_folds": len(FOLDS)}},
+                                "deps": [{"path": "data", "md5": "1" * 32 + ".dir"}],
+                                "outs": [{"path": f"artifacts/prepared/{ds}.npz", "md5": f"{i:032x}"}]}
+              for i, ds in enumerate(datasets)}
+    return {"schema": "2.0", "stages": stages}
 
 
 @pytest.fixture(scope="module")
-def default_copy(tmp_path_factory):
-    """A copy of the default report folder, with a project root around it (dvc.yaml, dvc.lock)."""
+def project(tmp_path_factory):
+    """A project root (dvc.yaml, dvc.lock, params.yaml) with two reports of the current report code:
+    ``reports`` over 4 data sets and ``reports/one`` over one of them."""
     root = tmp_path_factory.mktemp("project")
     (root / "dvc.yaml").write_text("stages: {}\n")
-    shutil.copy(ROOT / "dvc.lock", root / "dvc.lock")
-    shutil.copytree(ROOT / "reports", root / "reports",
-                    ignore=shutil.ignore_patterns("compare", "imbalanced", "seeds", "notebooks", PAGE_NAME))
-    return root / "reports"
+    (root / "dvc.lock").write_text(yaml.safe_dump(_lock(DATASETS)))
+    (root / "params.yaml").write_text("data:\n  n_folds: 3\n")
+    runs, stats_dir = root / "artifacts" / "runs", root / "reports" / "datasets"
+    for ds in DATASETS:
+        for model in MODELS:
+            for method in METHODS:
+                for fold in FOLDS:
+                    write_cell(runs, ds, model, method, fold, metric_value=_value)
+    stats_dir.mkdir(parents=True)
+    for i, ds in enumerate(DATASETS):
+        (stats_dir / f"{ds}.json").write_text(json.dumps(
+            {"name": ds, "MeanIR'": 1.5 + i * i, "q'": 5 + 3 * i, "cardinality'": 1.2 + 0.3 * i}))
+    write_report(runs, root / "reports", datasets_dir=stats_dir, n_folds=len(FOLDS))
+    write_report(runs, root / "reports" / "one", datasets_dir=stats_dir, datasets=["ds0"], n_folds=len(FOLDS))
+    return root
+
+
+@pytest.fixture(scope="module")
+def default_copy(project):
+    return project / "reports"
 
 
 @pytest.fixture(scope="module")
 def default_page(default_copy):
     return render_html(default_copy)
+
+
+@pytest.fixture(scope="module")
+def one_page(project):
+    return render_html(project / "reports" / "one")
+
+
+def _claims_text(page: str) -> str:
+    """The claims section as plain text (up to the first figure)."""
+    section = page[page.index("Claims and verdicts"):page.index("<figure>")]
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", section)))
 
 
 def test_page_is_self_contained(default_page):
@@ -54,25 +109,28 @@ def test_page_is_byte_identical_when_rendered_again(default_copy, tmp_path):
 
 
 def test_claims_come_first_then_tables_then_folded_detail(default_page):
-    positions = [default_page.index(s) for s in ("Claims and verdicts", "Claim 1", "Claim 2", "Method − random",
-                                                  "Main tables", "Per-test detail", "<details>", "Provenance")]
+    positions = [default_page.index(s) for s in ("Claims and verdicts", "Claim 1", "Claim 2", "Claim 3", "Claim 4",
+                                                  "Method − random", "vs imbalance", "Main tables",
+                                                  "Per-test detail", "<details>", "Provenance")]
     assert positions == sorted(positions)
     detail = default_page[default_page.index("<details>"):]
-    assert "tables/wilcoxon.md" in detail and "findings.md" in detail
+    for rel in ("tables/wilcoxon.md", "tables/within_dataset.md", "tables/friedman.md", "tables/characteristics.md",
+                "findings.md"):
+        assert rel in detail
 
 
 def test_every_figure_and_table_carries_its_provenance(default_page, default_copy):
     figures = re.findall(r"<figure>.*?</figure>", default_page, flags=re.S)
     tables = re.findall(r"<section>.*?</section>", default_page, flags=re.S)
-    assert len(figures) == 1 + len(list((default_copy / "figures").glob("*.png")))  # + the forest plot
+    assert len(figures) == len(list((default_copy / "figures").glob("*.png")))
     assert len(tables) >= 10
     for block in figures + tables:
         assert "drawn by <code>mlabs." in block, block[-400:]
         assert re.search(r"report code sha256:[0-9a-f]{12}", block)
         assert re.search(r"params sha256:[0-9a-f]{12}", block)  # from the lock's recorded parameters
         assert re.search(r"data sha256:[0-9a-f]{12}", block)  # the lock's data checksums
-        assert "computed on: not recorded" in block
-    assert "emotions: prepared folds artifacts/prepared/emotions.npz (dvc.lock md5)" in default_page
+        assert "computed on: machines.json sha256:" in block  # write_report's record of the cells' machines
+    assert "ds2: prepared folds artifacts/prepared/ds2.npz (dvc.lock md5)" in default_page
 
 
 def test_unknown_figure_machines_and_cells_code_are_shown(default_copy, tmp_path):
@@ -82,7 +140,7 @@ def test_unknown_figure_machines_and_cells_code_are_shown(default_copy, tmp_path
     # a figure of newer report code (e.g. gain against imbalance) is shown among the headline figures
     shutil.copy(report / "figures" / "minority_share.png", report / "figures" / "gain_vs_imbalance.png")
     (report / "machines.json").write_text(json.dumps({"cpu": "test machine"}))
-    cell = tmp_path / "runs" / "emotions" / "dela" / "adaptive-se2-b128" / "fold0-seed0"
+    cell = tmp_path / "runs" / "ds0" / "m1" / "adaptive-se2-b16" / "fold0-seed0"
     cell.mkdir(parents=True)
     (cell / "result.json").write_text(json.dumps({"status": "ok", "code_digest": "ab" * 32}))
     other = cell.parent / "fold0-seed7"  # a cell of another profile in the same tree: not this report's
@@ -94,6 +152,62 @@ def test_unknown_figure_machines_and_cells_code_are_shown(default_copy, tmp_path
     assert "drawn by <code>not recorded</code>" in page[hook:hook + 2000]
     assert "computed on: machines.json sha256:" in page and "test machine" in page
     assert f"cells' code sha256:{'ab' * 6}" in page and "cd" * 6 not in page
+
+
+def test_claims_name_level_unit_n_tests_and_holm_family(default_page, one_page):
+    many = _claims_text(default_page)
+    for text in ("adaptive vs random, across data sets (unit: 4 data sets (mean of 3 folds and 2 models); n = 4)",
+                 "Two-sided Wilcoxon signed-rank test", "Bayesian signed-rank test (rope = the tie margin",
+                 "Holm family: Holm over 6 metrics + 1 convergence measure for adaptive vs random",
+                 "chain vs random, across data sets",
+                 "practically equivalent on macro_f1",  # chain is within the tie margin: a finding, not a gap
+                 "Friedman test on macro-AUC, blocks = data sets", "n = 4 data sets): p = ",
+                 "Spearman rank correlation", "adaptive macro_auc vs mean_ir: rho = +1.00"):
+        assert text in many, text
+    assert "paired runs" not in many
+    one = _claims_text(one_page)
+    for text in ("adaptive vs random, within data set (unit: 3 folds of ds0 (mean of 2 models); n = 3)",
+                 "Nadeau-Bengio corrected resampled t-test", "Bayesian correlated t-test",
+                 "Holm family: Holm over 6 metrics", "practically equivalent",
+                 "Friedman test on macro-AUC over data sets: not computed (n = 1 data set;",
+                 "Claim 4", "Not computed: n = 1 data set; a rank correlation needs at least 4."):
+        assert text in one, text
+    assert "Wilcoxon" not in one
+
+
+def test_characteristics_figure_is_a_headline_figure_only_with_several_data_sets(default_page, one_page):
+    for page, headline in ((default_page, True), (one_page, False)):
+        hook = page.index("figures/characteristics.png") if "figures/characteristics.png" in page else \
+            page.index("vs imbalance, labels")
+        assert (hook < page.index("Main tables")) == headline
+
+
+def test_missing_or_odd_inputs_give_short_text_not_an_exception(default_copy, tmp_path):
+    report = tmp_path / "reports"
+    shutil.copytree(default_copy, report, ignore=shutil.ignore_patterns("one"))
+    for rel in ("tables/verdicts.csv", "tables/characteristics.csv", "tables/within_dataset.md",
+                "figures/forest.png", "figures/characteristics.png", "tables/main_macro_auc.csv"):
+        (report / rel).unlink()
+    (report / "metrics.json").write_text('{"cells": "?", "friedman_macro_auc": {"p_value": null, "avg_rank": 3}}')
+    page = render_html(report)
+    claims = _claims_text(page)
+    assert "Verdicts: not available (tables/verdicts.csv is missing or unreadable)." in claims
+    assert "Not computed: no verdict for these metrics" in claims
+    assert "Friedman test on macro-AUC over data sets: not computed (n not recorded;" in claims
+    assert "Not available (tables/characteristics.csv is missing)." in claims
+    assert "not available (figures/forest.png is missing)" in page
+    assert "not available (tables/within_dataset.md is missing)" in page
+    (report / "metrics.json").write_text("[1, 2")  # unreadable
+    (report / "tables" / "verdicts.csv").write_text("metric,method\nmacro_auc,adaptive\n")  # no result columns
+    claims = _claims_text(render_html(report))
+    assert "adaptive vs random, level not recorded (unit: not recorded; n = not recorded)" in claims
+    assert "Friedman test on macro-AUC: not available" in claims
+
+
+@pytest.mark.parametrize("report_dir", COMMITTED, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_committed_report_renders(report_dir):
+    page = render_html(report_dir)  # whatever report code wrote it: missing parts are "not available"
+    assert "Claim 1" in page and page.endswith("</body></html>\n")
 
 
 def test_paired_differences_match_a_direct_t_interval():
@@ -132,11 +246,13 @@ CHROMIUM = find_chromium()
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium not found (install Debian's chromium: .ci/run does; "
                                               "or set CHROMIUM to its path)")
-@pytest.mark.parametrize("report_dir", REPORT_DIRS, ids=lambda p: p.relative_to(ROOT).as_posix())
-def test_page_opens_in_headless_chromium_with_the_network_off(report_dir, tmp_path):
+@pytest.mark.parametrize("folder", ["reports", "reports/one"])
+def test_page_opens_in_headless_chromium_with_the_network_off(project, folder, tmp_path):
     from PIL import Image
 
-    page = render_page(report_dir, tmp_path / PAGE_NAME)  # the current code's page of this report
+    # reports written by the current report code (4 data sets, and one); the committed reports
+    # are rendered without a browser above
+    page = render_page(project / folder, tmp_path / PAGE_NAME)
     seen = visit(page, CHROMIUM)
     assert seen.console_errors == []
     # the page itself, then only embedded images: no request left the machine

@@ -22,7 +22,6 @@ import argparse
 import base64
 import hashlib
 import html
-import io
 import json
 import math
 import sys
@@ -31,22 +30,20 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 import yaml
-from scipy import stats
 
 from ..convergence import CONVERGENCE_METRICS
 from ..metrics import REPORTED_METRICS
+from .characteristics import MIN_DATASETS_CORRELATION
 from .conventions import BASELINE, method_order
-from .statistics import paired_differences
+from .statistics import BAYES_THRESHOLD, MIN_DATASETS
 
 __all__ = ["PAGE_NAME", "render_page", "report_code_digest", "main"]
 
 #: The page's file name inside its report folder.
 PAGE_NAME = "report.html"
 _REPORT_CODE = Path(__file__).resolve().parent
-_PNG_METADATA = {"Software": "mlabs.report"}  # no timestamp, no version: the same bytes every time
 
 #: Which function drew each figure (glob on the file name); a figure not listed here is shown
 #: among the headline figures as "not recorded" (a figure added by newer report code).
@@ -239,67 +236,6 @@ def collect_provenance(report_dir: Path, *, datasets: Sequence[str], models: Seq
 
 
 # ---------------------------------------------------------------------------------------------
-# figures
-
-
-def _png_bytes(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata=_PNG_METADATA)
-    return buffer.getvalue()
-
-
-def _differences_from_tables(tables: Path, order: Sequence[str]) -> tuple[pd.DataFrame, str]:
-    """The forest plot's rows from committed tables, for a report written before ``differences.csv``.
-
-    The convergence measures are paired per run (``convergence.csv`` holds every cell); the test
-    metrics only have each method's mean, std and n per block (``main_<metric>.csv``), so their
-    interval is Welch's, unpaired, and wider than the paired one would be.
-    """
-    frames = []
-    if (tables / "convergence.csv").is_file():
-        conv = pd.read_csv(tables / "convergence.csv")
-        frames += [paired_differences(conv, m, BASELINE, order) for m in CONVERGENCE_METRICS if m in conv]
-    for metric in REPORTED_METRICS:
-        path = tables / f"main_{metric}.csv"
-        if not path.is_file():
-            continue
-        main = pd.read_csv(path)
-        rows = []
-        for method in [m for m in order if m != BASELINE and f"{m}_mean" in main]:
-            for _, r in main.iterrows():
-                n1, n0 = r[f"{method}_n"], r[f"{BASELINE}_n"]
-                if not (n1 > 0 and n0 > 0):
-                    continue
-                mean = r[f"{method}_mean"] - r[f"{BASELINE}_mean"]
-                v1, v0 = r[f"{method}_std"] ** 2 / n1, r[f"{BASELINE}_std"] ** 2 / n0
-                se = math.sqrt(v1 + v0)
-                dof = (v1 + v0) ** 2 / (v1 ** 2 / max(n1 - 1, 1) + v0 ** 2 / max(n0 - 1, 1)) if se > 0 else 1.0
-                half = float(stats.t.ppf(0.975, dof) * se) if n1 > 1 and n0 > 1 else np.nan
-                rows.append({"metric": metric, "dataset": r["dataset"], "model": r["model"], "method": method,
-                             "baseline": BASELINE, "n_pairs": int(min(n1, n0)), "mean_diff": mean,
-                             "ci_low": mean - half, "ci_high": mean + half})
-        frames.append(pd.DataFrame(rows))
-    frames = [f for f in frames if len(f)]
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    note = ("95 % intervals: paired t-interval for epochs_to_95 and curve_area; Welch's unpaired interval "
-            "from the main tables' mean ± std for the test metrics (this report has no tables/differences.csv)")
-    return frame, note
-
-
-def _forest_png(report_dir: Path, order: Sequence[str]) -> tuple[bytes, str]:
-    """The forest plot: the committed figure if the report has one, else drawn from its tables."""
-    committed = report_dir / "figures" / "forest.png"
-    if committed.is_file():
-        return committed.read_bytes(), "mlabs.report.figures.plot_forest"
-    from .figures import plot_forest
-
-    frame, note = _differences_from_tables(report_dir / "tables", order)
-    fig = plot_forest(frame, metrics=list(REPORTED_METRICS) + list(CONVERGENCE_METRICS), methods=order, note=note)
-    return _png_bytes(fig), ("mlabs.report.figures.plot_forest, called by mlabs.report.page on "
-                             "tables/main_*.csv and tables/convergence.csv")
-
-
-# ---------------------------------------------------------------------------------------------
 # HTML
 
 
@@ -320,6 +256,7 @@ th{background:#f3f3f3}
 figure{margin:1.2em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 .prov,figcaption{font-size:.75em;color:#555}.prov code,figcaption code{font-size:1em}
 .claim{margin:.6em 0}.verdict-better{color:#1a7f37;font-weight:600}.verdict-worse{color:#b42318;font-weight:600}
+.verdict-equal{color:#1f4e9c;font-weight:600}.missing{color:#666;font-style:italic}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:0 1.5em}
 details{margin:1em 0}summary{cursor:pointer;font-weight:600}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}
@@ -341,101 +278,253 @@ class _Page:
         self.add(f'<figure><img src="{uri}" alt="{html.escape(title)}">'
                  f"<figcaption><b>{html.escape(title)}</b><br>{self.prov.caption(code)}</figcaption></figure>")
 
-    def figure(self, name: str, title: str | None = None) -> None:
+    def missing(self, what: str, why: str = "not available") -> None:
+        self.add(f'<p class="missing">{html.escape(what)}: {html.escape(why)}.</p>')
+
+    def figure(self, name: str, title: str | None = None, *, required: bool = False) -> None:
         path = self.dir / "figures" / name
-        if not path.is_file() or name in self.shown:
+        if name in self.shown:
+            return
+        if not path.is_file():
+            if required:
+                self.missing(title or f"figures/{name}", f"not available (figures/{name} is missing)")
             return
         self.shown.add(name)
         self.figure_bytes(path.read_bytes(), title or f"figures/{name}", _code_of(name, FIGURE_CODE))
 
     def figures(self, pattern: str, grid: bool = False) -> None:
+        paths = [p for p in sorted((self.dir / "figures").glob(pattern)) if p.name not in self.shown]
+        if not paths:
+            return
         if grid:
             self.add('<div class="grid">')
-        for path in sorted((self.dir / "figures").glob(pattern)):
+        for path in paths:
             self.figure(path.name)
         if grid:
             self.add("</div>")
 
-    def table(self, rel: str, title: str | None = None) -> None:
+    def table(self, rel: str, title: str | None = None, *, required: bool = False) -> None:
         path = self.dir / rel
-        if not path.is_file() or rel in self.shown:
+        if rel in self.shown:
+            return
+        try:
+            text = path.read_text() if path.is_file() else None
+        except (OSError, UnicodeDecodeError):
+            text = None
+        if text is None:
+            if required:
+                self.missing(title or rel, f"not available ({rel} is missing)")
             return
         self.shown.add(rel)
-        self.add(f"<section><h3>{html.escape(title or rel)}</h3>{_markdown(path.read_text())}"
+        self.add(f"<section><h3>{html.escape(title or rel)}</h3>{_markdown(text)}"
                  f'<p class="prov">{html.escape(rel)} · {self.prov.caption(_code_of(path.name, TABLE_CODE))}</p>'
                  "</section>")
 
 
+def _num(value) -> float:
+    """A finite float, or NaN for anything else (None, text, a missing field)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return value if math.isfinite(value) else math.nan
+
+
+def _fmt(value, spec: str = ".3g", missing: str = "n/a") -> str:
+    value = _num(value)
+    return missing if math.isnan(value) else format(value, spec)
+
+
+def _text(value, missing: str = "") -> str:
+    """A table cell as text: empty (NaN, None) becomes ``missing``."""
+    return missing if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    """A table of the report, or None when it is missing or unreadable (the page says so)."""
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError):  # pandas' EmptyDataError and ParserError are ValueErrors
+        return None
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+#: the tests behind each level of tables/verdicts.csv (statistics.verdict_table)
+_TESTS = {
+    "across data sets": ("two-sided Wilcoxon signed-rank test", "Bayesian signed-rank test"),
+    "within data set": ("Nadeau-Bengio corrected resampled t-test", "Bayesian correlated t-test"),
+}
+_BAYES_WORD = {"better": "p_better", "practically equivalent": "p_equivalent", "worse": "p_worse"}
+
+
 def _verdict_span(verdict: str) -> str:
-    cls = {"better": "verdict-better", "worse": "verdict-worse"}.get(verdict)
+    cls = {"better": "verdict-better", "worse": "verdict-worse", "practically equivalent": "verdict-equal"}.get(verdict)
     return f'<span class="{cls}">{html.escape(verdict)}</span>' if cls else html.escape(verdict)
 
 
-def _claim(verdicts: pd.DataFrame, metrics: Sequence[str], method: str) -> str:
-    """One sentence: where ``method`` is better or worse than the baseline, and how many ties."""
-    rows = verdicts[(verdicts["method"] == method) & verdicts["metric"].isin(list(metrics))]
-    if not len(rows):
-        return ""
+def _listing(rows: pd.DataFrame, show) -> str:
+    return ", ".join(f"{html.escape(_text(r.get('metric'), '?'))} ({show(r)})" for _, r in rows.iterrows())
+
+
+def _method_claim(rows: pd.DataFrame, method: str) -> str:
+    """One paragraph: ``method`` against the baseline on the claim's metrics, both tests, unit, n, family."""
+    first = rows.iloc[0]
+    level = _text(first.get("level"), "level not recorded")
+    frequentist, bayesian = _TESTS.get(level, ("test not recorded", "Bayesian test not recorded"))
+    unit, n = _text(first.get("unit"), "not recorded"), _fmt(first.get("n"), ".0f", "not recorded")
+    effect_name = _text(first.get("effect_size"), "effect")
+    out = [f"<b>{html.escape(method)}</b> vs {BASELINE}, {html.escape(level)} "
+           f"(unit: {html.escape(unit)}; n = {n})."]
+
+    verdicts = rows["verdict"].astype(str) if "verdict" in rows else pd.Series("", index=rows.index)
     said = []
     for word in ("better", "worse"):
-        hits = rows[rows["verdict"] == word]
+        hits = rows[verdicts == word]
         if len(hits):
-            items = ", ".join(f"{html.escape(str(r['metric']))} ({r['mean_diff']:+.3g}, p = {r['p_value']:.2g})"
-                              for _, r in hits.iterrows())
-            said.append(f"{_verdict_span(word)} on {items}")
-    rest = len(rows) - sum(rows["verdict"].isin(["better", "worse"]))
-    if rest:
-        said.append(f"no significant difference on {'the other ' if said else ''}{rest}"
-                    f"{'' if said else ' of ' + str(len(rows))}")
-    return f"<b>{html.escape(method)}</b>: {'; '.join(said)}."
+            said.append(f"{_verdict_span(word)} on " + _listing(hits, lambda r: (
+                f"Δ = {_fmt(r.get('mean_diff'), '+.3g')}, {html.escape(effect_name)} = {_fmt(r.get('effect'), '.2f')}, "
+                f"Holm p = {_fmt(r.get('p_holm'), '.2g')}")))
+    rest = rows[~verdicts.isin(["better", "worse"])]
+    untested = int(rest.get("p_value", pd.Series(math.nan, index=rest.index)).map(_num).isna().sum())
+    if "verdict" not in rows:
+        said.append("verdict not available")
+    elif len(rest) > untested:
+        said.append(f"no significant difference on {'the other ' if said else ''}{len(rest) - untested} "
+                    f"of {len(rows)}")
+    if untested and "verdict" in rows:
+        said.append(f"not computed on {untested} of {len(rows)} (every difference within the tie margin or too "
+                    "few pairs; the detail tables say which)")
+    out.append(f"{html.escape(frequentist[0].upper() + frequentist[1:])}: {'; '.join(said)}.")
+
+    if "bayes_verdict" in rows:
+        bayes = rows["bayes_verdict"].astype(str)
+        said = []
+        for word in ("better", "practically equivalent", "worse"):
+            hits = rows[bayes == word]
+            if len(hits):
+                said.append(f"{_verdict_span(word)} on " + _listing(
+                    hits, lambda r, k=_BAYES_WORD[word]: f"P = {_fmt(r.get(k), '.3f')}"))
+        for word in ("undecided", "not computed"):
+            k = int((bayes == word).sum())
+            if k:
+                said.append(f"{word} on {k}")
+        out.append(f"{html.escape(bayesian)} (rope = the tie margin; a verdict needs a posterior probability "
+                   f"above {BAYES_THRESHOLD:g}): {'; '.join(said) or 'not available'}.")
+    else:
+        out.append(f"{html.escape(bayesian)}: not available.")
+    families = list(rows.get("family", pd.Series(dtype=object)).dropna().astype(str))
+    holm = [f for f in families if f.startswith("Holm")] or families  # else: "no test computed for ..."
+    out.append(f"Holm family: {html.escape(holm[0])}." if holm else "Holm family: not recorded.")
+    return f"<p>{' '.join(out)}</p>"
 
 
 def _claims(page: _Page, tables: Path, metrics_json: dict, order: Sequence[str]) -> None:
-    path = tables / "verdicts.csv"
-    if not path.is_file():
-        page.add("<p>No verdicts in this report (tables/verdicts.csv is missing).</p>")
-        return
-    verdicts = pd.read_csv(path)
-    methods = [m for m in order if m != BASELINE and m in set(verdicts["method"])]
+    verdicts = _read_csv(tables / "verdicts.csv")
+    if verdicts is None or not {"metric", "method"} <= set(verdicts.columns):
+        page.add("<p>Verdicts: not available (tables/verdicts.csv is missing or unreadable).</p>")
+        verdicts = pd.DataFrame(columns=["metric", "method"])
+    verdicts = verdicts.astype({"metric": str, "method": str})
+    present = list(dict.fromkeys(verdicts["method"]))
+    methods = [m for m in order if m != BASELINE and m in present] + [m for m in present if m not in order]
     claims = (
         ("Claim 1: selecting batches adaptively improves the test metrics over shuffled batches.",
          list(REPORTED_METRICS),
-         "Each test metric at the epoch of best validation macro-AUC; better / worse need p &lt; 0.05, more "
-         "wins than losses and a mean difference beyond the tie margin (tables/verdicts.md)."),
+         "Each test metric at the epoch of best validation macro-AUC, Δ = method − random in the metric's units. "
+         "better / worse need a Holm-adjusted p below the level, more wins than losses (or the reverse) and a "
+         "mean difference beyond the tie margin (tables/verdicts.md); the tests per data set over its folds are "
+         "in tables/within_dataset.md (per-test detail)."),
         ("Claim 2: it reaches a given validation macro-AUC in fewer epochs.",
          list(CONVERGENCE_METRICS),
          "epochs_to_95: first epoch reaching 95 % of random's best validation macro-AUC in the same fold "
-         "(lower is better); curve_area: mean validation macro-AUC over the selection epochs."),
+         "(lower is better); curve_area: mean validation macro-AUC over the selection epochs. Same tests and "
+         "Holm family as claim 1."),
     )
     for title, metrics, how in claims:
-        sentences = [s for s in (_claim(verdicts, metrics, m) for m in methods) if s]
         rows = verdicts[verdicts["metric"].isin(metrics)]
-        unit = str(rows["unit"].iloc[0]) if len(rows) else ""
-        unit = unit[len("all ("):-1] if unit.startswith("all (") and unit.endswith(")") else unit  # "all (paired runs)"
-        unit = (f" Against {BASELINE}, mean difference method − {BASELINE}; paired Wilcoxon over the "
-                f"{html.escape(unit)} (n = {rows['n'].iloc[0]}).") if len(rows) else ""
-        page.add(f'<div class="claim"><h3>{title}</h3><p>{" ".join(sentences)}{unit}</p>'
+        paragraphs = [_method_claim(rows[rows["method"] == m], m) for m in methods if (rows["method"] == m).any()]
+        body = "".join(paragraphs) or "<p>Not computed: no verdict for these metrics in tables/verdicts.csv.</p>"
+        page.add(f'<div class="claim"><h3>{title}</h3>{body}'
                  f'<p class="prov">{how} · {page.prov.caption("mlabs.report.statistics.verdict_table")}</p></div>')
-    fr = metrics_json.get("friedman_macro_auc") or {}
-    if fr.get("avg_rank"):
-        ranks = ", ".join(f"{html.escape(m)} {r:.2f}" for m, r in sorted(fr["avg_rank"].items(), key=lambda kv: kv[1]))
-        page.add('<div class="claim"><h3>Claim 3: the methods rank differently over data sets and models.</h3>'
-                 f"<p>Friedman test on macro-AUC over {fr.get('n_blocks')} (data set, model) blocks: "
-                 f"p = {fr.get('p_value'):.3g}; average ranks (1 = best) {ranks}. The critical-difference "
-                 "diagrams and the Nemenyi test are below.</p>"
-                 '<p class="prov">metrics.json · '
-                 f'{page.prov.caption("mlabs.report.statistics.friedman_nemenyi")}</p></div>')
+    _friedman_claim(page, metrics_json)
+    _characteristics_claim(page, tables)
+
+
+def _friedman_claim(page: _Page, metrics_json: dict) -> None:
+    fr = metrics_json.get("friedman_macro_auc")
+    fr = fr if isinstance(fr, dict) else {}
+    n = _num(fr.get("n_datasets"))
+    ranks = fr.get("avg_rank") if isinstance(fr.get("avg_rank"), dict) else {}
+    ranks = sorted(((str(m), _num(r)) for m, r in ranks.items() if not math.isnan(_num(r))), key=lambda kv: kv[1])
+    rank_text = (" Average ranks (1 = best): " + ", ".join(f"{html.escape(m)} {r:.2f}" for m, r in ranks) + "."
+                 if ranks else "")
+    n_text = "n not recorded" if math.isnan(n) else f"n = {n:.0f} data set{'s' * (n != 1)}"
+    p = _num(fr.get("p_value"))
+    if not fr:
+        text = "Friedman test on macro-AUC: not available (metrics.json has no friedman_macro_auc)."
+    elif math.isnan(p):
+        text = (f"Friedman test on macro-AUC over data sets: not computed ({n_text}; it needs at least "
+                f"{MIN_DATASETS} data sets and 3 methods, tables/friedman.md says which was missing)." + rank_text)
+    else:
+        text = (f"Friedman test on macro-AUC, blocks = data sets (value = mean over folds and models; {n_text}): "
+                f"p = {p:.3g}.{rank_text} The Nemenyi post-hoc test and the critical-difference diagrams are below.")
+    page.add('<div class="claim"><h3>Claim 3: the methods rank differently over data sets.</h3>'
+             f"<p>{text}</p>"
+             f'<p class="prov">metrics.json · {page.prov.caption("mlabs.report.statistics.friedman_nemenyi")}</p></div>')
+
+
+#: the most correlations the claim's paragraph names; the rest are in tables/characteristics.md
+_MAX_LISTED = 4
+
+
+def _characteristics_claim(page: _Page, tables: Path) -> None:
+    corr = _read_csv(tables / "characteristics.csv")
+    title = "Claim 4: the gain over random grows with imbalance, the number of labels or label correlation."
+    if corr is None or not {"method", "outcome", "characteristic", "rho"} <= set(corr.columns):
+        text = "Not available (tables/characteristics.csv is missing)."
+    else:
+        computed = corr[corr["rho"].map(lambda v: not math.isnan(_num(v)))]
+        if not len(computed):
+            n = int(max((_num(v) for v in corr.get("n", [])), default=0) or 0) if "n" in corr else 0
+            text = (f"Not computed: n = {n} data set{'s' * (n != 1)}; a rank correlation needs at least "
+                    f"{MIN_DATASETS_CORRELATION}.")
+        else:
+            hits = computed[computed.get("p_holm", pd.Series(math.nan, index=computed.index)).map(_num) < 0.05]
+            family = _text(computed["family"].iloc[0], "Holm family not recorded") if "family" in computed else \
+                "Holm family not recorded"
+            shown = hits.assign(_p=hits["p_holm"].map(_num)).sort_values("_p", kind="mergesort").head(_MAX_LISTED)
+            found = ("; ".join(f"{html.escape(str(r['method']))} {html.escape(str(r['outcome']))} vs "
+                               f"{html.escape(str(r['characteristic']))}: rho = {_fmt(r['rho'], '+.2f')}, "
+                               f"Holm p = {_fmt(r.get('p_holm'), '.2g')}" for _, r in shown.iterrows())
+                     + (f"; and {len(hits) - len(shown)} more (tables/characteristics.md)"
+                        if len(hits) > len(shown) else "")
+                     if len(hits) else "no correlation with Holm-adjusted p below 0.05")
+            n = _fmt(computed["n"].max(), ".0f") if "n" in computed else "not recorded"
+            text = (f"Spearman rank correlation of the per-data-set difference against random (mean over folds and "
+                    f"models) with each characteristic, n = {n} data sets, {len(computed)} correlations computed "
+                    f"({html.escape(family)}): {found}. The figure below shows every panel.")
+    page.add(f'<div class="claim"><h3>{title}</h3><p>{text}</p><p class="prov">tables/characteristics.csv · '
+             f'{page.prov.caption("mlabs.report.characteristics.characteristic_correlations")}</p></div>')
 
 
 def _profile_order(report_dir: Path) -> tuple[list[str], list[str], list[str]]:
-    """Methods, data sets and models of the report, read from its main table."""
-    path = report_dir / "tables" / "main_macro_auc.csv"
-    if not path.is_file():
+    """Methods, data sets and models of the report, read from its main table (empty when it is missing)."""
+    main = _read_csv(report_dir / "tables" / "main_macro_auc.csv")
+    if main is None:
         return [], [], []
-    main = pd.read_csv(path)
     methods = [c[: -len("_mean")] for c in main.columns if c.endswith("_mean")]
-    return (method_order(methods, methods), list(dict.fromkeys(main["dataset"].astype(str))),
-            list(dict.fromkeys(main["model"].astype(str))))
+    names = {col: list(dict.fromkeys(main[col].astype(str))) if col in main else [] for col in ("dataset", "model")}
+    return method_order(methods, methods), names["dataset"], names["model"]
 
 
 def render_html(report_dir: str | Path, *, lock: str | Path | None = None, params_file: str | Path | None = None,
@@ -453,25 +542,27 @@ def render_html(report_dir: str | Path, *, lock: str | Path | None = None, param
                               params_file=Path(params_file) if params_file is not None else None,
                               results_root=Path(results_root) if results_root is not None else None)
     profile = profile or ("default" if report_dir.name == "reports" else report_dir.name)
-    metrics_path = report_dir / "metrics.json"
-    metrics_json = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    metrics_json = _read_json(report_dir / "metrics.json")
     page = _Page(report_dir, prov)
 
-    cells = metrics_json.get("cells") or {}
+    cells = metrics_json.get("cells") if isinstance(metrics_json.get("cells"), dict) else {}
+    cell_text = (f"Cells: {_fmt(cells.get('ok'), '.0f', 'not recorded')} finished, "
+                 f"{_fmt(cells.get('failed'), '.0f', 'not recorded')} failed." if cells
+                 else "Cells: not recorded (metrics.json is missing).")
     page.add(f"<h1>Multi-label adaptive batch selection: the {html.escape(profile)} profile</h1>"
              f"<p>Data sets: {html.escape(', '.join(datasets) or 'none')}. "
              f"Models: {html.escape(', '.join(models) or 'none')}. "
              f"Methods compared with {BASELINE} (shuffled batches): "
-             f"{html.escape(', '.join(m for m in order if m != BASELINE) or 'none')}. "
-             f"Cells: {cells.get('ok', 0)} finished, {cells.get('failed', 0)} failed. "
+             f"{html.escape(', '.join(m for m in order if m != BASELINE) or 'none')}. {cell_text} "
              "The full text of the findings is in findings.md (at the end of this page).</p>")
 
     page.add("<h2>Claims and verdicts</h2>")
     _claims(page, tables, metrics_json, order)
-    forest, forest_code = _forest_png(report_dir, order)
-    page.shown.add("forest.png")
-    page.figure_bytes(forest, "Method − random per data set and model, with 95 % intervals "
-                              "(test metrics and the two convergence measures; grey: tie margin)", forest_code)
+    page.figure("forest.png", "Method − random per data set and model, with 95 % intervals "
+                              "(test metrics and the two convergence measures; grey: tie margin)", required=True)
+    if len(datasets) >= 2:  # one data set: the figure is a placeholder, shown with the other figures
+        page.figure("characteristics.png", "Difference against random per data set vs imbalance, labels, "
+                                           "cardinality and label correlation", required=True)
     page.figures("convergence_*.png")
     # figures this page does not know (newer report code): headline figures until placed here
     unknown = [p for p in sorted((report_dir / "figures").glob("*.png")) if _code_of(p.name, FIGURE_CODE) is None]
@@ -481,28 +572,33 @@ def render_html(report_dir: str | Path, *, lock: str | Path | None = None, param
             page.figure(path.name)
 
     page.add("<h2>Main tables</h2>")
-    page.table("tables/datasets.md", "Data sets")
-    page.table("tables/verdicts.md", "Verdicts against random")
+    page.table("tables/datasets.md", "Data sets", required=True)
+    page.table("tables/verdicts.md", "Verdicts against random", required=True)
     for metric in REPORTED_METRICS:
-        page.table(f"tables/main_{metric}.md", f"Test {metric} (mean ± std over runs, best in bold)")
+        page.table(f"tables/main_{metric}.md", f"Test {metric} (mean ± std over runs, best in bold)", required=True)
     for path in sorted(tables.glob("main_*.md")):
         page.table(f"tables/{path.name}")
 
     page.add("<h2>More figures</h2>")
     page.figures("cd_*.png", grid=True)
     page.figures("motivation_*.png")
-    for name in ("minority_share.png", "sensitivity_se.png", "sensitivity_batch.png"):
+    for name in ("characteristics.png", "minority_share.png", "sensitivity_se.png", "sensitivity_batch.png"):
         page.figure(name)
     page.figures("*.png")  # any figure not shown yet
 
-    page.add("<h2>Per-test detail</h2><details><summary>Every test, the convergence tables, failed cells and "
-             "the full findings (click to open)</summary>")
-    for rel in ("tables/wilcoxon.md", "tables/friedman.md", "tables/convergence.md", "tables/verdicts_by_seed.md",
-                "tables/failed.md"):
+    page.add("<h2>Per-test detail</h2><details><summary>Every test (across data sets, within each data set, "
+             "Friedman, characteristics), the convergence tables, failed cells and the full findings "
+             "(click to open)</summary>")
+    for rel, title in (("tables/wilcoxon.md", "Across data sets: Wilcoxon and Bayesian signed-rank tests"),
+                       ("tables/within_dataset.md", "Within each data set: corrected and Bayesian correlated t-tests"),
+                       ("tables/friedman.md", "Friedman and Nemenyi tests over data sets"),
+                       ("tables/characteristics.md", "Differences against data-set characteristics")):
+        page.table(rel, f"{title} ({rel})", required=True)
+    for rel in ("tables/convergence.md", "tables/verdicts_by_seed.md", "tables/failed.md"):
         page.table(rel)
     for path in sorted(tables.glob("*.md")):
         page.table(f"tables/{path.name}")
-    page.table("findings.md", "findings.md")
+    page.table("findings.md", "findings.md", required=True)
     page.add("</details>")
 
     page.add("<h2>Provenance</h2><ul>"
