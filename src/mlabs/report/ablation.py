@@ -388,10 +388,12 @@ def ablation_findings(table: pd.DataFrame, results: pd.DataFrame, strength: pd.D
     winners: dict[str, list[tuple[str, float]]] = {}
     for ds in sorted(gains):
         gain, method = max(gains[ds], key=lambda t: (sign * t[0], t[1]))
-        key = method if sign * gain > tie_margin(metric) else "no method beyond the tie margin"
-        winners.setdefault(key, []).append((ds, gain))
+        if sign * gain > tie_margin(metric):
+            winners.setdefault(method, []).append(f"{ds} ({gain:+.4f})")
+        else:
+            winners.setdefault("no method beyond the tie margin", []).append(f"{ds} (best {method} {gain:+.4f})")
     for key, items in winners.items():
-        where.append(f"{key} on {', '.join(f'{ds} ({g:+.4f})' for ds, g in items)}")
+        where.append(f"{key} on {', '.join(items)}")
     if where:
         sentences.append(f"Per data set, the largest `{metric}` gain over random (pooled over models): "
                          + "; ".join(where) + ".")

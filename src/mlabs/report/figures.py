@@ -474,7 +474,7 @@ def _local_palette(methods: Sequence[str]) -> dict[str, tuple]:
     the canonical palette has colours)."""
     import seaborn as sns
 
-    colours = sns.color_palette("colorblind" if len(methods) <= 10 else "tab20", n_colors=max(len(methods), 3))
+    colours = sns.color_palette("tab10" if len(methods) <= 10 else "tab20", n_colors=max(len(methods), 3))
     return {m: colours[i] for i, m in enumerate(methods)}
 
 
