@@ -360,8 +360,13 @@ def make_sensitivity(root: Path) -> None:
                     write_cell(root, ds, "m1", method, fold, se=2.0, batch=batch)
 
 
-def expected_files(out: Path, *, datasets: bool, sensitivity: bool) -> set[Path]:
+def expected_files(out: Path, *, datasets: bool, sensitivity: bool, ablation: bool = False) -> set[Path]:
     files = {out / f"tables/main_{m}.{ext}" for m in REPORTED_METRICS for ext in ("md", "csv")}
+    # selection strength and (machine-dependent) timing always; the ingredients only with ablation methods
+    files |= {out / f"tables/{name}.{ext}" for name in ("selection_strength", "timing") for ext in ("md", "csv")}
+    files.add(out / "figures/selection_strength.png")
+    if ablation:
+        files |= {out / "tables/ablation.md", out / "tables/ablation.csv", out / "figures/ablation.png"}
     files |= {out / "tables/wilcoxon.md", out / "tables/wilcoxon.csv", out / "tables/friedman.md",
               out / "tables/failed.md", out / "figures/minority_share.png", out / "metrics.json",
               out / "tables/convergence.md", out / "tables/convergence.csv", out / "tables/verdicts.md",

@@ -17,6 +17,11 @@ Reads the result tree written by :mod:`mlabs.training` (one folder per cell,
 - method − random differences per (data set, model) with their intervals
   (``tables/differences.csv``, the forest plot ``figures/forest.png``);
 - convergence, "hard minority samples", minority-selection and sensitivity figures;
+- how far from random each method's batches were (``tables/selection_strength.*``,
+  ``figures/selection_strength.png``); where the profile runs ablation methods, each
+  ingredient's contribution against random and against reweighting (``tables/ablation.*``,
+  ``figures/ablation.png``); wall time per epoch relative to random from the uncached timing
+  sidecars (``tables/timing.*``, machine-dependent);
 - ``metrics.json`` (DVC metrics), ``plots/val_macro_auc.csv`` and ``plots/train_bce.csv`` (DVC plots, one column per method) and
   ``findings.md``, a generated plain-language summary of what the numbers show.
 
@@ -40,6 +45,9 @@ dvc_outputs
     The headline numbers of ``metrics.json`` and the DVC plot files.
 findings_text
     The text of ``findings.md``.
+ablation
+    Which part of the method matters: imbalance weights per data set, selection strength,
+    each ingredient against random and reweighting, wall time relative to random.
 
 Every public name of these modules that the notebooks and tests use is importable from
 ``mlabs.report`` itself.
@@ -73,9 +81,12 @@ from .conventions import BASELINE, TIE_MARGIN, method_order, tie_margin
 from .dvc_outputs import PLOT_CURVES, headline_metrics, plot_data  # PLOT_CURVES: the plots dvc.yaml names
 from .characteristics import (characteristic_correlations, dataset_characteristics, dataset_differences,
                               label_correlation_strength)
-from .figures import (placeholder_figure, plot_characteristics, plot_convergence, plot_critical_difference,
-                      plot_forest, plot_minority_share, plot_motivation, plot_sensitivity_batch, plot_sensitivity_se)
+from .figures import (placeholder_figure, plot_ablation, plot_characteristics, plot_convergence,
+                      plot_critical_difference, plot_forest, plot_minority_share, plot_motivation,
+                      plot_selection_strength, plot_sensitivity_batch, plot_sensitivity_se)
 from .findings_text import findings
+from .ablation import (ablation_findings, imbalance_weight_table, ingredient_markdown, ingredient_table,
+                       selection_strength_markdown, selection_strength_table, timing_markdown, timing_table)
 from .machines import write_machines
 from .statistics import (MIN_DATASETS, POOLED, FriedmanResult, add_holm, bayes_verdict, friedman_markdown,
                          friedman_nemenyi, holm, paired_differences, verdict, verdict_table, verdicts_by_seed, wilcoxon_table)
@@ -96,13 +107,17 @@ __all__ = [
     "holm", "add_holm", "bayes_verdict", "within_dataset_table", "corrected_ttest", "correlated_bayes",
     "protocol_test_train_ratio", "prepared_test_train_ratio", "dataset_characteristics", "dataset_differences",
     "characteristic_correlations", "label_correlation_strength", "plot_characteristics",
+    "imbalance_weight_table", "selection_strength_table", "ingredient_table", "timing_table", "ablation_findings",
+    "plot_selection_strength", "plot_ablation",
 ]
 
 
 #: Report files whose names depend on the data (data sets, methods, metrics); those left over
 #: from an earlier run are removed. Fixed-name files are simply overwritten.
 _OWNED_PATTERNS = ("tables/main_*.md", "tables/main_*.csv", "figures/convergence_*.png",
-                   "figures/motivation_*.png", "figures/cd_*.png", "plots/*.csv")
+                   "figures/motivation_*.png", "figures/cd_*.png", "plots/*.csv",
+                   # the ablation section exists only where the profile runs ablation methods
+                   "tables/ablation.md", "tables/ablation.csv", "figures/ablation.png")
 
 
 def _safe_name(name: str) -> str:
@@ -121,7 +136,7 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
                  datasets: Sequence[str] | None = None, models: Sequence[str] | None = None,
                  folds: Sequence[int] | None = None, seeds: Sequence[int] | None = None,
                  alpha: float = 0.05, n_folds: int = 5,
-                 prepared_dir: str | Path | None = None) -> dict[str, list[Path]]:
+                 prepared_dir: str | Path | None = None, k_neighbors: int = 5) -> dict[str, list[Path]]:
     """Write all tables, figures, DVC metrics / plots and findings of the study.
 
     Parameters
@@ -151,7 +166,10 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         corrected t-tests within a data set (:func:`protocol_test_train_ratio`).
     prepared_dir : str or Path, optional
         Folder of the prepared data (``artifacts/prepared``): the training labels give each data
-        set's label correlation for the characteristics analysis (NaN without it).
+        set's label correlation for the characteristics analysis (NaN without it), and with
+        ``datasets_dir`` the data-set table's imbalance-weight columns (fold 0's training part).
+    k_neighbors : int
+        Neighbours of those imbalance weights (``selection.adaptive.k_neighbors``).
 
     Returns
     -------
@@ -263,6 +281,21 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
     text("tables", "tables/verdicts_by_seed.md",
          seed_text + (to_markdown(by_seed) if len(by_seed) else "Only one seed in the results.\n"))
 
+    # how far from random the batches were; which ingredient matters (docs/statistics.md, "Ablations")
+    strength = selection_strength_table(curves, order)
+    text("tables", "tables/selection_strength.md", selection_strength_markdown(strength))
+    text("tables", "tables/selection_strength.csv", strength.to_csv(index=False, float_format="%.6g"))
+    figure("figures/selection_strength.png", plot_selection_strength(curves, order))
+    ingredients = ingredient_table(both, order, alpha, ratio, metrics, vs_random=verdicts)
+    if len(ingredients):
+        text("tables", "tables/ablation.md", ingredient_markdown(ingredients, alpha))
+        text("tables", "tables/ablation.csv", ingredients.to_csv(index=False, float_format="%.6g"))
+        figure("figures/ablation.png", plot_ablation(both, ingredients))
+    # machine-dependent: from the uncached timing sidecars, so in a file of its own
+    timing, timed, total = timing_table(results, results_root, curves)
+    text("tables", "tables/timing.md", timing_markdown(timing, timed, total))
+    text("tables", "tables/timing.csv", timing.to_csv(index=False, float_format="%.6g"))
+
     # Friedman / Nemenyi over data sets: pooled over models, and per model
     friedman = {metric: friedman_nemenyi(results, metric, order, alpha) for metric in REPORTED_METRICS}
     per_model = {(metric, model): friedman_nemenyi(results, metric, order, alpha, model=model)
@@ -298,6 +331,10 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         ds = dataset_table(datasets_dir)
         if datasets is not None and len(ds):
             ds = ds[ds["dataset"].isin(list(datasets))].reset_index(drop=True)
+        if prepared_dir is not None and len(ds):
+            weights = imbalance_weight_table(prepared_dir, list(ds["dataset"]), k_neighbors)
+            if len(weights):
+                ds = ds.merge(weights, left_on="dataset", right_index=True, how="left")
         text("tables", "tables/datasets.md", to_markdown(ds) if len(ds) else f"No statistics in {datasets_dir}.\n")
         text("tables", "tables/datasets.csv", ds.to_csv(index=False))
     text("tables", "tables/failed.md", failed_markdown(results, excluded))
@@ -322,7 +359,8 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         written["plots"].append(write_text_atomic(frame.to_csv(index=False, float_format="%.6g"), path))
     text("findings", "findings.md", findings(results, verdicts, order, BASELINE, alpha, excluded=len(excluded),
                                              within=within, friedman=friedman, convergence=convergence,
-                                             correlations=correlations, by_seed=by_seed))
+                                             correlations=correlations, by_seed=by_seed)
+         + ablation_findings(ingredients, results, strength))
     # where the reported cells were computed (from their uncached timing sidecars)
     cells = [(f"{root}/{rel}", Path(root) / rel) for root, frame in reported
              for rel in frame.loc[frame["status"] == "ok", "path"]]

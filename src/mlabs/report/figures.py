@@ -20,7 +20,8 @@ from .conventions import METHOD_ORDER, higher_is_better, method_order, tie_margi
 from .statistics import POOLED, FriedmanResult, format_p
 
 __all__ = ["placeholder_figure", "plot_convergence", "plot_motivation", "plot_minority_share",
-           "plot_sensitivity_se", "plot_sensitivity_batch", "plot_critical_difference", "plot_characteristics", "plot_forest"]
+           "plot_sensitivity_se", "plot_sensitivity_batch", "plot_critical_difference", "plot_characteristics", "plot_forest",
+           "plot_selection_strength", "plot_ablation"]
 
 _DPI = 110
 
@@ -417,4 +418,108 @@ def plot_critical_difference(fr: FriedmanResult) -> Figure:
                  f"Friedman χ² = {fr.statistic:.3g}, p = {fr.p_value:.3g}: {verdict} equal performance "
                  f"at α = {fr.alpha:g}\nbars join methods the Nemenyi test does not separate; "
                  f"Nemenyi critical difference CD = {fr.cd:.3g}", fontsize=9, y=0.98)
+    return fig
+
+
+#: data sets up to which the selection-strength figure draws one column per data set
+_STRENGTH_PANELS = 4
+
+
+def plot_selection_strength(curves: pd.DataFrame, methods: Sequence[str] | None = None) -> Figure:
+    """p_max / p_min (log scale) and KL(p || uniform) by epoch, one line per method (mean over cells).
+
+    One column per data set when there are at most four, else one column with the mean over data
+    sets (each data set's mean over its models, folds and seeds first). Non-finite ratios (some
+    sample cannot be drawn) are left out of the means. A placeholder when the curves carry no
+    selection-strength columns.
+    """
+    if curves is None or curves.empty or not {"p_ratio", "kl_uniform"} <= set(curves.columns):
+        return placeholder_figure("Selection strength",
+                                  "No selection-strength columns in the curves (p_max / p_min, KL from uniform).")
+    frame = curves.copy()
+    frame["p_ratio"] = frame["p_ratio"].where(np.isfinite(frame["p_ratio"].astype(float)))
+    order = method_order(frame["method"].dropna(), methods)
+    datasets = sorted(frame["dataset"].dropna().unique())
+    per_dataset = len(datasets) <= _STRENGTH_PANELS
+    panels = datasets if per_dataset else ["mean over data sets"]
+    palette = _local_palette(order)
+    # a log axis only where the ratios span orders of magnitude (exact ranks, large s_e)
+    log_ratio = bool(frame["p_ratio"].max(skipna=True) > 20)
+    fig = _figure(3.4 * len(panels) + 2.4, 5.2)
+    axes = fig.subplots(2, len(panels), squeeze=False, sharex="col")
+    for col, panel in enumerate(panels):
+        part = frame[frame["dataset"] == panel] if per_dataset else frame
+        for method in order:
+            rows = part[part["method"] == method]
+            if rows.empty:
+                continue
+            for row, column in enumerate(("p_ratio", "kl_uniform")):
+                by = rows.groupby(["dataset", "epoch"])[column].mean().groupby("epoch").mean()
+                axes[row, col].plot(by.index, by.to_numpy(float), color=palette[method], label=method, linewidth=1.4)
+        _mark_warmup(axes[0, col], _warmup(part), False)
+        _mark_warmup(axes[1, col], _warmup(part), False)
+        if log_ratio:
+            axes[0, col].set_yscale("log")
+        axes[0, col].set_title(str(panel), fontsize=9)
+        axes[1, col].set_xlabel("epoch")
+    axes[0, 0].set_ylabel("p_max / p_min")
+    axes[1, 0].set_ylabel("KL(p ‖ uniform), nats")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
+    return fig
+
+
+def _local_palette(methods: Sequence[str]) -> dict[str, tuple]:
+    """Distinct colours for the methods of one figure (the ablation profile has more methods than
+    the canonical palette has colours)."""
+    import seaborn as sns
+
+    colours = sns.color_palette("tab10" if len(methods) <= 10 else "tab20", n_colors=max(len(methods), 3))
+    return {m: colours[i] for i, m in enumerate(methods)}
+
+
+def plot_ablation(results: pd.DataFrame, table: pd.DataFrame,
+                  metrics: Sequence[str] = ("macro_auc", "macro_f1")) -> Figure:
+    """Each ingredient's difference from its baseline, per data set and on average.
+
+    One panel per metric; one row per (method, baseline) of ``table``
+    (:func:`mlabs.report.ablation.ingredient_table`): a small dot per data set (method − baseline,
+    pooled over models as in the tests) and a diamond for their mean, labelled with the verdict.
+    The grey band is the tie margin. A placeholder when ``table`` is empty.
+    """
+    from .statistics import dataset_means
+
+    if table is None or table.empty:
+        return placeholder_figure("Ingredients", "No ablation method in the results.")
+    metrics = [m for m in metrics if m in set(table["metric"])] or [str(table["metric"].iloc[0])]
+    pairs = list(dict.fromkeys(zip(table["method"], table["baseline"])))
+    palette = {"random": "#0072B2", "reweight": "#D55E00"}
+    fig = _figure(4.2 * len(metrics) + 2.6, 0.42 * len(pairs) + 1.3)
+    axes = np.atleast_1d(fig.subplots(1, len(metrics), squeeze=False, sharey=True)).ravel()
+    for ax, metric in zip(axes, metrics):
+        margin = tie_margin(metric)
+        ax.axvspan(-margin, margin, color="0.9", linewidth=0)
+        ax.axvline(0.0, color="0.35", linewidth=0.8)
+        for i, (method, baseline) in enumerate(pairs):
+            y = len(pairs) - 1 - i
+            means = dataset_means(results, metric, method, baseline, POOLED)
+            colour = palette.get(baseline, "0.3")
+            if len(means):
+                d = (means["x"] - means["y"]).to_numpy(float)
+                ax.plot(d, np.full(len(d), y), "o", markersize=3, color=colour, alpha=0.5)
+                ax.plot([d.mean()], [y], "D", markersize=6, color=colour)
+            row = table[(table["method"] == method) & (table["baseline"] == baseline) & (table["metric"] == metric)]
+            if len(row):
+                ax.annotate(str(row["verdict"].iloc[0]).replace("no significant difference", "n.s."), (1.0, y),
+                            xycoords=("axes fraction", "data"), xytext=(3, 0), textcoords="offset points",
+                            fontsize=7, va="center", color=colour)
+        better = "higher" if higher_is_better(metric) else "lower"
+        ax.set_title(f"{metric}: method − baseline ({better} is better)", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        ax.grid(axis="x", color="0.85", linewidth=0.5)
+    axes[0].set_yticks(range(len(pairs)), labels=[f"{m} − {b}" for m, b in reversed(pairs)])
+    axes[0].set_ylim(-0.6, len(pairs) - 0.4)
+    fig.supxlabel("dots: data sets (mean over folds and models); diamond: their mean; right: the verdict",
+                  fontsize=8)
     return fig
