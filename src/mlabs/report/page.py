@@ -56,6 +56,8 @@ FIGURE_CODE = (
     ("sensitivity_batch.png", "mlabs.report.figures.plot_sensitivity_batch"),
     ("cd_*.png", "mlabs.report.figures.plot_critical_difference"),
     ("characteristics.png", "mlabs.report.figures.plot_characteristics"),
+    ("selection_strength.png", "mlabs.report.figures.plot_selection_strength"),
+    ("ablation.png", "mlabs.report.figures.plot_ablation"),
 )
 #: Which function wrote each table (glob on the file name).
 TABLE_CODE = (
@@ -69,6 +71,9 @@ TABLE_CODE = (
     ("convergence.md", "mlabs.convergence.convergence_results, mlabs.report.tables.main_table_markdown"),
     ("within_dataset.md", "mlabs.report.within_dataset.within_dataset_table"),
     ("characteristics.md", "mlabs.report.characteristics.characteristic_correlations"),
+    ("selection_strength.md", "mlabs.report.ablation.selection_strength_table"),
+    ("ablation.md", "mlabs.report.ablation.ingredient_table"),
+    ("timing.md", "mlabs.report.ablation.timing_table"),
     ("findings.md", "mlabs.report.findings_text.findings"),
 )
 _NOT_RECORDED = "not recorded"
