@@ -95,7 +95,7 @@ def test_notebooks_run_the_tiny_profile_end_to_end(tmp_path):
     assert (tmp_path / "artifacts/prepared/emotions.npz").exists()
     stats = json.loads((tmp_path / "reports/datasets/emotions.json").read_text())
     assert stats["instances"] == 593 and stats["q'"] == 6
-    results = sorted((tmp_path / "artifacts/runs").rglob("result.json"))
+    results = sorted((tmp_path / "cells").rglob("result.json"))  # the cell store
     assert len(results) == 2 * 3  # two models x three methods x one fold
     assert all(json.loads(p.read_text())["status"] == "ok" for p in results)
 
