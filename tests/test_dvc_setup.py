@@ -184,7 +184,7 @@ def test_compare_runs_finds_a_run_identical_to_itself_and_a_changed_cell(capsys)
     assert counts and all(int(d) == 0 for _, d in counts) and sum(int(i) for i, _ in counts) >= 75
     assert re.search(r"verdicts the same: (\d+) of \1\b", out)
 
-    results, _ = compare_runs.cell_results("HEAD", "dvc.lock")
+    results, _ = compare_runs.cell_results("HEAD", "reports", "dvc.lock")
     path = next(p for p in sorted(results) if results[p]["cell"]["method"] == "random")
     changed = {**results, path: {**results[path], "test": {**results[path]["test"], "macro_auc": -1.0}}}
     same, differ = compare_runs.compare_cells(results, changed)
@@ -214,3 +214,37 @@ def test_compare_runs_says_whether_the_machines_of_two_runs_differed():
     assert counts["sensitivity"] == {"same": 1}
     assert compare_runs.compare_machines(None, new, results)["random (seed 0)"] == {"unknown": 3}
     assert "AVX512" in compare_runs.describe_machine(avx512)
+
+
+def test_compare_runs_reads_the_cells_of_a_manifest_from_the_store_at_a_revision(tmp_path, monkeypatch):
+    """A run after the cell store: the report's manifests name the cells, read from cells/ with git;
+    the old layouts' folders and the report views' folders name the same cell."""
+    import importlib.util
+    import subprocess
+
+    if subprocess.run(["git", "init", "-q", str(tmp_path)]).returncode != 0:
+        pytest.skip("no git")
+    spec = importlib.util.spec_from_file_location("compare_runs", ROOT / "scripts" / "compare_runs.py")
+    compare_runs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare_runs)
+    monkeypatch.setattr(compare_runs, "ROOT", tmp_path)
+
+    result = {"status": "ok", "cell": {"method": "random", "seed": 0}, "test": {"macro_auc": 0.7}}
+    (tmp_path / "cells/ab/ab12").mkdir(parents=True)
+    (tmp_path / "cells/ab/ab12/result.json").write_text(json.dumps(result))
+    (tmp_path / "reports/cells").mkdir(parents=True)
+    (tmp_path / "reports/cells/emotions-dela.json").write_text(json.dumps({"cells": [
+        {"path": "emotions/dela/random-b128/fold0-seed0", "key": "ab12", "digest": "0"},
+        {"path": "emotions/dela/random-b128/fold1-seed0", "failed": {"status": "failed"}},
+        {"path": "emotions/dela/random-b128/fold2-seed0", "key": "cd34", "digest": "0"}]}))
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "run"], check=True)
+    results, missing = compare_runs.cell_results("HEAD", "reports", "dvc.lock")
+    assert results == {"runs/emotions/dela/random-b128/fold0-seed0/result.json": result}
+    assert missing == {"runs/emotions/dela/random-b128/fold2-seed0"}
+    for old in ("artifacts/runs/emotions/dela/random-b128/fold0-seed0",
+                "artifacts/views/seeds/runs/emotions/dela/random-b128/fold0-seed0"):
+        assert compare_runs.normalize(old) == "runs/emotions/dela/random-b128/fold0-seed0"
+    assert compare_runs.normalize("artifacts/sensitivity/runs/e/d/x") == "sensitivity/e/d/x"
+    assert compare_runs.normalize("artifacts/views/default/sensitivity/e/d/x") == "sensitivity/e/d/x"
