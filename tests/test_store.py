@@ -108,3 +108,75 @@ def test_a_grid_stopped_midway_keeps_its_finished_cells_and_a_rerun_trains_only_
     results = run_grid(more, other, n_jobs=1, progress=False)
     assert [c for c, wu in executed if not wu] == more[-1:]
     assert [r["status"] for r in results] == ["ok"] * 3
+
+
+def test_ray_write_back_puts_a_remote_workers_cells_into_the_store(tmp_path, prepared_dir):
+    """The Ray executor's path without Ray: a cell trained in a private folder comes back as bytes
+    and lands in the driver's store, whole."""
+    spec = GridSpec(str(prepared_dir), str(tmp_path / "warmup"), str(tmp_path / "work"),
+                    TrainConfig(epochs=2, warmup_epochs=1, lr=1e-3), store=str(tmp_path / "cells"))
+    cell = Cell("emotions", "c2ae", "random", fold=0)
+    prepared = (prepared_dir / "emotions.npz").read_bytes()
+    _, warm_files, _ = grid_mod._execute_portable(cell, spec, True, prepared, None)
+    [warmup] = warm_files.values()
+    result, _, run_files = grid_mod._execute_portable(cell, spec, False, prepared, warmup)
+    assert result["status"] == "ok" and not (tmp_path / "cells").exists()
+    grid_mod._store_back(run_files, spec.cell_store)
+    key = CellStore.key(cell, result["fingerprint"])
+    assert spec.cell_store.get(key) == result and (spec.cell_store.path(key) / TIMING_FILE).is_file()
+
+
+@pytest.mark.slow
+def test_a_train_stage_killed_midway_keeps_its_cells_and_its_rerun_trains_only_the_rest(tmp_path, prepared_dir):
+    """The train stage's notebook, as DVC runs it, killed while it trains (SIGKILL to its process
+    group, kernel included) after its first cell is stored; run again, its grid trains only the
+    cells the store lacks (what it prints before training), and its manifest names all of them."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import yaml
+
+    pytest.importorskip("papermill")
+    root = Path(__file__).resolve().parents[1]
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["data"]["datasets"] = ["emotions"]
+    params["train"].update(models=["dela"], methods=["random", "adaptive", "chain"], folds=[0], epochs=40,
+                           warmup_epochs=1)
+    params["grid"]["n_jobs"] = 1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    store = tmp_path / "cells"
+
+    def train(log: Path) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "papermill", str(root / "notebooks/03_train.ipynb"), str(tmp_path / "out.ipynb"),
+               "-k", "mlabs", "--log-level", "WARNING", "--cwd", str(tmp_path),
+               "-p", "dataset", "emotions", "-p", "model", "dela", "-p", "prepared_dir", str(prepared_dir)]
+        env = dict(os.environ, MLABS_QUIET="1", MLABS_PROGRESS_FILE=str(log))
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+
+    def stored() -> int:
+        return len(list(store.glob("*/*/result.json")))
+
+    proc = train(tmp_path / "first.log")
+    deadline = time.monotonic() + 150
+    while stored() == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    kept = stored()
+    assert 1 <= kept < 3, f"{kept} cells stored when the stage was stopped (expected some, not all)"
+    assert not (tmp_path / "reports/cells/emotions-dela.json").exists()   # the stage did not finish
+
+    proc = train(tmp_path / "second.log")
+    _, err = proc.communicate(timeout=170)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    note = re.search(r"grid: (\d+) cells and \d+ warm-ups to train \((\d+) cells already finished\)",
+                     (tmp_path / "second.log").read_text())
+    assert note and (int(note[1]), int(note[2])) == (3 - kept, kept)
+    entries = read_manifest(tmp_path / "reports/cells/emotions-dela.json")
+    assert len(entries) == 3 and all(CellStore(store).has(e["key"]) for e in entries) and stored() == 3
