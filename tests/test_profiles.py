@@ -106,3 +106,31 @@ def test_running_a_profile_does_not_touch_the_default_parameters():
         pytest.skip(f"make -n failed: {res.stderr[-300:]}")
     assert "dvc repro profiles/imbalanced/dvc.yaml" in res.stdout
     assert "params.yaml" not in res.stdout.replace("profiles/imbalanced/dvc.yaml", "")
+
+
+def test_methods_by_model_must_name_models_of_the_profile():
+    from mlabs.config import methods_for
+
+    params = load_params(ROOT / "profiles/breadth/params.yaml")
+    assert methods_for(params, "dela") == ["random", "adaptive"]
+    assert methods_for(params, "c2ae") == ["random", "adaptive", "chain"]
+    params["train"]["methods_by_model"] = {"clif": ["random"]}
+    with pytest.raises(ValueError, match=r"names \['clif'\], not in train.models"):
+        train_cells(params)
+    params["train"]["methods_by_model"] = {"dela": "random"}
+    with pytest.raises(ValueError, match="must map a model name to a list of methods"):
+        train_cells(params)
+
+
+def test_a_profiles_page_reads_the_profiles_own_lock_and_params(tmp_path):
+    from mlabs.report import page
+
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    for folder in (tmp_path, tmp_path / "profiles/x"):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "dvc.lock").write_text("schema: '2.0'\n")
+        (folder / "params.yaml").write_text("train: {}\n")
+    (tmp_path / "reports/x").mkdir(parents=True)
+    assert page._find_lock(tmp_path / "reports/x") == tmp_path / "profiles/x/dvc.lock"
+    assert page._find_lock(tmp_path / "reports") == tmp_path / "dvc.lock"
+    assert page._profile_files(tmp_path / "reports/x", "params.yaml")[1] == tmp_path / "profiles/x/params.yaml"

@@ -53,15 +53,13 @@ def methods(params: dict) -> list[str]:
     ``train.methods_by_model`` names."""
     t = params["train"]
     names = list(t.get("methods", ["random", "adaptive", "chain"]))
-    for own in (t.get("methods_by_model") or {}).values():
+    for own in _methods_by_model(t).values():
         names += [m for m in own if m not in names]
     return names
 
 
-def methods_for(params: dict, model: str) -> list[str]:
-    """The methods the profile runs with ``model``: its entry of ``train.methods_by_model``
-    (e.g. chain with C2AE only), else ``train.methods``."""
-    t = params["train"]
+def _methods_by_model(t: dict) -> dict:
+    """``train.methods_by_model``, checked: a mapping of models of ``train.models`` to lists."""
     by_model = t.get("methods_by_model") or {}
     if not isinstance(by_model, dict) or any(not isinstance(v, list) for v in by_model.values()):
         raise ValueError("train.methods_by_model must map a model name to a list of methods, "
@@ -69,7 +67,14 @@ def methods_for(params: dict, model: str) -> list[str]:
     unknown = sorted(set(by_model) - set(t["models"]))
     if unknown:
         raise ValueError(f"train.methods_by_model names {unknown}, not in train.models {t['models']}")
-    return list(by_model.get(model, t.get("methods", ["random", "adaptive", "chain"])))
+    return by_model
+
+
+def methods_for(params: dict, model: str) -> list[str]:
+    """The methods the profile runs with ``model``: its entry of ``train.methods_by_model``
+    (e.g. chain with C2AE only), else ``train.methods``."""
+    t = params["train"]
+    return list(_methods_by_model(t).get(model, t.get("methods", ["random", "adaptive", "chain"])))
 
 
 def train_cells(params: dict, dataset: str | None = None, model: str | None = None) -> list[Cell]:
