@@ -58,8 +58,9 @@ lab: data ## start JupyterLab at the project root (the mlabs kernel)
 	cd "$(CURDIR)" && $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Stage commands find the venv themselves (scripts/run-notebook); PATH is set for anything else.
+# The root dvc.yaml only: the profiles' pipelines (profiles/*/dvc.yaml) run with repro-<name>.
 repro: data ## run the default profile's pipeline (dvc repro)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro dvc.yaml
 
 # Another profile: profiles/<name>/ holds its overlay (what differs from params.yaml), its generated
 # params.yaml and dvc.yaml, and its own dvc.lock; its outputs go to reports/<name>/. Running one
