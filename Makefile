@@ -2,7 +2,7 @@
 #   make repro   set up .venv, restore the data, run the default DVC pipeline
 #   make test    set up .venv, restore the data, run the test suite
 #   make lab     set up .venv, restore the data, start JupyterLab at the project root
-#   make pull    restore the data and the cached results the committed reports came from
+#   make pull    restore the data and the prepared folds of every committed profile
 #   make push    store the cached pipeline outputs in the shipped remote (dvc-store/)
 #   make help    every target with one line
 # They install everything they need; re-running skips what is already done.
@@ -16,7 +16,7 @@ KERNEL := mlabs
 # libraries); TORCH_INDEX=https://download.pytorch.org/whl/cpu installs the CPU-only build
 TORCH_INDEX ?=
 
-.PHONY: help setup data pull push lab repro repro-paper repro-compare repro-imbalanced repro-seeds snapshot test bench clean-venv
+.PHONY: help setup data pull push lab repro profiles repro-paper repro-compare repro-imbalanced repro-seeds repro-breadth repro-ablation status test bench clean-venv
 
 .DEFAULT_GOAL := setup
 
@@ -41,12 +41,13 @@ $(STAMP): requirements.lock pyproject.toml
 data: $(STAMP) ## restore the raw data from the shipped remote (dvc-store/, no network)
 	$(BIN)/dvc pull --quiet data.dvc
 
-# Restore the data and every cached pipeline output of dvc.lock (prepared folds, cell results).
-pull: $(STAMP) ## restore the data and the cached results the committed reports came from
+# Restore the data and the cached outputs of every pipeline's lock (the default's dvc.lock and each
+# profiles/<name>/dvc.lock: the prepared folds); the finished cells come with git (cells/).
+pull: $(STAMP) ## restore the data and the prepared folds of every committed profile
 	$(BIN)/dvc pull
 
-# After a `make repro*`: copy the new cached outputs into dvc-store/, then commit dvc-store/,
-# dvc.lock and reports/ together, so that `dvc pull` in a fresh clone restores them.
+# After a `make repro*`: copy the new cached outputs into dvc-store/, then commit dvc-store/, the
+# locks, cells/ and reports/ together, so that a fresh clone restores them with `make pull`.
 push: $(STAMP) ## store the cached pipeline outputs in the shipped remote (dvc-store/)
 	$(BIN)/dvc push
 
@@ -57,41 +58,40 @@ lab: data ## start JupyterLab at the project root (the mlabs kernel)
 	cd "$(CURDIR)" && $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Stage commands find the venv themselves (scripts/run-notebook); PATH is set for anything else.
+# The root dvc.yaml only: the profiles' pipelines (profiles/*/dvc.yaml) run with repro-<name>.
 repro: data ## run the default profile's pipeline (dvc repro)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro dvc.yaml
 
-# The full paper profile (days on a CPU; see README): params-paper.yaml becomes params.yaml.
-repro-paper: data ## run the full paper profile (params-paper.yaml; days on a CPU)
-	cp params-paper.yaml params.yaml
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+# Another profile: profiles/<name>/ holds its overlay (what differs from params.yaml), its generated
+# params.yaml and dvc.yaml, and its own dvc.lock; its outputs go to reports/<name>/. Running one
+# never touches params.yaml or dvc.lock of the default (docs/pipeline.md). Finished cells are
+# shared through the cell store cells/, so a cell another profile trained is not trained again.
+PROFILE_REPRO = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro profiles/$(1)/dvc.yaml
 
-# The compare profile (README): the other batch-selection methods on emotions.
-repro-compare: data ## run the compare profile and snapshot it into reports/compare/
-	cp params-compare.yaml params.yaml
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
-	$(MAKE) snapshot PROFILE=compare
+profiles: $(STAMP) ## regenerate profiles/*/params.yaml and dvc.yaml from params.yaml, dvc.yaml, the overlays
+	PYTHONPATH="$(CURDIR)/src" $(BIN)/python -m mlabs.profiles
 
-# The imbalanced profile (README): yeast, scene, enron with DELA and CLIF (1-2 h on 2 cores).
-repro-imbalanced: data ## run the imbalanced profile and snapshot it into reports/imbalanced/
-	cp params-imbalanced.yaml params.yaml
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
-	$(MAKE) snapshot PROFILE=imbalanced
+repro-paper: data ## run the full paper profile (profiles/paper; days on a CPU)
+	$(call PROFILE_REPRO,paper)
 
-# The seeds profile (README): the default profile with a second seed; which verdicts hold for both.
-repro-seeds: data ## run the seeds profile and snapshot it into reports/seeds/
-	cp params-seeds.yaml params.yaml
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
-	$(MAKE) snapshot PROFILE=seeds
+repro-compare: data ## run the compare profile (profiles/compare; report in reports/compare/)
+	$(call PROFILE_REPRO,compare)
 
-# Copy the report the last repro wrote into reports/$(PROFILE)/, the committed snapshot of a
-# profile other than the default (the default's report stays in reports/), and render its page
-# (reports/$(PROFILE)/report.html); a README.md written there by hand is kept.
-snapshot: ## copy the last report into reports/$(PROFILE)/ (PROFILE=name)
-	@test -n "$(PROFILE)" || { echo "make snapshot: name the profile, e.g. make snapshot PROFILE=compare" >&2; exit 2; }
-	rm -rf reports/$(PROFILE)/tables reports/$(PROFILE)/figures reports/$(PROFILE)/plots reports/$(PROFILE)/notebooks
-	mkdir -p reports/$(PROFILE)
-	cp -r reports/findings.md reports/metrics.json reports/machines.json reports/tables reports/figures reports/plots reports/$(PROFILE)/
-	$(BIN)/python -m mlabs.report.page reports/$(PROFILE)
+repro-imbalanced: data ## run the imbalanced profile (yeast, scene, enron with DELA and CLIF)
+	$(call PROFILE_REPRO,imbalanced)
+
+repro-seeds: data ## run the seeds profile (the default with a second seed)
+	$(call PROFILE_REPRO,seeds)
+
+repro-breadth: data ## run the breadth profile (14 data sets, C2AE and DELA; resumable, many hours)
+	$(call PROFILE_REPRO,breadth)
+
+repro-ablation: data ## run the ablation profile (14 data sets, C2AE, the ablation methods)
+	$(call PROFILE_REPRO,ablation)
+
+# What is out of date in every pipeline (the default and each profile), one line per stage.
+status: $(STAMP) ## show what is out of date, per profile (dvc status)
+	@for f in dvc.yaml profiles/*/dvc.yaml; do echo "== $$f"; $(BIN)/dvc status $$f; done
 
 # Ray is an optional extra for users; the tests install it to exercise the Ray executor.
 $(VENV)/.ray-installed: $(STAMP)

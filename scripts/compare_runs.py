@@ -1,12 +1,14 @@
 """Did a rerun reproduce a committed run? Compare the cells and verdicts of two commits.
 
-For each cell that both commits' lock file records (the ``result.json`` files of the outputs under
-``artifacts/runs`` and ``artifacts/sensitivity/runs``), the test and validation metrics and the best
-epoch are compared exactly (cached results hold no timings); the counts of identical and
-differing cells are printed per method and seed, with how many of them were computed on the same
-kind of machine in both runs, then the machines themselves, then the verdicts of the report's
-``tables/verdicts.csv`` side by side. The cells are read from the DVC cache (``.dvc/cache``) or the
-shipped remote (``dvc-store/``), so both runs must have been pushed or pulled there.
+For each cell that both commits report (the manifests ``<report>/cells/*.json`` and the cells they
+name in the cell store ``cells/``, read with git; for a commit from before the store, the
+``result.json`` files of the DVC outputs under ``artifacts/runs`` and ``artifacts/sensitivity/runs``
+that its lock file records, read from the DVC cache or the shipped remote ``dvc-store/``), the test
+and validation metrics and the best epoch are compared exactly (stored results hold no timings);
+the counts of identical and differing cells are printed per method and seed, with how many of them
+were computed on the same kind of machine in both runs, then the machines themselves, then the
+verdicts of the report's ``tables/verdicts.csv`` side by side. Cells are matched by their folder in
+the result tree (``runs/<dataset>/<model>/...`` or ``sensitivity/...``).
 
 Where a cell was computed comes from the report's committed ``machines.json`` (written from the
 cells' uncached timing sidecars, see ``mlabs.report.machines``: CPU model, torch CPU capability,
@@ -14,8 +16,8 @@ threads, Python, torch and numpy versions, device); a revision without it has un
 
 Usage::
 
-    python scripts/compare_runs.py 3cd3bc5 d1d3a72                    # the default profile
-    python scripts/compare_runs.py f66423e HEAD --profile seeds       # reports/seeds/{dvc.lock,tables}
+    python scripts/compare_runs.py HEAD~3 HEAD                        # the default profile (reports/)
+    python scripts/compare_runs.py HEAD~3 HEAD --profile seeds        # reports/seeds/
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import collections
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,8 +38,21 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHES = [ROOT / ".dvc" / "cache" / "files" / "md5", ROOT / "dvc-store" / "files" / "md5"]
 #: what must be equal for two results of a cell to count as the same
 COMPARED = ("test", "val", "best_epoch")
-#: the DVC outputs that hold cells: artifacts/runs/<dataset>/<model> and the sensitivity runs
+#: the DVC outputs that held cells before the cell store: artifacts/runs/<dataset>/<model> and the
+#: sensitivity runs
 RUN_DIRS = ("artifacts/runs/", "artifacts/sensitivity/runs")
+#: where a result tree's cells have lived (old outputs, the report's views), and the common name
+_TREES = re.compile(r"^(?:artifacts/runs/|artifacts/views/[^/]+/runs/)|^(?:artifacts/sensitivity/runs/|"
+                    r"artifacts/views/[^/]+/sensitivity/)")
+
+
+def normalize(path: str) -> str:
+    """A cell's folder (or a file in it) as ``runs/<rel>`` or ``sensitivity/<rel>``, whichever tree
+    it was read from; a path of no known tree is returned as it is."""
+    m = _TREES.match(path)
+    if m is None:
+        return path
+    return ("sensitivity/" if "sensitivity" in m.group(0) else "runs/") + path[m.end():]
 
 
 def git_show(rev: str, path: str, required: bool = True) -> str | None:
@@ -57,9 +73,36 @@ def cached(md5: str) -> bytes | None:
     return None
 
 
-def cell_results(rev: str, lock_path: str) -> tuple[dict[str, dict], set[str]]:
-    """{cell path: result.json} of the run outputs that ``lock_path`` records at ``rev``, and the
-    outputs whose listing is in neither cache."""
+def git_ls(rev: str, folder: str) -> list[str]:
+    """The files of ``folder`` at ``rev`` (none when it does not exist there)."""
+    res = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", rev, f"{folder}/"],
+                         capture_output=True, text=True)
+    return res.stdout.split() if res.returncode == 0 else []
+
+
+def cell_results(rev: str, report: str, lock_path: str | None = None) -> tuple[dict[str, dict], set[str]]:
+    """{normalized cell path (:func:`normalize`): result.json} of the cells ``report`` reports at
+    ``rev``, and what could not be read (manifest entries whose cell is not in the store; for a
+    revision from before the store, the outputs of ``lock_path`` whose listing is in neither cache)."""
+    manifests = [p for p in git_ls(rev, f"{report}/cells") if p.endswith(".json")]
+    if manifests or lock_path is None:
+        results, missing = {}, set()
+        for manifest in manifests:
+            tree = "sensitivity" if Path(manifest).name == "sensitivity.json" else "runs"
+            for entry in json.loads(git_show(rev, manifest))["cells"]:
+                if "key" not in entry:
+                    continue  # a failed cell: no metrics to compare
+                key = entry["key"]
+                text = git_show(rev, f"cells/{key[:2]}/{key}/result.json", required=False)
+                if text is None:
+                    missing.add(f"{tree}/{entry['path']}")
+                else:
+                    results[f"{tree}/{entry['path']}/result.json"] = json.loads(text)
+        return results, missing
+    return _locked_results(rev, lock_path)
+
+
+def _locked_results(rev: str, lock_path: str) -> tuple[dict[str, dict], set[str]]:
     lock = yaml.safe_load(git_show(rev, lock_path))
     results, missing = {}, set()
     for stage in lock.get("stages", {}).values():
@@ -73,7 +116,7 @@ def cell_results(rev: str, lock_path: str) -> tuple[dict[str, dict], set[str]]:
             for entry in json.loads(listing):
                 data = cached(entry["md5"]) if entry["relpath"].endswith("result.json") else None
                 if data is not None:
-                    results[f"{out['path']}/{entry['relpath']}"] = json.loads(data)
+                    results[normalize(f"{out['path']}/{entry['relpath']}")] = json.loads(data)
     return results, missing
 
 
@@ -96,7 +139,7 @@ def cell_machines(rev: str, report: str) -> dict[str, dict | None] | None:
         return None
     summary = json.loads(text)
     machines = summary.get("machines", {})
-    return {key: machines.get(entry.get("machine")) for key, entry in summary.get("cells", {}).items()}
+    return {normalize(key): machines.get(entry.get("machine")) for key, entry in summary.get("cells", {}).items()}
 
 
 def compare_machines(old: dict[str, dict | None] | None, new: dict[str, dict | None] | None,
@@ -122,7 +165,7 @@ def describe_machine(record: dict) -> str:
 
 
 def _group(path: str, cell: dict | None) -> str:
-    return "sensitivity" if "/sensitivity/" in path else f"{(cell or {}).get('method')} (seed {(cell or {}).get('seed')})"
+    return "sensitivity" if path.startswith("sensitivity/") or "/sensitivity/" in path else f"{(cell or {}).get('method')} (seed {(cell or {}).get('seed')})"
 
 
 def _verdict(row: dict) -> str:
@@ -133,18 +176,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("old", help="git revision of the first run")
     ap.add_argument("new", help="git revision of the second run")
-    ap.add_argument("--profile", help="a committed snapshot under reports/ (e.g. seeds); default: "
-                                      "the default profile (dvc.lock, reports/tables)")
+    ap.add_argument("--profile", help="a profile (profiles/<name>/, report in reports/<name>/, e.g. seeds); "
+                                      "default: the default profile (reports/)")
     args = ap.parse_args(argv)
+    # the lock only serves revisions from before the cell store, when a profile's lock was
+    # copied into its report folder
     lock, report = ((f"reports/{args.profile}/dvc.lock", f"reports/{args.profile}") if args.profile
                     else ("dvc.lock", "reports"))
 
-    old, old_missing = cell_results(args.old, lock)
-    new, new_missing = cell_results(args.new, lock)
+    old, old_missing = cell_results(args.old, report, lock)
+    new, new_missing = cell_results(args.new, report, lock)
     if old_missing | new_missing:
-        # in neither cache: mostly lock entries of stages no longer in the pipeline
-        print(f"skipped {len(old_missing | new_missing)} outputs of {lock} that are not cached: "
-              f"{', '.join(sorted(old_missing | new_missing))}")
+        # not stored or not cached: a manifest committed without its cells, or lock entries of
+        # stages no longer in the pipeline
+        print(f"skipped {len(old_missing | new_missing)} cells or outputs that could not be read: "
+              f"{', '.join(sorted(old_missing | new_missing)[:10])}")
     same, differ = compare_cells(old, new)
     both = old.keys() & new.keys()
     machines = {rev: cell_machines(rev, report) for rev in (args.old, args.new)}

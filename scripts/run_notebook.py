@@ -147,7 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PYTHONHASHSEED"] = "0"
     params = {name: _value(value) for name, value in args.parameters}
     # the kernel inherits the variable, writes its progress to the log, and this process shows it
-    log = Path(args.log) if args.log else LOG_DIR / f"{Path(args.output).stem}.log"
+    # a profile's first run writes into reports/<profile>/notebooks/, which does not exist yet;
+    # logs are named after the output's folder below reports/ too, so two profiles never share one
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    stem = "-".join([*output.parent.parts[1:-1], output.stem]) if output.parts[0] == "reports" else output.stem
+    log = Path(args.log) if args.log else LOG_DIR / f"{stem}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     os.environ[PROGRESS_FILE_ENV] = str(log.resolve())

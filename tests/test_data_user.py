@@ -260,7 +260,7 @@ def test_checksum_recorded_then_change_detected(tmp_path, capsys):
     rows[0][0] = "9.5"
     write_arff(tmp_path / "toy.arff", rows=rows)
     with pytest.raises(DataError, match=r"toy\.arff changed since its sha256 was recorded in .*user-data\.sha256.*"
-                                        r"stale.*delete the line of toy\.arff.*artifacts/runs/toy"):
+                                        r"stale.*delete the line of toy\.arff.*artifacts/warmup/toy"):
         load_dataset("toy", data_dir=tmp_path, checksums=record)
 
 

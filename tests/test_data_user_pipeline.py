@@ -39,7 +39,7 @@ def test_user_dataset_runs_end_to_end(tmp_path):
     assert stats["features"] == 5  # string id dropped, nominal ordinal
     record = (tmp_path / "user-data.sha256").read_text()
     assert "toy-train.arff" in record and "toy-test.arff.gz" in record and "toy.xml" in record
-    results = sorted((tmp_path / "artifacts/runs/toy").rglob("result.json"))
+    results = sorted((tmp_path / "cells").rglob("result.json"))  # the cell store: the toy cells only
     assert len(results) == 2 and all(json.loads(p.read_text())["status"] == "ok" for p in results)
     table = (tmp_path / "reports/tables/main_macro_auc.md").read_text()
     assert "toy" in table

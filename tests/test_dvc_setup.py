@@ -20,6 +20,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "dvc-store" / "files" / "md5"
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+#: the default pipeline and every profile's (generated from it: tests/test_profiles.py)
+PIPELINES = {p.relative_to(ROOT).as_posix(): yaml.safe_load(p.read_text())
+             for p in [ROOT / "dvc.yaml", *sorted((ROOT / "profiles").glob("*/dvc.yaml"))]}
 
 
 def _committed_rev() -> str | None:
@@ -47,7 +50,7 @@ def _in_store(md5: str) -> bool:
 def test_every_cached_output_is_in_the_shipped_remote():
     missing = []
     outputs = _cached_outputs()
-    assert any(path.startswith("artifacts/runs") for path, _ in outputs), "no cell results in dvc.lock"
+    assert any(path.startswith("artifacts/prepared") for path, _ in outputs), "no prepared folds in dvc.lock"
     for path, md5 in outputs:
         if not _in_store(md5):
             missing.append(f"{path} ({md5})")
@@ -61,59 +64,30 @@ def test_every_cached_output_is_in_the_shipped_remote():
                          "and commit dvc-store/):\n" + "\n".join(missing[:20]))
 
 
-def test_timing_sidecars_are_ignored_by_dvc_and_git():
-    """A cell's timing sidecar changes with the machine and the load: it must not enter the hash
-    of the run folders (dvc.lock) nor git."""
+def test_the_cell_store_is_in_git_and_its_timing_sidecars_are_not():
+    """A stored cell's result and curves are committed (a fresh clone has them without training);
+    its timing sidecar changes with the machine and the load, and stays local."""
     import subprocess
-
-    pytest.importorskip("dvc")
-    from dvc.ignore import DvcIgnoreFilter
-    from dvc.fs import LocalFileSystem
 
     from mlabs.results import TIMING_FILE
 
-    ignore = DvcIgnoreFilter(LocalFileSystem(), str(ROOT))
-    for folder in ("artifacts/runs/emotions/dela/random-b64/fold0-seed0",
-                   "artifacts/sensitivity/runs/emotions/dela/adaptive-se2-b32/fold1-seed0"):
-        assert ignore.is_ignored_file(str(ROOT / folder / TIMING_FILE)), folder
-        assert not ignore.is_ignored_file(str(ROOT / folder / "result.json")), folder
-    res = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q",
-                          f"artifacts/runs/emotions/dela/random-b64/fold0-seed0/{TIMING_FILE}"])
-    assert res.returncode in (0, 128)  # ignored, or not a git checkout
+    def ignored(path: str) -> int:
+        return subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", path]).returncode
+
+    if ignored("cells/ab/abcd/result.json") == 128:
+        pytest.skip("not a git checkout")
+    assert ignored(f"cells/ab/abcd/{TIMING_FILE}") == 0
+    assert ignored("cells/ab/abcd/result.json") == 1 and ignored("cells/ab/abcd/curves.tsv") == 1
+    assert ignored("cells/ab/.abcd.x1y2/result.json") == 0   # a cell folder being written
 
 
-def test_an_ignored_file_in_an_output_folder_changes_no_hash(tmp_path):
-    """What the project's .dvcignore relies on: DVC neither hashes nor caches an ignored file inside
-    an output folder, and leaves it in place on checkout (a tmp git + DVC repository)."""
-    import subprocess
-    import sys
-
-    pytest.importorskip("dvc")
-    if subprocess.run(["git", "init", "-q", str(tmp_path)]).returncode != 0:
-        pytest.skip("no git")
-    dvc = [sys.executable, "-m", "dvc"]
-    assert subprocess.run(dvc + ["init", "-q"], cwd=tmp_path).returncode == 0
-    (tmp_path / ".dvcignore").write_text((ROOT / ".dvcignore").read_text())
-    write = ("import pathlib, sys; p = pathlib.Path('artifacts/runs/d/m/random-b8/fold0-seed0'); "
-             "p.mkdir(parents=True, exist_ok=True); (p / 'result.json').write_text('{}'); "
-             "(p / 'timing.json').write_text(sys.argv[1])")
-    stage = {"stages": {"train": {"cmd": f'"{sys.executable}" -c "{write}" ${{seconds}}',
-                                  "params": ["seconds"], "outs": [{"artifacts/runs/d": {"persist": True}}]}}}
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(stage))
-
-    def repro(seconds: str) -> str:
-        (tmp_path / "params.yaml").write_text(f"seconds: '{seconds}'\n")
-        res = subprocess.run(dvc + ["repro", "-q"], cwd=tmp_path, capture_output=True, text=True)
-        assert res.returncode == 0, res.stderr[-2000:]
-        [out] = yaml.safe_load((tmp_path / "dvc.lock").read_text())["stages"]["train"]["outs"]
-        return out["md5"]
-
-    first, second = repro("1.5"), repro("2.5")  # the same result, another time
-    assert first == second
-    listing = json.loads((tmp_path / ".dvc/cache/files/md5" / first[:2] / first[2:]).read_text())
-    assert [e["relpath"] for e in listing] == ["m/random-b8/fold0-seed0/result.json"]
-    assert subprocess.run(dvc + ["checkout", "-q", "-f"], cwd=tmp_path).returncode == 0
-    assert (tmp_path / "artifacts/runs/d/m/random-b8/fold0-seed0/timing.json").read_text() == "2.5"
+def test_no_output_path_is_shared_by_two_stages_of_any_profile():
+    """DVC refuses one output in two stages, even in two dvc.yaml files: every profile writes its own."""
+    dvc_repo = pytest.importorskip("dvc.repo")
+    with dvc_repo.Repo(str(ROOT)) as repo:
+        paths = [str(out) for stage in repo.index.stages for out in stage.outs]
+    assert paths and len(paths) == len(set(paths)), sorted({p for p in paths if paths.count(p) > 1})[:10]
+    assert any(p.startswith("reports/breadth/") for p in paths)
 
 
 def test_remote_is_the_shipped_store():
@@ -122,27 +96,30 @@ def test_remote_is_the_shipped_store():
     assert re.search(r"url\s*=\s*\.\./dvc-store", config)
 
 
-def test_warmup_checkpoints_are_not_outputs():
+@pytest.mark.parametrize("pipeline", list(PIPELINES))
+def test_warmup_checkpoints_are_not_outputs(pipeline):
     """Warm-up checkpoints are a local cache (too large for the shipped remote)."""
-    for name, stage in DVC_YAML["stages"].items():
+    for name, stage in PIPELINES[pipeline]["stages"].items():
         body = stage.get("do", stage)
         outs = [next(iter(o)) if isinstance(o, dict) else o for o in body.get("outs", [])]
         deps = body.get("deps", [])
         assert not [o for o in outs + deps if "warmup" in o and not o.endswith(".ipynb")], name
 
 
-def test_every_stage_runs_through_the_wrapper():
-    for name, stage in DVC_YAML["stages"].items():
+@pytest.mark.parametrize("pipeline", list(PIPELINES))
+def test_every_stage_runs_through_the_wrapper(pipeline):
+    for name, stage in PIPELINES[pipeline]["stages"].items():
         cmd = stage.get("do", stage)["cmd"]
         assert cmd.startswith("sh scripts/run-notebook notebooks/"), name
         assert "papermill" not in cmd, name
 
 
-def test_plots_name_the_profile_methods_and_the_report_files():
+@pytest.mark.parametrize("pipeline", list(PIPELINES))
+def test_plots_name_the_profile_methods_and_the_report_files(pipeline):
     from mlabs.report import PLOT_CURVES
 
     files = set()
-    for plot in DVC_YAML["plots"]:
+    for plot in PIPELINES[pipeline]["plots"]:
         [(title, spec)] = plot.items()
         for path, fields in spec["y"].items():
             assert fields == "${train.methods}", title
@@ -172,7 +149,8 @@ def test_environment_yml_uses_the_lock_and_documents_the_kernel():
 
 @pytest.mark.slow
 def test_fresh_clone_pull_restores_the_study(tmp_path):
-    """What a DVC user types first: clone, `dvc pull`, `dvc status` (nothing to reproduce)."""
+    """What a DVC user types first: clone, `dvc pull`, `dvc status` of the default pipeline
+    (nothing to reproduce; the cells come with git, the prepared folds from the shipped remote)."""
     import subprocess
     import sys
 
@@ -184,7 +162,7 @@ def test_fresh_clone_pull_restores_the_study(tmp_path):
     dvc = [sys.executable, "-m", "dvc"]
     pull = subprocess.run(dvc + ["pull", "-q"], cwd=clone, capture_output=True, text=True, timeout=600)
     assert pull.returncode == 0, pull.stderr[-2000:]
-    status = subprocess.run(dvc + ["status", "--json"], cwd=clone, capture_output=True, text=True, timeout=600)
+    status = subprocess.run(dvc + ["status", "--json", "dvc.yaml"], cwd=clone, capture_output=True, text=True, timeout=600)
     assert status.returncode == 0 and json.loads(status.stdout or "{}") == {}, status.stdout[-2000:]
 
 
@@ -206,7 +184,7 @@ def test_compare_runs_finds_a_run_identical_to_itself_and_a_changed_cell(capsys)
     assert counts and all(int(d) == 0 for _, d in counts) and sum(int(i) for i, _ in counts) >= 75
     assert re.search(r"verdicts the same: (\d+) of \1\b", out)
 
-    results, _ = compare_runs.cell_results("HEAD", "dvc.lock")
+    results, _ = compare_runs.cell_results("HEAD", "reports", "dvc.lock")
     path = next(p for p in sorted(results) if results[p]["cell"]["method"] == "random")
     changed = {**results, path: {**results[path], "test": {**results[path]["test"], "macro_auc": -1.0}}}
     same, differ = compare_runs.compare_cells(results, changed)
@@ -236,3 +214,37 @@ def test_compare_runs_says_whether_the_machines_of_two_runs_differed():
     assert counts["sensitivity"] == {"same": 1}
     assert compare_runs.compare_machines(None, new, results)["random (seed 0)"] == {"unknown": 3}
     assert "AVX512" in compare_runs.describe_machine(avx512)
+
+
+def test_compare_runs_reads_the_cells_of_a_manifest_from_the_store_at_a_revision(tmp_path, monkeypatch):
+    """A run after the cell store: the report's manifests name the cells, read from cells/ with git;
+    the old layouts' folders and the report views' folders name the same cell."""
+    import importlib.util
+    import subprocess
+
+    if subprocess.run(["git", "init", "-q", str(tmp_path)]).returncode != 0:
+        pytest.skip("no git")
+    spec = importlib.util.spec_from_file_location("compare_runs", ROOT / "scripts" / "compare_runs.py")
+    compare_runs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare_runs)
+    monkeypatch.setattr(compare_runs, "ROOT", tmp_path)
+
+    result = {"status": "ok", "cell": {"method": "random", "seed": 0}, "test": {"macro_auc": 0.7}}
+    (tmp_path / "cells/ab/ab12").mkdir(parents=True)
+    (tmp_path / "cells/ab/ab12/result.json").write_text(json.dumps(result))
+    (tmp_path / "reports/cells").mkdir(parents=True)
+    (tmp_path / "reports/cells/emotions-dela.json").write_text(json.dumps({"cells": [
+        {"path": "emotions/dela/random-b128/fold0-seed0", "key": "ab12", "digest": "0"},
+        {"path": "emotions/dela/random-b128/fold1-seed0", "failed": {"status": "failed"}},
+        {"path": "emotions/dela/random-b128/fold2-seed0", "key": "cd34", "digest": "0"}]}))
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "run"], check=True)
+    results, missing = compare_runs.cell_results("HEAD", "reports", "dvc.lock")
+    assert results == {"runs/emotions/dela/random-b128/fold0-seed0/result.json": result}
+    assert missing == {"runs/emotions/dela/random-b128/fold2-seed0"}
+    for old in ("artifacts/runs/emotions/dela/random-b128/fold0-seed0",
+                "artifacts/views/seeds/runs/emotions/dela/random-b128/fold0-seed0"):
+        assert compare_runs.normalize(old) == "runs/emotions/dela/random-b128/fold0-seed0"
+    assert compare_runs.normalize("artifacts/sensitivity/runs/e/d/x") == "sensitivity/e/d/x"
+    assert compare_runs.normalize("artifacts/views/default/sensitivity/e/d/x") == "sensitivity/e/d/x"

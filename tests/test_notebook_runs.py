@@ -135,7 +135,7 @@ def test_wrapper_runs_a_stage_without_the_venv_on_path(tmp_path):
 
 def test_sensitivity_stage_with_nothing_to_sweep_still_writes_its_output(tmp_path):
     # profiles without a sweep (imbalanced, seeds) leave sensitivity.datasets empty; DVC then still
-    # needs the stage's declared output folder
+    # needs the stage's declared output, its manifest (with no cell)
     pytest.importorskip("papermill")
     import papermill
     import yaml
@@ -143,14 +143,15 @@ def test_sensitivity_stage_with_nothing_to_sweep_still_writes_its_output(tmp_pat
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["sensitivity"].update(datasets=[], models=[])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    runs = tmp_path / "sensitivity" / "runs"
     papermill.execute_notebook(str(ROOT / "notebooks" / "04_sensitivity.ipynb"), str(tmp_path / "out.ipynb"),
                                parameters={"params_file": str(tmp_path / "params.yaml"),
                                            "prepared_dir": str(tmp_path / "prepared"),
                                            "warmup_root": str(tmp_path / "sensitivity" / "warmup"),
-                                           "runs_root": str(runs)},
+                                           "work_root": str(tmp_path / "sensitivity" / "work"),
+                                           "store_root": str(tmp_path / "cells"),
+                                           "cells_dir": str(tmp_path / "manifests")},
                                kernel_name="mlabs", progress_bar=False, cwd=str(tmp_path))
-    assert runs.is_dir() and not any(runs.iterdir())
+    assert json.loads((tmp_path / "manifests" / "sensitivity.json").read_text()) == {"cells": []}
 
 
 def test_kernel_is_shut_down_without_an_interrupt_but_interrupted_otherwise():

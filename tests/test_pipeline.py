@@ -95,9 +95,16 @@ def test_notebooks_run_the_tiny_profile_end_to_end(tmp_path):
     assert (tmp_path / "artifacts/prepared/emotions.npz").exists()
     stats = json.loads((tmp_path / "reports/datasets/emotions.json").read_text())
     assert stats["instances"] == 593 and stats["q'"] == 6
-    results = sorted((tmp_path / "artifacts/runs").rglob("result.json"))
-    assert len(results) == 2 * 3  # two models x three methods x one fold
+    # each train stage's manifest names its cells, which are in the cell store (cells/)
+    entries = [e for m in TINY["train"]["models"]
+               for e in json.loads((tmp_path / f"reports/cells/emotions-{m}.json").read_text())["cells"]]
+    assert len(entries) == 2 * 3  # two models x three methods x one fold
+    results = [tmp_path / "cells" / e["key"][:2] / e["key"] / "result.json" for e in entries]
     assert all(json.loads(p.read_text())["status"] == "ok" for p in results)
+    # the sensitivity cells that are train cells (DELA random and adaptive at s_e 2, batch 128) are
+    # stored once: 6 train cells + 5 sensitivity cells - 2 shared
+    sensitivity = json.loads((tmp_path / "reports/cells/sensitivity.json").read_text())["cells"]
+    assert len(sensitivity) == 5 and len(list((tmp_path / "cells").glob("*/*/result.json"))) == 6 + 5 - 2
 
     # the report stage produces every file dvc.yaml declares for it
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["report"]

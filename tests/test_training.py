@@ -295,7 +295,7 @@ def test_selection_options_are_checked_per_method():
 def test_the_compare_profile_options_build_every_sampler(tmp_path, split):
     from mlabs.config import load_params, train_config
 
-    config = train_config(load_params("params-compare.yaml"), epochs=4, warmup_epochs=1,
+    config = train_config(load_params("profiles/compare/params.yaml"), epochs=4, warmup_epochs=1,
                           model_params={"c2ae": {}})
     for method in OTHER_METHODS:
         cell = Cell("emotions", "c2ae", method, fold=0)

@@ -18,7 +18,8 @@ from .params_schema import check_params
 # torch-free: the prepare stage reads params without importing torch, the models or the samplers
 from .settings import Cell, TrainConfig
 
-__all__ = ["load_params", "train_config", "train_cells", "sensitivity_cells", "methods", "grid_options"]
+__all__ = ["load_params", "train_config", "train_cells", "sensitivity_cells", "methods", "methods_for",
+           "grid_options"]
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
@@ -48,8 +49,32 @@ def train_config(params: dict, **overrides: Any) -> TrainConfig:
 
 
 def methods(params: dict) -> list[str]:
-    """The batch-selection methods the profile runs."""
-    return list(params["train"].get("methods", ["random", "adaptive", "chain"]))
+    """The batch-selection methods the profile runs: ``train.methods``, then those that only
+    ``train.methods_by_model`` names."""
+    t = params["train"]
+    names = list(t.get("methods", ["random", "adaptive", "chain"]))
+    for own in _methods_by_model(t).values():
+        names += [m for m in own if m not in names]
+    return names
+
+
+def _methods_by_model(t: dict) -> dict:
+    """``train.methods_by_model``, checked: a mapping of models of ``train.models`` to lists."""
+    by_model = t.get("methods_by_model") or {}
+    if not isinstance(by_model, dict) or any(not isinstance(v, list) for v in by_model.values()):
+        raise ValueError("train.methods_by_model must map a model name to a list of methods, "
+                         f"e.g. {{dela: [random, adaptive]}}; got {by_model!r}")
+    unknown = sorted(set(by_model) - set(t["models"]))
+    if unknown:
+        raise ValueError(f"train.methods_by_model names {unknown}, not in train.models {t['models']}")
+    return by_model
+
+
+def methods_for(params: dict, model: str) -> list[str]:
+    """The methods the profile runs with ``model``: its entry of ``train.methods_by_model``
+    (e.g. chain with C2AE only), else ``train.methods``."""
+    t = params["train"]
+    return list(_methods_by_model(t).get(model, t.get("methods", ["random", "adaptive", "chain"])))
 
 
 def train_cells(params: dict, dataset: str | None = None, model: str | None = None) -> list[Cell]:
@@ -67,10 +92,10 @@ def train_cells(params: dict, dataset: str | None = None, model: str | None = No
     models = [model] if model else t["models"]
     s_e = {m: config.variant_selection_pressure(m) for m in methods(params)}  # also checks the names
     cells = []
-    for ds, m, method, fold, seed in itertools.product(datasets, models, methods(params),
-                                                       t["folds"], t["seeds"]):
-        se = s_e[method] if s_e[method] is not None else float(t["selection_pressure"])
-        cells.append(Cell(ds, m, method, int(fold), int(seed), se, int(t["batch_size"])))
+    for ds, m in itertools.product(datasets, models):
+        for method, fold, seed in itertools.product(methods_for(params, m), t["folds"], t["seeds"]):
+            se = s_e[method] if s_e[method] is not None else float(t["selection_pressure"])
+            cells.append(Cell(ds, m, method, int(fold), int(seed), se, int(t["batch_size"])))
     return cells
 
 

@@ -14,9 +14,9 @@ executor:
     (fractional) GPU request. Needs ``pip install -e .[ray]``.
 
 A cell's outcome depends only on its parameters and seed, so every executor
-gives the same metrics. Results travel as files under the output roots that
-DVC tracks; finished cells are skipped, failed cells are reported with their
-parameters and do not stop the others.
+gives the same metrics. Finished cells go to the cell store (:mod:`mlabs.store`) when the
+grid has one, else under the output root; finished cells are skipped, failed cells are
+reported with their parameters and do not stop the others.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from typing import Iterable, Sequence
 from .cost import describe_estimate, estimate_seconds
 from .progress import progress_bar, progress_note
 from .results import cell_dir, failed_result, is_done, load_result, warmup_path
+from .store import CellStore
 from .training import Cell, TrainConfig, check_method_supports_model, check_selection_options, run_cell, run_warmup
 
-__all__ = ["GridSpec", "run_grid", "EXECUTORS"]
+__all__ = ["GridSpec", "run_grid", "manifest_entries", "EXECUTORS"]
 
 EXECUTORS = ("local", "ray")
 
@@ -48,14 +49,23 @@ class GridSpec:
     prepared_dir : path
         Folder with ``<dataset>.npz`` files written by the prepare stage.
     warmup_root, out_root : path
-        Roots of the warm-up checkpoints and of the cell results.
+        Roots of the warm-up checkpoints and of the cell results (with a ``store``: of the
+        resume checkpoints and failure records only).
     config : TrainConfig
+    store : path, optional
+        The cell store's folder (:class:`mlabs.store.CellStore`): finished cells are looked up
+        and written there, one by one as they finish.
     """
 
     prepared_dir: str
     warmup_root: str
     out_root: str
     config: TrainConfig = field(default_factory=TrainConfig)
+    store: str | None = None
+
+    @property
+    def cell_store(self) -> CellStore | None:
+        return None if self.store is None else CellStore(self.store)
 
 
 @functools.lru_cache(maxsize=4)
@@ -95,7 +105,8 @@ def _execute_cell(cell: Cell, spec: GridSpec, warmup_only: bool) -> dict:
             return {"status": "ok", "cell": cell.__dict__}
     except Exception as exc:  # reported, never fatal for the rest of the grid
         return failed_result(cell.__dict__, exc)
-    return run_cell(cell, split, spec.config, spec.warmup_root, spec.out_root, progress=False)
+    return run_cell(cell, split, spec.config, spec.warmup_root, spec.out_root, progress=False,
+                    store=spec.cell_store)
 
 
 def _is_done(cell: Cell, spec: GridSpec, warmup_only: bool) -> bool:
@@ -108,10 +119,38 @@ def _is_done(cell: Cell, spec: GridSpec, warmup_only: bool) -> bool:
         import torch
         meta = torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
         return meta.get("config") == spec.config.warmup_fingerprint(cell.model, _digest(prepared, cell.fold))
+    fingerprint = spec.config.fingerprint(cell.model, cell.method, _digest(prepared, cell.fold))
+    if spec.store is not None:
+        return spec.cell_store.has(CellStore.key(cell, fingerprint))
     result = load_result(cell_dir(spec.out_root, cell, spec.config.selection))
     if result is None or result.get("status") != "ok":
         return False
-    return is_done(result, spec.config.fingerprint(cell.model, cell.method, _digest(prepared, cell.fold)))
+    return is_done(result, fingerprint)
+
+
+def _stored(cell: Cell, spec: GridSpec) -> dict | None:
+    """A finished cell's result read back (from the store, or from the output root)."""
+    if spec.store is None:
+        return load_result(cell_dir(spec.out_root, cell, spec.config.selection))
+    prepared = str(Path(spec.prepared_dir) / f"{cell.dataset}.npz")
+    fingerprint = spec.config.fingerprint(cell.model, cell.method, _digest(prepared, cell.fold))
+    return spec.cell_store.get(CellStore.key(cell, fingerprint))
+
+
+def manifest_entries(cells: Sequence[Cell], results: Sequence[dict], spec: GridSpec) -> list[dict]:
+    """The manifest entries (:func:`mlabs.store.write_manifest`) of a grid run with a store:
+    each cell's folder in the result tree, and its store key and digest, or its failure record."""
+    if spec.store is None:
+        raise ValueError("manifest_entries needs a grid with a cell store (GridSpec.store)")
+    store, entries = spec.cell_store, []
+    for cell, result in zip(cells, results):
+        path = cell_dir(".", cell, spec.config.selection).as_posix()
+        if result is not None and result.get("status") == "ok":
+            key = CellStore.key(cell, result["fingerprint"])
+            entries.append({"path": path, "key": key, "digest": store.digest(key)})
+        else:
+            entries.append({"path": path, "failed": result or failed_result(cell.__dict__, "no result")})
+    return entries
 
 
 @functools.lru_cache(maxsize=64)
@@ -228,7 +267,7 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
         return warm_results
     for c in cells:  # cells finished in an earlier run
         if c not in results:
-            results[c] = load_result(cell_dir(spec.out_root, c, spec.config.selection))
+            results[c] = _stored(c, spec)
     ordered = [results[c] for c in cells]
     if progress:  # the same line whether the cells were trained now or read back
         ok = sum(r.get("status") == "ok" for r in ordered)
@@ -387,14 +426,15 @@ def _execute_portable(cell: Cell, spec: GridSpec, is_warmup: bool, prepared: byt
         (root / "prepared").mkdir()
         (root / "prepared" / f"{cell.dataset}.npz").write_bytes(prepared)
         local = dataclasses.replace(spec, prepared_dir=str(root / "prepared"),
-                                    warmup_root=str(root / "warmup"), out_root=str(root / "runs"))
+                                    warmup_root=str(root / "warmup"), out_root=str(root / "runs"),
+                                    store=None if spec.store is None else str(root / "store"))
         if warmup is not None:
             target = warmup_path(local.warmup_root, cell)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(warmup)
         result = _execute(cell, local, is_warmup)
         warm_files = _files_under(root / "warmup") if is_warmup else {}
-        run_files = {} if is_warmup else _files_under(root / "runs")
+        run_files = {} if is_warmup else _files_under(root / ("runs" if spec.store is None else "store"))
         _prepared.cache_clear()
         _split.cache_clear()
     return result, warm_files, run_files
@@ -405,6 +445,21 @@ def _write_back(files: dict[str, bytes], root: str) -> None:
     for rel, data in files.items():
         with atomic_path(Path(root) / rel) as tmp:
             tmp.write_bytes(data)
+
+
+def _store_back(files: dict[str, bytes], store: CellStore) -> None:
+    """Put the cells a remote worker stored in its private store into ``store``."""
+    import json
+
+    from .results import TIMING_FILE
+    folders = {Path(rel).parent for rel in files if Path(rel).name == "result.json"}
+    for folder in folders:
+        def text(name):
+            data = files.get((folder / name).as_posix())
+            return None if data is None else data.decode()
+        timing = text(TIMING_FILE)
+        store.put(folder.name, json.loads(text("result.json")), text("curves.tsv"),
+                  None if timing is None else json.loads(timing))
 
 
 class _RayBackend:
@@ -448,7 +503,10 @@ class _RayBackend:
         try:
             result, warm_files, run_files = self.ray.get(ready[0])
             _write_back(warm_files, self.spec.warmup_root)
-            _write_back(run_files, self.spec.out_root)
+            if self.spec.store is None:
+                _write_back(run_files, self.spec.out_root)
+            else:
+                _store_back(run_files, self.spec.cell_store)
         except Exception as exc:  # a lost worker or task is reported like a failed cell
             result = failed_result(cell.__dict__, exc)
         return cell, is_warmup, result

@@ -6,8 +6,8 @@ with one line that names the key and the closest valid name.
 
 Only the layout is checked here. Mappings whose keys are names rather than settings are left to
 the code that reads them: ``selection`` (methods and named variants; their options are checked by
-:mod:`mlabs.selection`), ``models`` (model options are checked by the models), ``train.model_lr``
-(model names), ``data.feature_ratio`` and ``data.custom`` (data-set names; a custom data set's
+:mod:`mlabs.selection`), ``models`` (model options are checked by the models), ``train.model_lr`` and
+``train.methods_by_model`` (model names), ``data.feature_ratio`` and ``data.custom`` (data-set names; a custom data set's
 entries are checked by :mod:`mlabs.data.sources`).
 """
 
@@ -23,7 +23,7 @@ __all__ = ["SCHEMA", "check_params"]
 #: ``train.model_lr``, ...) are listed like any other key: their contents are not checked here.
 SCHEMA: dict[str, tuple[str, ...] | None] = {
     "data": ("datasets", "seed", "n_folds", "min_label_positives", "feature_ratio", "custom"),
-    "train": ("models", "methods", "folds", "seeds", "epochs", "warmup_epochs", "lr", "model_lr",
+    "train": ("models", "methods", "methods_by_model", "folds", "seeds", "epochs", "warmup_epochs", "lr", "model_lr",
               "weight_decay", "batch_size", "selection_pressure", "threshold", "device", "deterministic"),
     "selection": None,
     "models": None,

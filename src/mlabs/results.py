@@ -24,7 +24,7 @@ from pathlib import Path
 from ._io import write_json_atomic
 
 __all__ = ["warmup_path", "cell_dir", "parse_cell_dir", "load_result", "is_done", "failed_result",
-           "write_failed", "TIMING_FILE", "machine_record", "write_timing", "load_timing"]
+           "write_failed", "TIMING_FILE", "machine_record", "timing_record", "write_timing", "load_timing"]
 
 #: the uncached sidecar of a cell folder: timings and the machine record (see the module docstring)
 TIMING_FILE = "timing.json"
@@ -139,6 +139,14 @@ def machine_record(device: str = "cpu") -> dict:
     return record
 
 
+def timing_record(*, fingerprint: str, epoch_seconds: list[float], train_seconds: float, first_epoch: int,
+                  machine: dict) -> dict:
+    """The content of a timing sidecar (:func:`write_timing` explains the fields)."""
+    return {"fingerprint": fingerprint, "train_seconds": float(train_seconds),
+            "first_epoch": int(first_epoch), "epoch_seconds": [float(s) for s in epoch_seconds],
+            "machine": dict(machine)}
+
+
 def write_timing(directory: str | os.PathLike, *, fingerprint: str, epoch_seconds: list[float],
                  train_seconds: float, first_epoch: int, machine: dict) -> dict:
     """Write the sidecar :data:`TIMING_FILE` of a finished cell and return it.
@@ -148,9 +156,8 @@ def write_timing(directory: str | os.PathLike, *, fingerprint: str, epoch_second
     the last (later than the first selecting epoch when the cell resumed from a checkpoint),
     evaluation and checkpoints included; ``fingerprint`` ties the sidecar to its ``result.json``.
     """
-    timing = {"fingerprint": fingerprint, "train_seconds": float(train_seconds),
-              "first_epoch": int(first_epoch), "epoch_seconds": [float(s) for s in epoch_seconds],
-              "machine": dict(machine)}
+    timing = timing_record(fingerprint=fingerprint, epoch_seconds=epoch_seconds, train_seconds=train_seconds,
+                           first_epoch=first_epoch, machine=machine)
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(timing, out / TIMING_FILE)

@@ -54,7 +54,9 @@ from .selection import RandomBatchSampler
 from .selection.imbalance import minority_labels
 from .streams import Streams
 from .progress import progress_bar
-from .results import cell_dir, is_done, load_result, machine_record, warmup_path, write_failed, write_timing
+from .results import (cell_dir, is_done, load_result, machine_record, timing_record, warmup_path, write_failed,
+                      write_timing)
+from .store import CellStore
 from .selection.registry import make_sampler, method_options, sampler_class
 from .settings import METHODS, Cell, TrainConfig, closest
 
@@ -441,21 +443,29 @@ def _make_sampler(cell: Cell, run: _Run, config: TrainConfig):
 
 
 def train_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.PathLike,
-               out_root: str | os.PathLike, progress: bool = True) -> dict:
+               out_root: str | os.PathLike, progress: bool = True, store: CellStore | None = None) -> dict:
     """Train one cell from its warm-up checkpoint and return its result.
 
-    Writes ``curves.tsv`` and ``result.json`` into :func:`cell_dir`. A cell
-    whose ``result.json`` exists is not retrained. An unfinished cell resumes
-    from its last completed epoch (``resume.pt``), giving the same metrics as
-    an uninterrupted run.
+    Without ``store``, writes ``curves.tsv``, ``result.json`` and the timing sidecar into
+    :func:`cell_dir` under ``out_root``, and a cell whose finished ``result.json`` is there (with
+    the same fingerprint) is not retrained. With a :class:`~mlabs.store.CellStore`, the finished
+    cell goes to the store instead (and is read back from it when stored already); ``out_root``
+    then holds only the resume checkpoints. An unfinished cell resumes from its last completed
+    epoch (``resume.pt``), giving the same metrics as an uninterrupted run.
     """
     check_selection_options(config)
     check_method_supports_model(cell, config)
     out = cell_dir(out_root, cell, config.selection)
-    done = load_result(out)
     data = split.digest()
-    if is_done(done, config.fingerprint(cell.model, cell.method, data)):
-        return done
+    fingerprint = config.fingerprint(cell.model, cell.method, data)
+    if store is not None:
+        stored = store.get(store.key(cell, fingerprint))
+        if stored is not None:
+            return stored
+    else:
+        done = load_result(out)
+        if is_done(done, fingerprint):
+            return done
     wpath = run_warmup(cell, split, config, warmup_root, progress)
 
     _configure_determinism(config.deterministic, config.device)
@@ -486,13 +496,14 @@ def train_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.Pat
         bar.set_postfix(val_auc=f"{row['val_macro_auc']:.4f}", best=run.best_epoch)
     bar.close()
 
-    result = _finish(cell, run, config, out, time.perf_counter() - t_start, cell_meta["config"], first_epoch)
+    result = _finish(cell, run, config, out, time.perf_counter() - t_start, cell_meta["config"], first_epoch,
+                     store)
     resume.unlink(missing_ok=True)
     return result
 
 
 def _finish(cell: Cell, run: _Run, config: TrainConfig, out: Path, seconds: float, fingerprint: str,
-            first_epoch: int) -> dict:
+            first_epoch: int, store: CellStore | None = None) -> dict:
     best = run.curves[run.best_epoch - 1] if run.best_epoch else run.curves[-1]
     if run.best_state is not None:
         # the reported test metrics come from the kept copy of the best weights,
@@ -508,10 +519,15 @@ def _finish(cell: Cell, run: _Run, config: TrainConfig, out: Path, seconds: floa
               "epochs": config.epochs, "warmup_epochs": config.warmup_epochs,
               "minority_share": float(np.mean([r["minority_share"] for r in selecting])) if selecting else None,
               "minority_share_train": run.curves[-1]["minority_share_train"]}
+    timing = dict(fingerprint=fingerprint, epoch_seconds=[r["epoch_seconds"] for r in run.curves],
+                  train_seconds=seconds, first_epoch=first_epoch, machine=machine_record(config.device))
+    if store is not None:
+        # the whole cell folder at once (mlabs.store): a stop after this line keeps the cell
+        store.put(store.key(cell, fingerprint), result, _curves_tsv(run.curves), timing_record(**timing))
+        return result
     out.mkdir(parents=True, exist_ok=True)
     # the sidecar first: a finished result.json always has its timings next to it
-    write_timing(out, fingerprint=fingerprint, epoch_seconds=[r["epoch_seconds"] for r in run.curves],
-                 train_seconds=seconds, first_epoch=first_epoch, machine=machine_record(config.device))
+    write_timing(out, **timing)
     write_text_atomic(_curves_tsv(run.curves), out / "curves.tsv")
     write_json_atomic(result, out / "result.json")
     return result
@@ -539,17 +555,18 @@ def warmup_curves(path: str | os.PathLike) -> list[dict]:
 
 
 def run_cell(cell: Cell, split, config: TrainConfig, warmup_root: str | os.PathLike,
-             out_root: str | os.PathLike, progress: bool = True) -> dict:
+             out_root: str | os.PathLike, progress: bool = True, store: CellStore | None = None) -> dict:
     """:func:`train_cell`, but a failure is recorded instead of raised.
 
     A non-finite loss (or any other error) writes ``result.json`` with
     ``status: "failed"`` and the message naming the cell and epoch, so the
     other cells of a grid continue; running the cell again retries it. A
     finished (``ok``) ``result.json`` is never replaced by a failure: the
-    failure is only returned.
+    failure is only returned. With ``store``, the failure record goes to ``out_root`` (the store
+    keeps finished cells only).
     """
     try:
-        return train_cell(cell, split, config, warmup_root, out_root, progress)
+        return train_cell(cell, split, config, warmup_root, out_root, progress, store)
     except Exception as exc:  # any failure is recorded, so the report lists it
         try:
             out = cell_dir(out_root, cell, config.selection)

@@ -196,8 +196,8 @@ def verify_user_checksums(user: UserDataset, record: str | os.PathLike, folder: 
                 f"data set {user.name!r}: {path} changed since its sha256 was recorded in {record} when it was "
                 f"first prepared (recorded {expected[:12]}…, now {actual[:12]}…); folds, warm-ups and runs made "
                 f"from the old file are stale. If the change is intended, delete the line of {key} from {record} "
-                f"and the folders artifacts/warmup/{user.name} and artifacts/runs/{user.name}, then run "
-                "`dvc repro` again; otherwise restore the recorded version of the file")
+                f"and the folder artifacts/warmup/{user.name} (its cells in cells/ are keyed by the data and are "
+                "never reused), then run `dvc repro` again; otherwise restore the recorded version of the file")
     if added:
         lines = [f"# sha256 of user data sets, recorded when first prepared (mlabs.data; {_HOW_TO})"]
         lines += [f"{digest}  {file}" for file, digest in sorted(sums.items())]

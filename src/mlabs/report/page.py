@@ -1,7 +1,7 @@
 """The rendered report: one self-contained HTML page per profile.
 
 :func:`render_page` reads a report folder (``reports/`` for the default profile, ``reports/<profile>/``
-for a committed snapshot) and writes ``report.html`` into it: the claims tested and their verdicts
+for another profile) and writes ``report.html`` into it: the claims tested and their verdicts
 with the headline figures first, then the main tables, then every figure left, and the full
 per-test detail folded. The page opens with the network off: figures are embedded as PNG data
 URIs, the style is inline, there are no scripts and no fonts to fetch.
@@ -11,7 +11,7 @@ code, of the parameters and of the data, where the cells were computed and, when
 record it, the digest of the cells' code. Nothing in the page depends on the time or the commit,
 so rendering the same inputs twice gives the same bytes.
 
-Render a committed snapshot from its committed tables and figures, without running the pipeline::
+Render a committed report from its committed tables and figures, without running the pipeline::
 
     python -m mlabs.report.page reports/compare
 """
@@ -134,12 +134,22 @@ def _project_root(report_dir: Path) -> Path | None:
     return None
 
 
+def _profile_files(report_dir: Path, name: str) -> list[Path]:
+    """Where the file ``name`` (``dvc.lock``, ``params.yaml``) of the report's profile may be: a
+    profile's in ``profiles/<profile>/`` (docs/pipeline.md), the default's at the project root
+    (``reports/``), or, for an older snapshot, a copy in the report folder."""
+    root = _project_root(report_dir)
+    out = [report_dir / name]
+    if root is not None:
+        if report_dir.resolve() == (root / "reports").resolve():
+            out.append(root / name)
+        else:
+            out.append(root / "profiles" / report_dir.name / name)
+    return out
+
+
 def _find_lock(report_dir: Path) -> Path | None:
-    # a snapshot keeps its own lock (reports/<profile>/dvc.lock); the default's is the project's
-    for candidate in (report_dir / "dvc.lock", report_dir.parent / "dvc.lock"):
-        if candidate.is_file():
-            return candidate
-    return None
+    return next((c for c in _profile_files(report_dir, "dvc.lock") if c.is_file()), None)
 
 
 def _canonical(value) -> bytes:
@@ -540,9 +550,7 @@ def render_html(report_dir: str | Path, *, lock: str | Path | None = None, param
     order, datasets, models = _profile_order(report_dir)
     lock_path = Path(lock) if lock is not None else _find_lock(report_dir)
     if params_file is None:
-        root = _project_root(report_dir)
-        candidates = [root / f"params-{report_dir.name}.yaml", root / "params.yaml"] if root is not None else []
-        params_file = next((c for c in candidates if c.is_file()), None)
+        params_file = next((c for c in _profile_files(report_dir, "params.yaml")[1:] if c.is_file()), None)
     prov = collect_provenance(report_dir, datasets=datasets, models=models, lock_path=lock_path,
                               params_file=Path(params_file) if params_file is not None else None,
                               results_root=Path(results_root) if results_root is not None else None)
