@@ -32,7 +32,9 @@ from pathlib import Path
 
 PINS = Path(__file__).with_name("study_pins.json")
 ROOT = Path(__file__).resolve().parents[2]
-PROFILES = ("params.yaml", "params-compare.yaml", "params-imbalanced.yaml", "params-paper.yaml")
+# the default and every committed profile (its params.yaml is generated from its overlay: mlabs.profiles)
+PROFILES = ("params.yaml", *(f"profiles/{name}/params.yaml" for name in
+                             ("compare", "imbalanced", "seeds", "paper", "breadth", "ablation")))
 CELL_MODELS = ("dela", "c2ae")
 CELL_METHODS = ("random", "adaptive", "chain")
 
