@@ -43,8 +43,11 @@ data: $(STAMP) ## restore the raw data from the shipped remote (dvc-store/, no n
 
 # Restore the data and the cached outputs of every pipeline's lock (the default's dvc.lock and each
 # profiles/<name>/dvc.lock: the prepared folds); the finished cells come with git (cells/).
+# Only the pipelines that have a lock were run and committed: a profile never run has nothing to pull.
+COMMITTED := dvc.yaml $(patsubst %/dvc.lock,%/dvc.yaml,$(wildcard profiles/*/dvc.lock))
+
 pull: $(STAMP) ## restore the data and the prepared folds of every committed profile
-	$(BIN)/dvc pull
+	$(BIN)/dvc pull data.dvc $(COMMITTED)
 
 # After a `make repro*`: copy the new cached outputs into dvc-store/, then commit dvc-store/, the
 # locks, cells/ and reports/ together, so that a fresh clone restores them with `make pull`.

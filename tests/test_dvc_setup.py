@@ -160,10 +160,16 @@ def test_fresh_clone_pull_restores_the_study(tmp_path):
     if res.returncode != 0:
         pytest.skip(f"not a git checkout: {res.stderr.strip()}")
     dvc = [sys.executable, "-m", "dvc"]
-    pull = subprocess.run(dvc + ["pull", "-q"], cwd=clone, capture_output=True, text=True, timeout=600)
+    # what `make pull` runs: the data and every pipeline that has a lock (a profile never run has
+    # no outputs to pull, and a bare `dvc pull` would report them missing)
+    committed = ["dvc.yaml"] + [str(p.parent / "dvc.yaml") for p in sorted(clone.glob("profiles/*/dvc.lock"))]
+    pull = subprocess.run(dvc + ["pull", "-q", "data.dvc", *committed], cwd=clone, capture_output=True,
+                          text=True, timeout=600)
     assert pull.returncode == 0, pull.stderr[-2000:]
-    status = subprocess.run(dvc + ["status", "--json", "dvc.yaml"], cwd=clone, capture_output=True, text=True, timeout=600)
-    assert status.returncode == 0 and json.loads(status.stdout or "{}") == {}, status.stdout[-2000:]
+    for pipeline in committed:
+        status = subprocess.run(dvc + ["status", "--json", pipeline], cwd=clone, capture_output=True, text=True,
+                                timeout=600)
+        assert status.returncode == 0 and json.loads(status.stdout or "{}") == {}, (pipeline, status.stdout[-2000:])
 
 
 def test_compare_runs_finds_a_run_identical_to_itself_and_a_changed_cell(capsys):
