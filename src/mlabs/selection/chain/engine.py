@@ -1,0 +1,353 @@
+"""The chain sampler's drawing engine: every batch of a refresh laid out in bulk, then repaired.
+
+Exactness argument (docs/selection.md, "Chain"). Give every position of a batch its own stream of
+i.i.d. draws from p restricted to its segment (the walk's label, or all samples for a seed). The
+step-by-step process takes, at each position, the first draw of its stream that is not in the
+batch yet. The engine first takes every position's first draw, ignoring the batch (optimistic
+layout). A position whose value repeats an earlier one (a conflict) continues its stream against
+the values before it; the values of a batch only ever gain members before any position (a
+conflict's old value occurs earlier, and first occurrences never change), so every value stays
+"the first draw of its stream not in the batch before it" and a batch without a conflict is the
+step-by-step result. The chain layout after a position changes only where a seed gets another
+seed label or a walk finds its label exhausted; from there the batch is laid out afresh (the
+randomness after it was never looked at).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..dedup import first_occurrence, rows_with_repeat
+from ..drawing import BatchDrawer
+from ..imbalance import label_correlation
+
+__all__ = ["ChainEngine", "label_walk_table"]
+
+#: Smallest p_i / p_max for which a segment draw is a uniform member accepted with probability
+#: p_i / p_max (acceptance rate >= 1/4); below it, the inverse CDF of the segment.
+MIN_RATE = 0.25
+#: Proposals per conflict and round for segments too large to enumerate.
+PROPOSALS = 8
+#: Segments of at most this many samples (and at least B: only those can run out) are drawn
+#: exactly by enumerating their free members.
+ENUMERATE = 512
+#: Rows of label choices drawn at once with ``label_choice="sample"`` (memory: q int64 per row).
+LABEL_ROWS = 1 << 15
+#: Below this many draws, the layout's walk draws take PROPOSALS proposals each at once.
+FEW = 1 << 12
+#: Largest (row, sample) table of first positions kept dense in a repair round (else sorted keys).
+DENSE = 1 << 22
+
+
+def label_walk_table(correlation: torch.Tensor, chain_length: int) -> torch.Tensor:
+    """Argmax walks: row l lists the labels visited after seed label l (-1: stopped).
+
+    Each step takes the unvisited label with the largest correlation to the previous one (the
+    smaller index on ties); the walk stops at a correlation of 0.
+    """
+    q, dev = correlation.shape[0], correlation.device
+    steps = max(chain_length - 1, 0)
+    table = torch.full((q, max(steps, 1)), -1, dtype=torch.int64, device=dev)
+    visited = torch.eye(q, dtype=torch.bool, device=dev)
+    current = torch.arange(q, device=dev)
+    alive = torch.ones(q, dtype=torch.bool, device=dev)
+    for s in range(steps):
+        a = correlation[current.clamp(min=0)].masked_fill(visited, -1.0)
+        nxt = a.argmax(dim=1)                       # the first maximum: ties to the smaller index
+        alive &= a.gather(1, nxt[:, None]).reshape(-1) > 0
+        nxt = torch.where(alive, nxt, -1)
+        table[:, s] = nxt
+        visited[alive.nonzero().reshape(-1), nxt[alive]] = True
+        current = nxt
+    return table
+
+
+class ChainEngine:
+    """Chain batches of B distinct samples from the refresh in force of ``drawer``.
+
+    Segments: the positives of each label (ascending sample index), then segment q with every sample.
+    """
+
+    def __init__(self, labels: torch.Tensor, chain_length: int, label_choice: str, drawer: BatchDrawer,
+                 generator: torch.Generator):
+        y, dev = labels, drawer.device
+        n, q = y.shape
+        self.n, self.q, self.b, self.steps = n, q, drawer.batch_size, max(chain_length - 1, 0)
+        self.label_choice, self._drawer, self._g, self.dev = label_choice, drawer, generator, dev
+        counts = y.sum(dim=0).to(torch.float64)
+        ir = torch.where(y, (counts.max() / counts.clamp(min=1.0))[None, :], -1.0)
+        #: the seed label of each sample: its positive label with the largest IRLbl (ties: the
+        #: smaller index), -1 without labels
+        self.seed_label = torch.where(y.any(dim=1), ir.argmax(dim=1), -1)
+        self.correlation = label_correlation(y, device=dev)
+        walk = label_walk_table(self.correlation, chain_length)[:, : self.steps]
+        self._walk = torch.cat([walk, torch.full((1, self.steps), -1, device=dev)])     # row q: no label
+        # per sample: its row of the walk table, and the length of the argmax chain it seeds
+        # (their mean and variance size the seed blocks of the layout)
+        self._seed_row = torch.where(self.seed_label >= 0, self.seed_label, q)
+        self._seed_len = (self._walk >= 0).sum(dim=1, dtype=torch.int32).add_(1).index_select(0, self._seed_row)
+        self._len_mean = float(self._seed_len.double().mean())
+        self._len_var = float(self._seed_len.double().var()) if n > 1 else 0.0
+        lab, smp = y.T.nonzero(as_tuple=True)
+        self._idx = torch.int32 if n < 2**31 else torch.int64
+        self._members = torch.cat([smp, torch.arange(n, device=dev)]).to(self._idx)
+        sizes = torch.cat([counts.to(torch.int64), torch.tensor([n], device=dev)])
+        self._start = torch.cat([torch.zeros(1, dtype=torch.int64, device=dev), sizes.cumsum(0)])
+        self._size, self._sizef, self._start32 = sizes, sizes.double(), self._start.to(self._idx)
+        self._seg_dtype = torch.int16 if q < 2**15 else torch.int32
+        # integer correlations for label_choice="sample" (row l weighs k by A[l, k]; column q: 0),
+        # scaled so that a row sums exactly in int64
+        a = self.correlation.double()
+        scale = float(1 << (62 - q.bit_length())) / max(float(a.max()), 1e-300)
+        self._a_int = torch.cat([(a * scale).round().to(torch.int64), torch.zeros((q, 1), dtype=torch.int64,
+                                                                                  device=dev)], dim=1)
+        self.rejection = True
+
+    # -- per refresh -------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """The segment draws of the drawer's refresh: acceptance ratios, or a segmented int64 CDF."""
+        refresh = self._drawer.refresh
+        ratio = refresh.ratios(self._drawer.workspace.get("chain_ratio", self.n, torch.float32))
+        self.rejection = bool(ratio.min() >= MIN_RATE)
+        self._ratio = ratio
+        self._drawer.build_table(ratio)              # the seeds of the layout: i.i.d. from p
+        self._iw = self._drawer.table.int_weights() if not self.rejection else None
+        if not self.rejection:
+            # weights of ``62 - log2(entries)`` bits: the flat cumulative table is exact in int64
+            extra = max(self._members.numel().bit_length() - self.n.bit_length(), 0)
+            w = (self._iw >> extra).clamp_(min=1).index_select(0, self._members.long())
+            self._cum = w.cumsum(0)
+            self._base = torch.cat([torch.zeros(1, dtype=torch.int64, device=self.dev), self._cum])[self._start]
+
+    def _propose(self, segment: torch.Tensor, u: torch.Tensor):
+        """Proposals from p restricted to ``segment`` (broadcast against the uniforms ``u``):
+        (sample, accepted). Rejection: a uniform member accepted with probability p_i / p_max;
+        inverse CDF: always accepted."""
+        size = self._size.index_select(0, segment.reshape(-1)).view(segment.shape)
+        if self.rejection:
+            x = u * size
+            pos = x.floor()
+            cand = self._members.index_select(0, (pos.long().clamp_(max=size - 1) + self._start.index_select(
+                0, segment.reshape(-1)).view(segment.shape)).reshape(-1)).view(x.shape)
+            return cand, (x - pos) < self._ratio.index_select(0, cand.reshape(-1)).view(x.shape)
+        base = self._base.index_select(0, segment.reshape(-1)).view(segment.shape)
+        total = self._base.index_select(0, (segment + 1).reshape(-1)).view(segment.shape) - base
+        target = torch.minimum((u * total).floor_().long(), total - 1) + base
+        pos = torch.searchsorted(self._cum, target, right=True)
+        return self._members.index_select(0, pos.reshape(-1)).view(pos.shape), torch.ones_like(pos, dtype=torch.bool)
+
+    def _bulk(self, segment: torch.Tensor) -> torch.Tensor:
+        """One independent draw from p restricted to each entry's segment (the first accepted proposal)."""
+        if not self.rejection:
+            u = torch.rand(segment.numel(), generator=self._g, dtype=torch.float64, device=self.dev)
+            return self._propose(segment, u)[0]
+        if segment.numel() <= FEW:
+            # few entries: PROPOSALS proposals each at once, the first accepted one kept
+            out = torch.empty(segment.numel(), dtype=self._idx, device=self.dev)
+            pending = torch.arange(segment.numel(), device=self.dev)
+            while pending.numel():
+                u = torch.rand(pending.numel(), PROPOSALS, generator=self._g, dtype=torch.float64, device=self.dev)
+                cand, ok = self._propose(segment.index_select(0, pending)[:, None].expand(-1, PROPOSALS), u)
+                out.index_copy_(0, pending, cand.gather(1, ok.to(torch.uint8).argmax(dim=1, keepdim=True)).view(-1))
+                pending = pending.index_select(0, (~ok.any(dim=1)).nonzero().view(-1))
+            return out
+        # One float64 uniform per proposal gives the member (integer part of u * size, < size) and
+        # the acceptance test (the fraction); rounds shrink geometrically (rate >= MIN_RATE). The
+        # large temporaries live in the drawer's scratch buffers (fresh ones cost page faults).
+        ws, e = self._drawer.workspace.get, segment.numel()
+        out = torch.empty(e, dtype=self._idx, device=self.dev)
+        lo = lo_all = torch.index_select(self._start32, 0, segment, out=ws("chain_lo", e, self._idx))
+        size = size_all = torch.index_select(self._sizef, 0, segment, out=ws("chain_size", e, torch.float64))
+        pending = None                                  # the entries drawn in this round (None: all)
+        while True:
+            c = lo.numel()
+            x = ws("chain_x", c, torch.float64).uniform_(generator=self._g).mul_(size)
+            pos = ws("chain_pos", c, self._idx).copy_(x)                  # floor (x >= 0)
+            frac = x.sub_(pos)
+            cand = out if pending is None else ws("chain_cand", c, self._idx)
+            torch.index_select(self._members, 0, pos.add_(lo), out=cand)
+            accept = torch.index_select(self._ratio, 0, cand, out=ws("chain_acc", c, torch.float32))
+            rejected = torch.ge(frac, accept, out=ws("chain_rej", c, torch.bool)).nonzero().view(-1)
+            if pending is None:
+                pending = rejected
+            else:
+                out.scatter_(0, pending, cand)          # a rejected value is overwritten later
+                pending = pending.index_select(0, rejected)
+            if pending.numel() == 0:
+                return out
+            lo, size = lo_all.index_select(0, pending), size_all.index_select(0, pending)
+
+    def _walks(self, label: torch.Tensor) -> torch.Tensor:
+        """The walk labels after each seed label (-1: none), shape (len(label), m - 1)."""
+        lab = torch.where(label >= 0, label, self.q)
+        if self.label_choice == "argmax":
+            return self._walk.index_select(0, lab)
+        out = torch.full((lab.numel(), self.steps), -1, dtype=torch.int64, device=self.dev)
+        visited = torch.full((lab.numel(), self.steps + 1), self.q, dtype=torch.int64, device=self.dev)
+        visited[:, 0] = lab
+        for s in range(self.steps):
+            live = (visited[:, s] < self.q).nonzero().view(-1)
+            for part in live.split(LABEL_ROWS):
+                # A[current, k] over the unvisited k as int64 weights, one uniform each, exact CDF
+                w = self._a_int.index_select(0, visited[part, s]).scatter_(1, visited.index_select(0, part), 0)
+                cum = w.cumsum_(1)
+                total = cum[:, -1:]
+                u = torch.rand(part.numel(), 1, generator=self._g, dtype=torch.float64, device=self.dev)
+                pick = torch.searchsorted(cum, torch.minimum((u * total).floor_().long(), total - 1), right=True)
+                nxt = torch.where(total > 0, pick, -1).view(-1)
+                out[part, s] = nxt
+                visited[part, s + 1] = torch.where(nxt >= 0, nxt, self.q)
+        return out
+
+    # -- the batches of a refresh ------------------------------------------------------------------
+    def batches(self, nb: int) -> torch.Tensor:
+        """``nb`` rows of B distinct samples, each built chain by chain as the step-by-step process."""
+        b, dev = self.b, self.dev
+        out = torch.empty(nb * b + 1, dtype=self._idx, device=dev)      # last entry: unused writes
+        seg = torch.empty(nb * b + 1, dtype=self._seg_dtype, device=dev)    # each position's segment
+        self._layout(out, seg, torch.zeros(nb, dtype=torch.int64, device=dev))
+        vals, segs = out[:-1].view(nb, b), seg[:-1].view(nb, b)
+        rows = rows_with_repeat(vals, self.n, self._drawer.workspace)
+        while rows.numel():
+            v, s = self._repair(vals.index_select(0, rows).long(), segs.index_select(0, rows).long())
+            vals.index_copy_(0, rows, v.to(self._idx))
+            segs.index_copy_(0, rows, s.to(self._seg_dtype))
+            rows = rows.index_select(0, rows_with_repeat(v, self.n, self._drawer.workspace))
+        return vals
+
+    def _layout(self, out: torch.Tensor, seg: torch.Tensor, start: torch.Tensor,
+                given: torch.Tensor | None = None) -> None:
+        """Lay out chains from position ``start[i]`` of row i of ``out`` (rows x B, flat, plus an
+        entry absorbing unused writes) to the end, the first seed ``given[i]`` if given: blocks of
+        i.i.d. seeds from p (a chain starts after the chains before it, cut at B), then every walk
+        sample drawn at once, ignoring the batch; ``seg`` gets each position's segment."""
+        b, q, dev = self.b, self.q, self.dev
+        dump, rows, pos = out.numel() - 1, torch.arange(start.numel(), device=dev), start.to(torch.int32)
+        walk_at, walk_seg = [], []
+        off = torch.arange(1, self.steps + 1, device=dev)
+        while rows.numel():
+            r, need = rows.numel(), int(b - pos.min())
+            width = int(math.ceil(need / self._len_mean + 1.5 * math.sqrt(need * self._len_var / self._len_mean ** 3))) + 2
+            seeds = self._drawer.table.draws(r * width).to(out.dtype).view(r, width)
+            if given is not None:
+                seeds[:, 0], given = given.to(out.dtype), None
+            walks = None
+            if self.label_choice == "argmax":
+                length = self._seed_len.index_select(0, seeds.view(-1)).view(r, width)
+            else:
+                walks = self._walks(self.seed_label.index_select(0, seeds.view(-1))).view(r * width, self.steps)
+                length = (walks >= 0).sum(dim=1, dtype=torch.int32).add_(1).view(r, width)
+            if r * width <= FEW:
+                # a row's seeds are one stream: a seed equal to an earlier one of the row is skipped
+                # (it would be rejected as in the batch), so it starts no chain
+                length = length.masked_fill(~first_occurrence(seeds.long()), 0)
+            end = length.cumsum(dim=1, dtype=torch.int32).add_(pos[:, None])
+            first = end - length
+            at = first + (rows * b)[:, None]
+            out.scatter_(0, at.masked_fill_((first >= b) | (length == 0), dump).view(-1), seeds.view(-1))
+            seg.index_fill_(0, at.view(-1), q)
+            if self.steps:
+                chains = ((length > 1) & (first < b - 1)).view(-1).nonzero().view(-1)
+                size = (end.clamp_(max=b) - first).view(-1).index_select(0, chains)    # within the batch
+                cut = off >= size[:, None]
+                walk_at.append((at.view(-1).index_select(0, chains)[:, None] + off).masked_fill_(cut, dump).view(-1))
+                label = (walks.index_select(0, chains) if walks is not None else self._walk.index_select(
+                    0, self._seed_row.index_select(0, seeds.view(-1).index_select(0, chains))))
+                walk_seg.append(label.masked_fill_(cut, q).view(-1))
+            last = end[:, -1]
+            keep = (last < b).nonzero().view(-1)
+            rows, pos = rows.index_select(0, keep), last.index_select(0, keep)
+        if walk_at:
+            at, label = torch.cat(walk_at), torch.cat(walk_seg)
+            out.index_copy_(0, at, self._bulk(label).to(out.dtype))
+            seg.index_copy_(0, at, label.to(seg.dtype))
+
+    def _repair(self, v: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One round over rows with a repeat: every conflict continues its stream against the values
+        before it; rows whose chain layout changes are laid out afresh after the first change."""
+        k, b, q, n = v.shape[0], self.b, self.q, self.n
+        r, t = (~first_occurrence(v)).nonzero(as_tuple=True)
+        segment = s[r, t]
+        keys, dense = self._first_position(v)
+        new, got, empty = self._restricted(keys, dense, r, t, segment)
+        ex = empty.nonzero().view(-1)
+        if ex.numel():                      # the walk's label has no free sample: a new seed instead
+            segment[ex] = q
+            new[ex], got[ex], _ = self._restricted(keys, dense, r[ex], t[ex], segment[ex])
+        old_label = self.seed_label.index_select(0, v[r, t])
+        change = got & empty | got & (segment == q) & (self.seed_label.index_select(0, new) != old_label)
+        c = torch.full((k,), b, dtype=torch.int64, device=self.dev)
+        c.scatter_reduce_(0, r[change], t[change], "amin")
+        apply = (got & (t <= c[r])).nonzero().view(-1)
+        v[r[apply], t[apply]] = new[apply]
+        s[r[apply], t[apply]] = segment[apply]
+        redo = (c < b).nonzero().view(-1)
+        if redo.numel():
+            vr, sr = v[redo], s[redo]
+            flat_v = torch.cat([vr.reshape(-1), vr.new_zeros(1)])
+            flat_s = torch.cat([sr.reshape(-1), sr.new_zeros(1)])
+            cr = c[redo]
+            self._layout(flat_v, flat_s, cr, vr.gather(1, cr[:, None]).view(-1))
+            v[redo], s[redo] = flat_v[:-1].view(-1, b), flat_s[:-1].view(-1, b).long()
+        return v, s
+
+    def _first_position(self, v: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """Each value's first position in each row of ``v``: a dense (row, sample) table (B where
+        absent) when small, else the sorted keys (row, value, position), whose first key of a
+        (row, value) holds its first position."""
+        k, b, n = v.shape[0], self.b, self.n
+        at = torch.arange(b, device=self.dev).expand(k, b)
+        key = torch.arange(k, device=self.dev)[:, None] * n + v
+        if k * n <= DENSE:
+            return torch.full((k * n,), b, dtype=torch.int64, device=self.dev).scatter_reduce_(
+                0, key.view(-1), at.reshape(-1), "amin"), True
+        return torch.sort((key * b + at).reshape(-1)).values, False
+
+    def _restricted(self, keys: torch.Tensor, dense: bool, r: torch.Tensor, t: torch.Tensor, segment: torch.Tensor):
+        """A draw from p restricted to ``segment`` minus the values before position t of row r, per
+        entry: (sample, drawn, empty). Small segments are enumerated (exact, and ``empty`` where no
+        member is free); the others take the first accepted free one of ``PROPOSALS`` proposals
+        (``drawn`` False if none: the conflict stays and continues its stream next round)."""
+        n, b = self.n, self.b
+
+        def taken(cand, row, before):
+            key = row * n + cand
+            if dense:
+                return keys.index_select(0, key.view(-1)).view(key.shape) < before
+            key = key * b
+            hit = keys.index_select(0, torch.searchsorted(keys, key.view(-1)).clamp_(max=keys.numel() - 1)).view(key.shape)
+            return (hit >= key) & (hit - key < before)
+
+        size = self._size.index_select(0, segment)
+        new = torch.empty_like(r)
+        got = torch.zeros_like(r, dtype=torch.bool)
+        empty = torch.zeros_like(got)
+        small = size <= max(ENUMERATE, b)
+        big = (~small).nonzero().view(-1)
+        if big.numel():
+            u = torch.rand(big.numel(), PROPOSALS, generator=self._g, dtype=torch.float64, device=self.dev)
+            cand, ok = self._propose(segment[big, None].expand(-1, PROPOSALS), u)
+            cand = cand.long()
+            ok &= ~taken(cand, r[big, None], t[big, None])
+            new[big] = cand.gather(1, ok.to(torch.uint8).argmax(dim=1, keepdim=True)).view(-1)
+            got[big] = ok.any(dim=1)
+        small = small.nonzero().view(-1)
+        if small.numel():
+            seg, length = segment[small], size[small]
+            col = torch.arange(int(length.max()), device=self.dev)
+            inside = col < length[:, None]
+            member = self._members.index_select(0, (self._start.index_select(0, seg)[:, None] + col).masked_fill_(
+                ~inside, 0).view(-1)).view(inside.shape).long()
+            free = inside & ~taken(member, r[small, None], t[small, None])
+            if self._iw is None:
+                self._iw = self._drawer.table.int_weights()
+            cum = (self._iw.index_select(0, member.view(-1)).view(member.shape) * free).cumsum_(1)
+            total = cum[:, -1:]
+            u = torch.rand(small.numel(), 1, generator=self._g, dtype=torch.float64, device=self.dev)
+            pick = torch.searchsorted(cum, torch.minimum((u * total).floor_().long(), total - 1).clamp_(min=0), right=True)
+            new[small] = member.gather(1, pick.clamp_(max=member.shape[1] - 1)).view(-1)
+            got[small] = total.view(-1) > 0
+            empty[small] = total.view(-1) == 0
+        return new, got, empty
