@@ -88,8 +88,8 @@ class ChainEngine:
         # (their mean and variance size the seed blocks of the layout)
         self._seed_row = torch.where(self.seed_label >= 0, self.seed_label, q)
         self._seed_len = (self._walk >= 0).sum(dim=1, dtype=torch.int32).add_(1).index_select(0, self._seed_row)
-        self._len_mean = float(self._seed_len.double().mean())
-        self._len_var = float(self._seed_len.double().var()) if n > 1 else 0.0
+        s1, s2 = int(self._seed_len.sum()), int(self._seed_len.long().pow(2).sum())   # exact integer sums
+        self._len_mean, self._len_var = s1 / n, (s2 - s1 * s1 / n) / max(n - 1, 1)
         lab, smp = y.T.nonzero(as_tuple=True)
         self._idx = torch.int32 if n < 2**31 else torch.int64
         self._members = torch.cat([smp, torch.arange(n, device=dev)]).to(self._idx)
