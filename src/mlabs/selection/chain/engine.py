@@ -83,7 +83,7 @@ class ChainEngine:
         self.seed_label = torch.where(y.any(dim=1), ir.argmax(dim=1), -1)
         self.correlation = label_correlation(y, device=dev)
         walk = label_walk_table(self.correlation, chain_length)[:, : self.steps]
-        self._walk = torch.cat([walk, torch.full((1, self.steps), -1, device=dev)])     # row q: no label
+        self._walk = torch.cat([walk, torch.full((1, self.steps), -1, device=dev)]).to(torch.int32)  # row q: none
         # per sample: its row of the walk table, and the length of the argmax chain it seeds
         # (their mean and variance size the seed blocks of the layout)
         self._seed_row = torch.where(self.seed_label >= 0, self.seed_label, q)
@@ -96,7 +96,6 @@ class ChainEngine:
         sizes = torch.cat([counts.to(torch.int64), torch.tensor([n], device=dev)])
         self._start = torch.cat([torch.zeros(1, dtype=torch.int64, device=dev), sizes.cumsum(0)])
         self._size, self._sizef, self._start32 = sizes, sizes.double(), self._start.to(self._idx)
-        self._seg_dtype = torch.int16 if q < 2**15 else torch.int32
         # integer correlations for label_choice="sample" (row l weighs k by A[l, k]; column q: 0),
         # scaled so that a row sums exactly in int64
         a = self.correlation.double()
@@ -138,19 +137,27 @@ class ChainEngine:
         pos = torch.searchsorted(self._cum, target, right=True)
         return self._members.index_select(0, pos.reshape(-1)).view(pos.shape), torch.ones_like(pos, dtype=torch.bool)
 
+    def _proposals(self, segment: torch.Tensor):
+        """PROPOSALS proposals per entry of ``segment``: (samples, accepted), shape (entries, PROPOSALS)."""
+        u = torch.rand(segment.numel(), PROPOSALS, generator=self._g, dtype=torch.float64, device=self.dev)
+        return self._propose(segment[:, None].expand(-1, PROPOSALS), u)
+
+    @staticmethod
+    def _first(cand: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+        """Each row's first accepted proposal (arbitrary where none is)."""
+        return cand.gather(1, ok.to(torch.uint8).argmax(dim=1, keepdim=True)).view(-1)
+
     def _bulk(self, segment: torch.Tensor) -> torch.Tensor:
         """One independent draw from p restricted to each entry's segment (the first accepted proposal)."""
         if not self.rejection:
             u = torch.rand(segment.numel(), generator=self._g, dtype=torch.float64, device=self.dev)
             return self._propose(segment, u)[0]
-        if segment.numel() <= FEW:
-            # few entries: PROPOSALS proposals each at once, the first accepted one kept
+        if segment.numel() <= FEW:                      # few entries: PROPOSALS proposals each at once
             out = torch.empty(segment.numel(), dtype=self._idx, device=self.dev)
             pending = torch.arange(segment.numel(), device=self.dev)
             while pending.numel():
-                u = torch.rand(pending.numel(), PROPOSALS, generator=self._g, dtype=torch.float64, device=self.dev)
-                cand, ok = self._propose(segment.index_select(0, pending)[:, None].expand(-1, PROPOSALS), u)
-                out.index_copy_(0, pending, cand.gather(1, ok.to(torch.uint8).argmax(dim=1, keepdim=True)).view(-1))
+                cand, ok = self._proposals(segment.index_select(0, pending))
+                out.index_copy_(0, pending, self._first(cand, ok))
                 pending = pending.index_select(0, (~ok.any(dim=1)).nonzero().view(-1))
             return out
         # One float64 uniform per proposal gives the member (integer part of u * size, < size) and
@@ -179,12 +186,10 @@ class ChainEngine:
                 return out
             lo, size = lo_all.index_select(0, pending), size_all.index_select(0, pending)
 
-    def _walks(self, label: torch.Tensor) -> torch.Tensor:
-        """The walk labels after each seed label (-1: none), shape (len(label), m - 1)."""
+    def _sampled_walks(self, label: torch.Tensor) -> torch.Tensor:
+        """Walks of ``label_choice="sample"`` after each seed label (-1: none), shape (len(label), m - 1)."""
         lab = torch.where(label >= 0, label, self.q)
-        if self.label_choice == "argmax":
-            return self._walk.index_select(0, lab)
-        out = torch.full((lab.numel(), self.steps), -1, dtype=torch.int64, device=self.dev)
+        out = torch.full((lab.numel(), self.steps), -1, dtype=torch.int32, device=self.dev)
         visited = torch.full((lab.numel(), self.steps + 1), self.q, dtype=torch.int64, device=self.dev)
         visited[:, 0] = lab
         for s in range(self.steps):
@@ -197,7 +202,7 @@ class ChainEngine:
                 u = torch.rand(part.numel(), 1, generator=self._g, dtype=torch.float64, device=self.dev)
                 pick = torch.searchsorted(cum, torch.minimum((u * total).floor_().long(), total - 1), right=True)
                 nxt = torch.where(total > 0, pick, -1).view(-1)
-                out[part, s] = nxt
+                out[part, s] = nxt.to(torch.int32)
                 visited[part, s + 1] = torch.where(nxt >= 0, nxt, self.q)
         return out
 
@@ -206,14 +211,14 @@ class ChainEngine:
         """``nb`` rows of B distinct samples, each built chain by chain as the step-by-step process."""
         b, dev = self.b, self.dev
         out = torch.empty(nb * b + 1, dtype=self._idx, device=dev)      # last entry: unused writes
-        seg = torch.empty(nb * b + 1, dtype=self._seg_dtype, device=dev)    # each position's segment
+        seg = torch.full((nb * b + 1,), self.q, dtype=torch.int32, device=dev)  # each position's segment
         self._layout(out, seg, torch.zeros(nb, dtype=torch.int64, device=dev))
         vals, segs = out[:-1].view(nb, b), seg[:-1].view(nb, b)
         rows = rows_with_repeat(vals, self.n, self._drawer.workspace)
         while rows.numel():
             v, s = self._repair(vals.index_select(0, rows).long(), segs.index_select(0, rows).long())
             vals.index_copy_(0, rows, v.to(self._idx))
-            segs.index_copy_(0, rows, s.to(self._seg_dtype))
+            segs.index_copy_(0, rows, s.to(torch.int32))
             rows = rows.index_select(0, rows_with_repeat(v, self.n, self._drawer.workspace))
         return vals
 
@@ -222,7 +227,7 @@ class ChainEngine:
         """Lay out chains from position ``start[i]`` of row i of ``out`` (rows x B, flat, plus an
         entry absorbing unused writes) to the end, the first seed ``given[i]`` if given: blocks of
         i.i.d. seeds from p (a chain starts after the chains before it, cut at B), then every walk
-        sample drawn at once, ignoring the batch; ``seg`` gets each position's segment."""
+        sample drawn at once, ignoring the batch; ``seg`` (q there) gets the walk positions' labels."""
         b, q, dev = self.b, self.q, self.dev
         dump, rows, pos = out.numel() - 1, torch.arange(start.numel(), device=dev), start.to(torch.int32)
         walk_at, walk_seg = [], []
@@ -237,7 +242,7 @@ class ChainEngine:
             if self.label_choice == "argmax":
                 length = self._seed_len.index_select(0, seeds.view(-1)).view(r, width)
             else:
-                walks = self._walks(self.seed_label.index_select(0, seeds.view(-1))).view(r * width, self.steps)
+                walks = self._sampled_walks(self.seed_label.index_select(0, seeds.view(-1))).view(r * width, self.steps)
                 length = (walks >= 0).sum(dim=1, dtype=torch.int32).add_(1).view(r, width)
             if r * width <= FEW:
                 # a row's seeds are one stream: a seed equal to an earlier one of the row is skipped
@@ -247,7 +252,6 @@ class ChainEngine:
             first = end - length
             at = first + (rows * b)[:, None]
             out.scatter_(0, at.masked_fill_((first >= b) | (length == 0), dump).view(-1), seeds.view(-1))
-            seg.index_fill_(0, at.view(-1), q)
             if self.steps:
                 chains = ((length > 1) & (first < b - 1)).view(-1).nonzero().view(-1)
                 size = (end.clamp_(max=b) - first).view(-1).index_select(0, chains)    # within the batch
@@ -262,7 +266,7 @@ class ChainEngine:
         if walk_at:
             at, label = torch.cat(walk_at), torch.cat(walk_seg)
             out.index_copy_(0, at, self._bulk(label).to(out.dtype))
-            seg.index_copy_(0, at, label.to(seg.dtype))
+            seg.index_copy_(0, at, label)
 
     def _repair(self, v: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One round over rows with a repeat: every conflict continues its stream against the values
@@ -287,8 +291,9 @@ class ChainEngine:
         if redo.numel():
             vr, sr = v[redo], s[redo]
             flat_v = torch.cat([vr.reshape(-1), vr.new_zeros(1)])
-            flat_s = torch.cat([sr.reshape(-1), sr.new_zeros(1)])
             cr = c[redo]
+            sr.masked_fill_(torch.arange(b, device=self.dev) >= cr[:, None], q)
+            flat_s = torch.cat([sr.reshape(-1), sr.new_zeros(1)]).to(torch.int32)
             self._layout(flat_v, flat_s, cr, vr.gather(1, cr[:, None]).view(-1))
             v[redo], s[redo] = flat_v[:-1].view(-1, b), flat_s[:-1].view(-1, b).long()
         return v, s
@@ -327,12 +332,9 @@ class ChainEngine:
         small = size <= max(ENUMERATE, b)
         big = (~small).nonzero().view(-1)
         if big.numel():
-            u = torch.rand(big.numel(), PROPOSALS, generator=self._g, dtype=torch.float64, device=self.dev)
-            cand, ok = self._propose(segment[big, None].expand(-1, PROPOSALS), u)
-            cand = cand.long()
-            ok &= ~taken(cand, r[big, None], t[big, None])
-            new[big] = cand.gather(1, ok.to(torch.uint8).argmax(dim=1, keepdim=True)).view(-1)
-            got[big] = ok.any(dim=1)
+            cand, ok = self._proposals(segment[big])
+            ok &= ~taken(cand.long(), r[big, None], t[big, None])
+            new[big], got[big] = self._first(cand, ok).long(), ok.any(dim=1)
         small = small.nonzero().view(-1)
         if small.numel():
             seg, length = segment[small], size[small]
