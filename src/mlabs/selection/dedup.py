@@ -11,10 +11,12 @@ import torch
 
 from .workspace import Workspace
 
-__all__ = ["rows_with_repeat", "first_occurrence", "first_distinct"]
+__all__ = ["rows_with_repeat", "first_occurrence", "first_distinct", "FirstPositions"]
 
 #: Bound on the bytes of the per-row hashed occurrence counts of :func:`rows_with_repeat`.
 REPEAT_TABLE_BYTES = 1 << 26
+#: Largest dense (row, value) table of :class:`FirstPositions` (else sorted keys).
+DENSE_ENTRIES = 1 << 22
 
 
 def _sort_keys(draws: torch.Tensor) -> torch.Tensor:
@@ -90,3 +92,32 @@ def first_distinct(draws: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Ten
     first = first_occurrence(draws)
     rank = torch.cumsum(first, dim=1)
     return rank[:, -1] >= b, first & (rank <= b), first
+
+
+class FirstPositions:
+    """The first position of each value in each row of ``draws`` (values in [0, n)), for
+    "is this value in the row before position t" queries: a dense (row, value) table while small,
+    else sorted keys (row, value, position), the first key of a (row, value) holding its first
+    position."""
+
+    def __init__(self, draws: torch.Tensor, n: int):
+        k, b = draws.shape
+        self._n, self._b = n, b
+        at = torch.arange(b, device=draws.device).expand(k, b)
+        key = torch.arange(k, device=draws.device)[:, None] * n + draws
+        self._dense = k * n <= DENSE_ENTRIES
+        if self._dense:
+            self._table = torch.full((k * n,), b, dtype=torch.int64, device=draws.device).scatter_reduce_(
+                0, key.reshape(-1), at.reshape(-1), "amin")
+        else:
+            self._table = torch.sort((key * b + at).reshape(-1)).values
+
+    def taken(self, rows: torch.Tensor, values: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+        """Whether ``values`` occur in their ``rows`` at a position < ``before`` (broadcast)."""
+        key = rows * self._n + values
+        if self._dense:
+            return self._table.index_select(0, key.reshape(-1)).view(key.shape) < before
+        key = key * self._b
+        i = torch.searchsorted(self._table, key.reshape(-1)).clamp_(max=self._table.numel() - 1)
+        hit = self._table.index_select(0, i).view(key.shape)
+        return (hit >= key) & (hit - key < before)

@@ -1,16 +1,11 @@
-"""The chain sampler's drawing engine: every batch of a refresh laid out in bulk, then repaired.
+"""The chain sampler's drawing engine: all batches of a refresh laid out at once, then repaired.
 
-Exactness argument (docs/selection.md, "Chain"). Give every position of a batch its own stream of
-i.i.d. draws from p restricted to its segment (the walk's label, or all samples for a seed). The
-step-by-step process takes, at each position, the first draw of its stream that is not in the
-batch yet. The engine first takes every position's first draw, ignoring the batch (optimistic
-layout). A position whose value repeats an earlier one (a conflict) continues its stream against
-the values before it; the values of a batch only ever gain members before any position (a
-conflict's old value occurs earlier, and first occurrences never change), so every value stays
-"the first draw of its stream not in the batch before it" and a batch without a conflict is the
-step-by-step result. The chain layout after a position changes only where a seed gets another
-seed label or a walk finds its label exhausted; from there the batch is laid out afresh (the
-randomness after it was never looked at).
+Every position of a batch has its own stream of i.i.d. draws from p restricted to its segment (the
+walk's label, or every sample for a seed); the step-by-step process takes the first draw not in the
+batch yet. The layout takes every first draw; a repeated value (a conflict) continues its stream
+against the values before it. Those values only gain members (a conflict's old value occurs
+earlier), so a batch without a conflict is the step-by-step result. Where a seed changes its seed
+label or a walk's label runs out, the rest of the batch is laid out afresh (docs/selection.md).
 """
 
 from __future__ import annotations
@@ -19,49 +14,55 @@ import math
 
 import torch
 
-from ..dedup import first_occurrence, rows_with_repeat
+from ..dedup import FirstPositions, first_occurrence, rows_with_repeat
 from ..drawing import BatchDrawer
 from ..imbalance import label_correlation
 
-__all__ = ["ChainEngine", "label_walk_table"]
+__all__ = ["ChainEngine", "label_walk_table", "walks"]
 
-#: Smallest p_i / p_max for which a segment draw is a uniform member accepted with probability
-#: p_i / p_max (acceptance rate >= 1/4); below it, the inverse CDF of the segment.
+#: Smallest p_i / p_max with segment draws by rejection (rate >= 1/4), else by inverse CDF.
 MIN_RATE = 0.25
-#: Proposals per conflict and round for segments too large to enumerate.
+#: Proposals per draw when drawn several at once (conflicts, and layouts of at most FEW draws).
 PROPOSALS = 8
-#: Segments of at most this many samples (and at least B: only those can run out) are drawn
-#: exactly by enumerating their free members.
-ENUMERATE = 512
-#: Rows of label choices drawn at once with ``label_choice="sample"`` (memory: q int64 per row).
-LABEL_ROWS = 1 << 15
-#: Below this many draws, the layout's walk draws take PROPOSALS proposals each at once.
 FEW = 1 << 12
-#: Largest (row, sample) table of first positions kept dense in a repair round (else sorted keys).
-DENSE = 1 << 22
+#: Conflicts in segments of at most max(ENUMERATE, B) samples (only those can run out) enumerate them.
+ENUMERATE = 512
+#: Rows of label draws at once with ``label_choice="sample"`` (q int64 each).
+LABEL_ROWS = 1 << 15
+
+
+def _take(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` for any shape of ``index`` (a flat ``index_select``)."""
+    return table.index_select(0, index.reshape(-1)).view(index.shape)
 
 
 def label_walk_table(correlation: torch.Tensor, chain_length: int) -> torch.Tensor:
-    """Argmax walks: row l lists the labels visited after seed label l (-1: stopped).
+    """Argmax walks: row l lists the labels visited after seed label l (-1: stopped), shape (q, m - 1).
 
     Each step takes the unvisited label with the largest correlation to the previous one (the
     smaller index on ties); the walk stops at a correlation of 0.
     """
-    q, dev = correlation.shape[0], correlation.device
-    steps = max(chain_length - 1, 0)
-    table = torch.full((q, max(steps, 1)), -1, dtype=torch.int64, device=dev)
-    visited = torch.eye(q, dtype=torch.bool, device=dev)
-    current = torch.arange(q, device=dev)
-    alive = torch.ones(q, dtype=torch.bool, device=dev)
+    q = correlation.shape[0]
+    label = torch.arange(q, device=correlation.device)
+    return walks(torch.nn.functional.pad(correlation, (0, 1)), label, chain_length - 1, lambda w: w.argmax(dim=1)).long()
+
+
+def walks(weights: torch.Tensor, label: torch.Tensor, steps: int, pick) -> torch.Tensor:
+    """Walks of ``steps`` steps from each of ``label`` (q: none) over ``weights`` (q x (q + 1), the
+    last column 0), int32, -1 where stopped: each step ``pick`` s a label from the rows of weights
+    of the current labels with the visited ones zeroed (the first maximum for argmax walks: the
+    smaller index on ties); a row of zeros stops the walk."""
+    q, dev = weights.shape[0], weights.device
+    out = torch.full((label.numel(), steps), -1, dtype=torch.int32, device=dev)
+    visited = torch.full((label.numel(), steps + 1), q, dtype=torch.int64, device=dev)
+    visited[:, 0] = label
     for s in range(steps):
-        a = correlation[current.clamp(min=0)].masked_fill(visited, -1.0)
-        nxt = a.argmax(dim=1)                       # the first maximum: ties to the smaller index
-        alive &= a.gather(1, nxt[:, None]).reshape(-1) > 0
-        nxt = torch.where(alive, nxt, -1)
-        table[:, s] = nxt
-        visited[alive.nonzero().reshape(-1), nxt[alive]] = True
-        current = nxt
-    return table
+        for part in (visited[:, s] < q).nonzero().view(-1).split(LABEL_ROWS):
+            w = weights.index_select(0, visited[part, s]).scatter_(1, visited.index_select(0, part), 0)
+            nxt = torch.where(w.amax(dim=1) > 0, pick(w), -1)
+            out[part, s] = nxt.to(torch.int32)
+            visited[part, s + 1] = torch.where(nxt >= 0, nxt, q)
+    return out
 
 
 class ChainEngine:
@@ -82,8 +83,8 @@ class ChainEngine:
         #: smaller index), -1 without labels
         self.seed_label = torch.where(y.any(dim=1), ir.argmax(dim=1), -1)
         self.correlation = label_correlation(y, device=dev)
-        walk = label_walk_table(self.correlation, chain_length)[:, : self.steps]
-        self._walk = torch.cat([walk, torch.full((1, self.steps), -1, device=dev)]).to(torch.int32)  # row q: none
+        self._walk = torch.cat([label_walk_table(self.correlation, chain_length).int(),
+                                torch.full((1, self.steps), -1, dtype=torch.int32, device=dev)])   # row q: none
         # per sample: its row of the walk table, and the length of the argmax chain it seeds
         # (their mean and variance size the seed blocks of the layout)
         self._seed_row = torch.where(self.seed_label >= 0, self.seed_label, q)
@@ -100,11 +101,9 @@ class ChainEngine:
         # scaled so that a row sums exactly in int64
         a = self.correlation.double()
         scale = float(1 << (62 - q.bit_length())) / max(float(a.max()), 1e-300)
-        self._a_int = torch.cat([(a * scale).round().to(torch.int64), torch.zeros((q, 1), dtype=torch.int64,
-                                                                                  device=dev)], dim=1)
+        self._a_int = torch.nn.functional.pad((a * scale).round().to(torch.int64), (0, 1))
         self.rejection = True
 
-    # -- per refresh -------------------------------------------------------------------------------
     def refresh(self) -> None:
         """The segment draws of the drawer's refresh: acceptance ratios, or a segmented int64 CDF."""
         refresh = self._drawer.refresh
@@ -124,18 +123,16 @@ class ChainEngine:
         """Proposals from p restricted to ``segment`` (broadcast against the uniforms ``u``):
         (sample, accepted). Rejection: a uniform member accepted with probability p_i / p_max;
         inverse CDF: always accepted."""
-        size = self._size.index_select(0, segment.reshape(-1)).view(segment.shape)
         if self.rejection:
+            size = _take(self._size, segment)
             x = u * size
             pos = x.floor()
-            cand = self._members.index_select(0, (pos.long().clamp_(max=size - 1) + self._start.index_select(
-                0, segment.reshape(-1)).view(segment.shape)).reshape(-1)).view(x.shape)
-            return cand, (x - pos) < self._ratio.index_select(0, cand.reshape(-1)).view(x.shape)
-        base = self._base.index_select(0, segment.reshape(-1)).view(segment.shape)
-        total = self._base.index_select(0, (segment + 1).reshape(-1)).view(segment.shape) - base
-        target = torch.minimum((u * total).floor_().long(), total - 1) + base
-        pos = torch.searchsorted(self._cum, target, right=True)
-        return self._members.index_select(0, pos.reshape(-1)).view(pos.shape), torch.ones_like(pos, dtype=torch.bool)
+            cand = _take(self._members, pos.long().clamp_(max=size - 1) + _take(self._start, segment))
+            return cand, (x - pos) < _take(self._ratio, cand)
+        base = _take(self._base, segment)
+        total = _take(self._base, segment + 1) - base
+        pos = torch.searchsorted(self._cum, torch.minimum((u * total).floor_().long(), total - 1) + base, right=True)
+        return _take(self._members, pos), torch.ones_like(pos, dtype=torch.bool)
 
     def _proposals(self, segment: torch.Tensor):
         """PROPOSALS proposals per entry of ``segment``: (samples, accepted), shape (entries, PROPOSALS)."""
@@ -186,27 +183,13 @@ class ChainEngine:
                 return out
             lo, size = lo_all.index_select(0, pending), size_all.index_select(0, pending)
 
-    def _sampled_walks(self, label: torch.Tensor) -> torch.Tensor:
-        """Walks of ``label_choice="sample"`` after each seed label (-1: none), shape (len(label), m - 1)."""
-        lab = torch.where(label >= 0, label, self.q)
-        out = torch.full((lab.numel(), self.steps), -1, dtype=torch.int32, device=self.dev)
-        visited = torch.full((lab.numel(), self.steps + 1), self.q, dtype=torch.int64, device=self.dev)
-        visited[:, 0] = lab
-        for s in range(self.steps):
-            live = (visited[:, s] < self.q).nonzero().view(-1)
-            for part in live.split(LABEL_ROWS):
-                # A[current, k] over the unvisited k as int64 weights, one uniform each, exact CDF
-                w = self._a_int.index_select(0, visited[part, s]).scatter_(1, visited.index_select(0, part), 0)
-                cum = w.cumsum_(1)
-                total = cum[:, -1:]
-                u = torch.rand(part.numel(), 1, generator=self._g, dtype=torch.float64, device=self.dev)
-                pick = torch.searchsorted(cum, torch.minimum((u * total).floor_().long(), total - 1), right=True)
-                nxt = torch.where(total > 0, pick, -1).view(-1)
-                out[part, s] = nxt.to(torch.int32)
-                visited[part, s + 1] = torch.where(nxt >= 0, nxt, self.q)
-        return out
+    def _pick(self, w: torch.Tensor) -> torch.Tensor:
+        """A column per row of the int64 weights ``w`` drawn proportionally to them (exact CDF)."""
+        cum = w.cumsum_(1)
+        total = cum[:, -1:]
+        u = torch.rand(w.shape[0], 1, generator=self._g, dtype=torch.float64, device=self.dev)
+        return torch.searchsorted(cum, torch.minimum((u * total).floor_().long(), total - 1).clamp_(min=0), right=True).view(-1)
 
-    # -- the batches of a refresh ------------------------------------------------------------------
     def batches(self, nb: int) -> torch.Tensor:
         """``nb`` rows of B distinct samples, each built chain by chain as the step-by-step process."""
         b, dev = self.b, self.dev
@@ -224,10 +207,10 @@ class ChainEngine:
 
     def _layout(self, out: torch.Tensor, seg: torch.Tensor, start: torch.Tensor,
                 given: torch.Tensor | None = None) -> None:
-        """Lay out chains from position ``start[i]`` of row i of ``out`` (rows x B, flat, plus an
-        entry absorbing unused writes) to the end, the first seed ``given[i]`` if given: blocks of
-        i.i.d. seeds from p (a chain starts after the chains before it, cut at B), then every walk
-        sample drawn at once, ignoring the batch; ``seg`` (q there) gets the walk positions' labels."""
+        """Chains from position ``start[i]`` of row i of ``out`` (rows x B flat, and a last entry for
+        unused writes) on, the first seed ``given[i]`` if given: blocks of i.i.d. seeds from p, each
+        chain after the ones before it (cut at B), then all walk draws at once, ignoring the batch;
+        ``seg`` (q there) gets the walk positions' labels."""
         b, q, dev = self.b, self.q, self.dev
         dump, rows, pos = out.numel() - 1, torch.arange(start.numel(), device=dev), start.to(torch.int32)
         walk_at, walk_seg = [], []
@@ -238,12 +221,12 @@ class ChainEngine:
             seeds = self._drawer.table.draws(r * width).to(out.dtype).view(r, width)
             if given is not None:
                 seeds[:, 0], given = given.to(out.dtype), None
-            walks = None
+            walk = None
             if self.label_choice == "argmax":
                 length = self._seed_len.index_select(0, seeds.view(-1)).view(r, width)
             else:
-                walks = self._sampled_walks(self.seed_label.index_select(0, seeds.view(-1))).view(r * width, self.steps)
-                length = (walks >= 0).sum(dim=1, dtype=torch.int32).add_(1).view(r, width)
+                walk = walks(self._a_int, self._seed_row.index_select(0, seeds.view(-1)), self.steps, self._pick)
+                length = (walk >= 0).sum(dim=1, dtype=torch.int32).add_(1).view(r, width)
             if r * width <= FEW:
                 # a row's seeds are one stream: a seed equal to an earlier one of the row is skipped
                 # (it would be rejected as in the batch), so it starts no chain
@@ -257,7 +240,7 @@ class ChainEngine:
                 size = (end.clamp_(max=b) - first).view(-1).index_select(0, chains)    # within the batch
                 cut = off >= size[:, None]
                 walk_at.append((at.view(-1).index_select(0, chains)[:, None] + off).masked_fill_(cut, dump).view(-1))
-                label = (walks.index_select(0, chains) if walks is not None else self._walk.index_select(
+                label = (walk.index_select(0, chains) if walk is not None else self._walk.index_select(
                     0, self._seed_row.index_select(0, seeds.view(-1).index_select(0, chains))))
                 walk_seg.append(label.masked_fill_(cut, q).view(-1))
             last = end[:, -1]
@@ -274,12 +257,12 @@ class ChainEngine:
         k, b, q, n = v.shape[0], self.b, self.q, self.n
         r, t = (~first_occurrence(v)).nonzero(as_tuple=True)
         segment = s[r, t]
-        keys, dense = self._first_position(v)
-        new, got, empty = self._restricted(keys, dense, r, t, segment)
+        lookup = FirstPositions(v, n)
+        new, got, empty = self._restricted(lookup, r, t, segment)
         ex = empty.nonzero().view(-1)
         if ex.numel():                      # the walk's label has no free sample: a new seed instead
             segment[ex] = q
-            new[ex], got[ex], _ = self._restricted(keys, dense, r[ex], t[ex], segment[ex])
+            new[ex], got[ex], _ = self._restricted(lookup, r[ex], t[ex], segment[ex])
         old_label = self.seed_label.index_select(0, v[r, t])
         change = got & empty | got & (segment == q) & (self.seed_label.index_select(0, new) != old_label)
         c = torch.full((k,), b, dtype=torch.int64, device=self.dev)
@@ -289,41 +272,19 @@ class ChainEngine:
         s[r[apply], t[apply]] = segment[apply]
         redo = (c < b).nonzero().view(-1)
         if redo.numel():
-            vr, sr = v[redo], s[redo]
-            flat_v = torch.cat([vr.reshape(-1), vr.new_zeros(1)])
-            cr = c[redo]
+            vr, sr, cr = v[redo], s[redo], c[redo]
             sr.masked_fill_(torch.arange(b, device=self.dev) >= cr[:, None], q)
-            flat_s = torch.cat([sr.reshape(-1), sr.new_zeros(1)]).to(torch.int32)
+            flat_v, flat_s = torch.cat([vr.view(-1), vr.new_zeros(1)]), torch.cat([sr.view(-1), sr.new_zeros(1)]).int()
             self._layout(flat_v, flat_s, cr, vr.gather(1, cr[:, None]).view(-1))
             v[redo], s[redo] = flat_v[:-1].view(-1, b), flat_s[:-1].view(-1, b).long()
         return v, s
 
-    def _first_position(self, v: torch.Tensor) -> tuple[torch.Tensor, bool]:
-        """Each value's first position in each row of ``v``: a dense (row, sample) table (B where
-        absent) when small, else the sorted keys (row, value, position), whose first key of a
-        (row, value) holds its first position."""
-        k, b, n = v.shape[0], self.b, self.n
-        at = torch.arange(b, device=self.dev).expand(k, b)
-        key = torch.arange(k, device=self.dev)[:, None] * n + v
-        if k * n <= DENSE:
-            return torch.full((k * n,), b, dtype=torch.int64, device=self.dev).scatter_reduce_(
-                0, key.view(-1), at.reshape(-1), "amin"), True
-        return torch.sort((key * b + at).reshape(-1)).values, False
-
-    def _restricted(self, keys: torch.Tensor, dense: bool, r: torch.Tensor, t: torch.Tensor, segment: torch.Tensor):
+    def _restricted(self, lookup: FirstPositions, r: torch.Tensor, t: torch.Tensor, segment: torch.Tensor):
         """A draw from p restricted to ``segment`` minus the values before position t of row r, per
         entry: (sample, drawn, empty). Small segments are enumerated (exact, and ``empty`` where no
         member is free); the others take the first accepted free one of ``PROPOSALS`` proposals
         (``drawn`` False if none: the conflict stays and continues its stream next round)."""
         n, b = self.n, self.b
-
-        def taken(cand, row, before):
-            key = row * n + cand
-            if dense:
-                return keys.index_select(0, key.view(-1)).view(key.shape) < before
-            key = key * b
-            hit = keys.index_select(0, torch.searchsorted(keys, key.view(-1)).clamp_(max=keys.numel() - 1)).view(key.shape)
-            return (hit >= key) & (hit - key < before)
 
         size = self._size.index_select(0, segment)
         new = torch.empty_like(r)
@@ -333,23 +294,18 @@ class ChainEngine:
         big = (~small).nonzero().view(-1)
         if big.numel():
             cand, ok = self._proposals(segment[big])
-            ok &= ~taken(cand.long(), r[big, None], t[big, None])
+            ok &= ~lookup.taken(r[big, None], cand.long(), t[big, None])
             new[big], got[big] = self._first(cand, ok).long(), ok.any(dim=1)
         small = small.nonzero().view(-1)
         if small.numel():
-            seg, length = segment[small], size[small]
+            length = size[small]
             col = torch.arange(int(length.max()), device=self.dev)
             inside = col < length[:, None]
-            member = self._members.index_select(0, (self._start.index_select(0, seg)[:, None] + col).masked_fill_(
-                ~inside, 0).view(-1)).view(inside.shape).long()
-            free = inside & ~taken(member, r[small, None], t[small, None])
-            if self._iw is None:
-                self._iw = self._drawer.table.int_weights()
-            cum = (self._iw.index_select(0, member.view(-1)).view(member.shape) * free).cumsum_(1)
-            total = cum[:, -1:]
-            u = torch.rand(small.numel(), 1, generator=self._g, dtype=torch.float64, device=self.dev)
-            pick = torch.searchsorted(cum, torch.minimum((u * total).floor_().long(), total - 1).clamp_(min=0), right=True)
-            new[small] = member.gather(1, pick.clamp_(max=member.shape[1] - 1)).view(-1)
-            got[small] = total.view(-1) > 0
-            empty[small] = total.view(-1) == 0
+            member = _take(self._members, (self._start[segment[small], None] + col).masked_fill_(~inside, 0)).long()
+            free = inside & ~lookup.taken(r[small, None], member, t[small, None])
+            self._iw = self._drawer.table.int_weights() if self._iw is None else self._iw
+            w = _take(self._iw, member) * free
+            pick = self._pick(w).clamp_(max=member.shape[1] - 1)            # w is now cumulative
+            new[small], got[small] = member.gather(1, pick[:, None]).view(-1), w[:, -1] > 0
+            empty[small] = w[:, -1] == 0
         return new, got, empty

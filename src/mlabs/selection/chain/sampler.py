@@ -11,7 +11,6 @@ from .engine import ChainEngine
 
 __all__ = ["ChainBatchSampler"]
 
-#: how the walk may pick the next label
 LABEL_CHOICES = ("argmax", "sample")
 
 
@@ -44,9 +43,8 @@ class ChainBatchSampler(AdaptiveBatchSampler):
 
     Notes
     -----
-    All batches of a refresh are laid out chain by chain at once, every draw ignoring "not yet in
-    the batch"; the repeated samples then continue their own streams of draws in bulk rounds
-    (:class:`~mlabs.selection.chain.engine.ChainEngine`): exactly the step-by-step process.
+    The batches are drawn in bulk by :class:`~mlabs.selection.chain.engine.ChainEngine`, exactly
+    as the step-by-step process.
     """
 
     options = AdaptiveBatchSampler.options + ("chain_length", "label_choice")
