@@ -97,27 +97,26 @@ def first_distinct(draws: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Ten
 class FirstPositions:
     """The first position of each value in each row of ``draws`` (values in [0, n)), for
     "is this value in the row before position t" queries: a dense (row, value) table while small,
-    else sorted keys (row, value, position), the first key of a (row, value) holding its first
-    position."""
+    else each row's keys (value, position) sorted, searched row by row."""
 
     def __init__(self, draws: torch.Tensor, n: int):
         k, b = draws.shape
         self._n, self._b = n, b
         at = torch.arange(b, device=draws.device).expand(k, b)
-        key = torch.arange(k, device=draws.device)[:, None] * n + draws
-        self._dense = k * n <= DENSE_ENTRIES
+        self._dense = k * n <= DENSE_ENTRIES and n <= 64 * b      # (a fill of k n entries against a sort of k b)
         if self._dense:
+            key = torch.arange(k, device=draws.device)[:, None] * n + draws
             self._table = torch.full((k * n,), b, dtype=torch.int64, device=draws.device).scatter_reduce_(
                 0, key.reshape(-1), at.reshape(-1), "amin")
         else:
-            self._table = torch.sort((key * b + at).reshape(-1)).values
+            self._table = torch.sort(draws * b + at, dim=1).values
 
     def taken(self, rows: torch.Tensor, values: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
-        """Whether ``values`` occur in their ``rows`` at a position < ``before`` (broadcast)."""
-        key = rows * self._n + values
+        """Whether ``values`` (e x P) occur in their rows ``rows`` (e x 1) at a position < ``before``."""
         if self._dense:
+            key = rows * self._n + values
             return self._table.index_select(0, key.reshape(-1)).view(key.shape) < before
-        key = key * self._b
-        i = torch.searchsorted(self._table, key.reshape(-1)).clamp_(max=self._table.numel() - 1)
-        hit = self._table.index_select(0, i).view(key.shape)
+        key = values * self._b
+        seq = self._table.index_select(0, rows.reshape(-1))
+        hit = seq.gather(1, torch.searchsorted(seq, key).clamp_(max=self._b - 1))
         return (hit >= key) & (hit - key < before)

@@ -89,6 +89,8 @@ class ChainEngine:
         # (their mean and variance size the seed blocks of the layout)
         self._seed_row = torch.where(self.seed_label >= 0, self.seed_label, q)
         self._seed_len = (self._walk >= 0).sum(dim=1, dtype=torch.int32).add_(1).index_select(0, self._seed_row)
+        self._walk_start = (self._seed_row * self.steps - 1).to(torch.int32)   # its row in the flat table, - 1
+        self._walk_q = torch.where(self._walk >= 0, self._walk, q).view(-1)
         s1, s2 = int(self._seed_len.sum()), int(self._seed_len.long().pow(2).sum())   # exact integer sums
         self._len_mean, self._len_var = s1 / n, (s2 - s1 * s1 / n) / max(n - 1, 1)
         lab, smp = y.T.nonzero(as_tuple=True)
@@ -194,7 +196,7 @@ class ChainEngine:
         """``nb`` rows of B distinct samples, each built chain by chain as the step-by-step process."""
         b, dev = self.b, self.dev
         out = torch.empty(nb * b + 1, dtype=self._idx, device=dev)      # last entry: unused writes
-        seg = torch.full((nb * b + 1,), self.q, dtype=torch.int32, device=dev)  # each position's segment
+        seg = self._drawer.workspace.get("chain_seg", nb * b + 1, torch.int32).fill_(self.q)   # segment per position
         self._layout(out, seg, torch.zeros(nb, dtype=torch.int64, device=dev))
         vals, segs = out[:-1].view(nb, b), seg[:-1].view(nb, b)
         rows = rows_with_repeat(vals, self.n, self._drawer.workspace)
@@ -213,7 +215,7 @@ class ChainEngine:
         ``seg`` (q there) gets the walk positions' labels."""
         b, q, dev = self.b, self.q, self.dev
         dump, rows, pos = out.numel() - 1, torch.arange(start.numel(), device=dev), start.to(torch.int32)
-        walk_at, walk_seg = [], []
+        walk_draws = []
         off = torch.arange(1, self.steps + 1, device=dev)
         while rows.numel():
             r, need = rows.numel(), int(b - pos.min())
@@ -223,39 +225,42 @@ class ChainEngine:
                 seeds[:, 0], given = given.to(out.dtype), None
             walk = None
             if self.label_choice == "argmax":
-                length = self._seed_len.index_select(0, seeds.view(-1)).view(r, width)
+                length = torch.index_select(self._seed_len, 0, seeds.view(-1), out=self._drawer.workspace.get(
+                    "chain_len", r * width, torch.int32)).view(r, width)
             else:
                 walk = walks(self._a_int, self._seed_row.index_select(0, seeds.view(-1)), self.steps, self._pick)
                 length = (walk >= 0).sum(dim=1, dtype=torch.int32).add_(1).view(r, width)
+            unused = None
             if r * width <= FEW:
                 # a row's seeds are one stream: a seed equal to an earlier one of the row is skipped
                 # (it would be rejected as in the batch), so it starts no chain
-                length = length.masked_fill(~first_occurrence(seeds.long()), 0)
+                unused = ~first_occurrence(seeds.long())
+                length = length.masked_fill(unused, 0)
             end = length.cumsum(dim=1, dtype=torch.int32).add_(pos[:, None])
             first = end - length
-            at = first + (rows * b)[:, None]
-            out.scatter_(0, at.masked_fill_((first >= b) | (length == 0), dump).view(-1), seeds.view(-1))
+            at = (first + (rows * b)[:, None]).masked_fill_(first >= b, dump)
+            out.scatter_(0, (at if unused is None else at.masked_fill_(unused, dump)).view(-1), seeds.view(-1))
             if self.steps:
                 chains = ((length > 1) & (first < b - 1)).view(-1).nonzero().view(-1)
                 size = (end.clamp_(max=b) - first).view(-1).index_select(0, chains)    # within the batch
                 cut = off >= size[:, None]
-                walk_at.append((at.view(-1).index_select(0, chains)[:, None] + off).masked_fill_(cut, dump).view(-1))
-                label = (walk.index_select(0, chains) if walk is not None else self._walk.index_select(
-                    0, self._seed_row.index_select(0, seeds.view(-1).index_select(0, chains))))
-                walk_seg.append(label.masked_fill_(cut, q).view(-1))
+                wat = (at.view(-1).index_select(0, chains)[:, None] + off).masked_fill_(cut, dump).view(-1)
+                # (the label of an unused entry only needs to be valid: q past the walk's end)
+                label = walk.index_select(0, chains).masked_fill_(cut, q) if walk is not None else self._walk_q.index_select(
+                    0, (self._walk_start.index_select(0, seeds.view(-1).index_select(0, chains))[:, None] + off.int()).view(-1))
+                walk_draws.append((wat, label.view(-1)))
             last = end[:, -1]
             keep = (last < b).nonzero().view(-1)
             rows, pos = rows.index_select(0, keep), last.index_select(0, keep)
-        if walk_at:
-            at, label = torch.cat(walk_at), torch.cat(walk_seg)
-            out.index_copy_(0, at, self._bulk(label).to(out.dtype))
-            seg.index_copy_(0, at, label)
+        for at, label in walk_draws:                    # after all seeds: each block's walks at once
+            out.scatter_(0, at, self._bulk(label).to(out.dtype))
+            seg.scatter_(0, at, label)
 
     def _repair(self, v: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One round over rows with a repeat: every conflict continues its stream against the values
         before it; rows whose chain layout changes are laid out afresh after the first change."""
         k, b, q, n = v.shape[0], self.b, self.q, self.n
-        r, t = (~first_occurrence(v)).nonzero(as_tuple=True)
+        r, t = (~first_occurrence(v)).nonzero(as_tuple=True)      # the conflicts: values seen earlier
         segment = s[r, t]
         lookup = FirstPositions(v, n)
         new, got, empty = self._restricted(lookup, r, t, segment)
