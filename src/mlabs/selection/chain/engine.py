@@ -82,6 +82,7 @@ class ChainEngine:
         #: the seed label of each sample: its positive label with the largest IRLbl (ties: the
         #: smaller index), -1 without labels
         self.seed_label = torch.where(y.any(dim=1), ir.argmax(dim=1), -1)
+        self._y = y
         self.correlation = label_correlation(y, device=dev)
         self._walk = torch.cat([label_walk_table(self.correlation, chain_length).int(),
                                 torch.full((1, self.steps), -1, dtype=torch.int32, device=dev)])   # row q: none
@@ -208,11 +209,12 @@ class ChainEngine:
         return vals
 
     def _layout(self, out: torch.Tensor, seg: torch.Tensor, start: torch.Tensor,
-                given: torch.Tensor | None = None) -> None:
+                given: torch.Tensor | None = None, dead: torch.Tensor | None = None) -> None:
         """Chains from position ``start[i]`` of row i of ``out`` (rows x B flat, and a last entry for
         unused writes) on, the first seed ``given[i]`` if given: blocks of i.i.d. seeds from p, each
-        chain after the ones before it (cut at B), then all walk draws at once, ignoring the batch;
-        ``seg`` (q there) gets the walk positions' labels."""
+        chain after the ones before it (cut at B, and before a label of row i with ``dead[i, label]``,
+        run out already: a seed takes that position), then all walk draws at once, ignoring the
+        batch; ``seg`` (q there) gets the walk positions' labels."""
         b, q, dev = self.b, self.q, self.dev
         dump, rows, pos = out.numel() - 1, torch.arange(start.numel(), device=dev), start.to(torch.int32)
         walk_draws = []
@@ -224,11 +226,16 @@ class ChainEngine:
             if given is not None:
                 seeds[:, 0], given = given.to(out.dtype), None
             walk = None
-            if self.label_choice == "argmax":
+            if self.label_choice == "argmax" and dead is None:
                 length = torch.index_select(self._seed_len, 0, seeds.view(-1), out=self._drawer.workspace.get(
                     "chain_len", r * width, torch.int32)).view(r, width)
             else:
-                walk = walks(self._a_int, self._seed_row.index_select(0, seeds.view(-1)), self.steps, self._pick)
+                row = self._seed_row.index_select(0, seeds.view(-1))
+                walk = (self._walk.index_select(0, row) if self.label_choice == "argmax" else
+                        walks(self._a_int, row, self.steps, self._pick))
+                if dead is not None:
+                    cut = dead.index_select(0, rows).gather(1, walk.view(r, -1).long().clamp_(min=0)).view(walk.shape)
+                    walk.masked_fill_((cut | (walk < 0)).cummax(dim=1).values, -1)
                 length = (walk >= 0).sum(dim=1, dtype=torch.int32).add_(1).view(r, width)
             unused = None
             if r * width <= FEW:
@@ -280,7 +287,11 @@ class ChainEngine:
             vr, sr, cr = v[redo], s[redo], c[redo]
             sr.masked_fill_(torch.arange(b, device=self.dev) >= cr[:, None], q)
             flat_v, flat_s = torch.cat([vr.view(-1), vr.new_zeros(1)]), torch.cat([sr.view(-1), sr.new_zeros(1)]).int()
-            self._layout(flat_v, flat_s, cr, vr.gather(1, cr[:, None]).view(-1))
+            # the labels whose samples are all in the batch up to the new seed stay run out
+            kept = first_occurrence(vr) & (torch.arange(b, device=self.dev) <= cr[:, None])
+            count = (self._y.index_select(0, vr.view(-1)).view(-1, b, q) & kept[:, :, None]).sum(dim=1)
+            dead = torch.nn.functional.pad(count >= self._size[:q], (0, 1))
+            self._layout(flat_v, flat_s, cr, vr.gather(1, cr[:, None]).view(-1), dead)
             v[redo], s[redo] = flat_v[:-1].view(-1, b), flat_s[:-1].view(-1, b).long()
         return v, s
 
