@@ -36,6 +36,11 @@ def _take(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return table.index_select(0, index.reshape(-1)).view(index.shape)
 
 
+def _first(cand: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+    """Each row's first accepted proposal (arbitrary where none is)."""
+    return cand.gather(1, ok.to(torch.uint8).argmax(dim=1, keepdim=True)).view(-1)
+
+
 def label_walk_table(correlation: torch.Tensor, chain_length: int) -> torch.Tensor:
     """Argmax walks: row l lists the labels visited after seed label l (-1: stopped), shape (q, m - 1).
 
@@ -66,10 +71,7 @@ def walks(weights: torch.Tensor, label: torch.Tensor, steps: int, pick) -> torch
 
 
 class ChainEngine:
-    """Chain batches of B distinct samples from the refresh in force of ``drawer``.
-
-    Segments: the positives of each label (ascending sample index), then segment q with every sample.
-    """
+    """Chain batches from the refresh of ``drawer``; segment l < q: label l's positives, q: all samples."""
 
     def __init__(self, labels: torch.Tensor, chain_length: int, label_choice: str, drawer: BatchDrawer,
                  generator: torch.Generator):
@@ -79,15 +81,12 @@ class ChainEngine:
         self.label_choice, self._drawer, self._g, self.dev = label_choice, drawer, generator, dev
         counts = y.sum(dim=0).to(torch.float64)
         ir = torch.where(y, (counts.max() / counts.clamp(min=1.0))[None, :], -1.0)
-        #: the seed label of each sample: its positive label with the largest IRLbl (ties: the
-        #: smaller index), -1 without labels
+        #: each sample's positive label with the largest IRLbl (ties: the smaller index), -1: none
         self.seed_label = torch.where(y.any(dim=1), ir.argmax(dim=1), -1)
-        self._y = y
-        self.correlation = label_correlation(y, device=dev)
+        self._y, self.correlation = y, label_correlation(y, device=dev)
         self._walk = torch.cat([label_walk_table(self.correlation, chain_length).int(),
                                 torch.full((1, self.steps), -1, dtype=torch.int32, device=dev)])   # row q: none
-        # per sample: its row of the walk table, and the length of the argmax chain it seeds
-        # (their mean and variance size the seed blocks of the layout)
+        # per sample: its walk's row and the length of its argmax chain (sizes the seed blocks)
         self._seed_row = torch.where(self.seed_label >= 0, self.seed_label, q)
         self._seed_len = (self._walk >= 0).sum(dim=1, dtype=torch.int32).add_(1).index_select(0, self._seed_row)
         self._walk_start = (self._seed_row * self.steps - 1).to(torch.int32)   # its row in the flat table, - 1
@@ -100,20 +99,17 @@ class ChainEngine:
         sizes = torch.cat([counts.to(torch.int64), torch.tensor([n], device=dev)])
         self._start = torch.cat([torch.zeros(1, dtype=torch.int64, device=dev), sizes.cumsum(0)])
         self._size, self._sizef, self._start32 = sizes, sizes.double(), self._start.to(self._idx)
-        # integer correlations for label_choice="sample" (row l weighs k by A[l, k]; column q: 0),
-        # scaled so that a row sums exactly in int64
+        # label_choice="sample": A as int64 weights whose rows sum exactly (column q: 0)
         a = self.correlation.double()
-        scale = float(1 << (62 - q.bit_length())) / max(float(a.max()), 1e-300)
-        self._a_int = torch.nn.functional.pad((a * scale).round().to(torch.int64), (0, 1))
+        self._a_int = torch.nn.functional.pad((a * (2.0 ** (62 - q.bit_length()) / max(float(a.max()), 1e-300))
+                                               ).round().to(torch.int64), (0, 1))
         self.rejection = True
 
     def refresh(self) -> None:
         """The segment draws of the drawer's refresh: acceptance ratios, or a segmented int64 CDF."""
-        refresh = self._drawer.refresh
-        ratio = refresh.ratios(self._drawer.workspace.get("chain_ratio", self.n, torch.float32))
-        self.rejection = bool(ratio.min() >= MIN_RATE)
-        self._ratio = ratio
-        self._drawer.build_table(ratio)              # the seeds of the layout: i.i.d. from p
+        self._ratio = self._drawer.refresh.ratios(self._drawer.workspace.get("chain_ratio", self.n, torch.float32))
+        self.rejection = bool(self._ratio.min() >= MIN_RATE)
+        self._drawer.build_table(self._ratio)        # the seeds of the layout: i.i.d. from p
         self._iw = self._drawer.table.int_weights() if not self.rejection else None
         if not self.rejection:
             # weights of ``62 - log2(entries)`` bits: the flat cumulative table is exact in int64
@@ -139,13 +135,8 @@ class ChainEngine:
 
     def _proposals(self, segment: torch.Tensor):
         """PROPOSALS proposals per entry of ``segment``: (samples, accepted), shape (entries, PROPOSALS)."""
-        u = torch.rand(segment.numel(), PROPOSALS, generator=self._g, dtype=torch.float64, device=self.dev)
-        return self._propose(segment[:, None].expand(-1, PROPOSALS), u)
-
-    @staticmethod
-    def _first(cand: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
-        """Each row's first accepted proposal (arbitrary where none is)."""
-        return cand.gather(1, ok.to(torch.uint8).argmax(dim=1, keepdim=True)).view(-1)
+        return self._propose(segment[:, None].expand(-1, PROPOSALS), torch.rand(
+            segment.numel(), PROPOSALS, generator=self._g, dtype=torch.float64, device=self.dev))
 
     def _bulk(self, segment: torch.Tensor) -> torch.Tensor:
         """One independent draw from p restricted to each entry's segment (the first accepted proposal)."""
@@ -157,7 +148,7 @@ class ChainEngine:
             pending = torch.arange(segment.numel(), device=self.dev)
             while pending.numel():
                 cand, ok = self._proposals(segment.index_select(0, pending))
-                out.index_copy_(0, pending, self._first(cand, ok))
+                out.index_copy_(0, pending, _first(cand, ok))
                 pending = pending.index_select(0, (~ok.any(dim=1)).nonzero().view(-1))
             return out
         # One float64 uniform per proposal gives the member (integer part of u * size, < size) and
@@ -311,7 +302,7 @@ class ChainEngine:
         if big.numel():
             cand, ok = self._proposals(segment[big])
             ok &= ~lookup.taken(r[big, None], cand.long(), t[big, None])
-            new[big], got[big] = self._first(cand, ok).long(), ok.any(dim=1)
+            new[big], got[big] = _first(cand, ok).long(), ok.any(dim=1)
         small = small.nonzero().view(-1)
         if small.numel():
             length = size[small]
