@@ -103,7 +103,6 @@ class ChainEngine:
         a = self.correlation.double()
         self._a_int = torch.nn.functional.pad((a * (2.0 ** (62 - q.bit_length()) / max(float(a.max()), 1e-300))
                                                ).round().to(torch.int64), (0, 1))
-        self.rejection = True
 
     def refresh(self) -> None:
         """The segment draws of the drawer's refresh: acceptance ratios, or a segmented int64 CDF."""
@@ -133,13 +132,8 @@ class ChainEngine:
         pos = torch.searchsorted(self._cum, torch.minimum((u * total).floor_().long(), total - 1) + base, right=True)
         return _take(self._members, pos), torch.ones_like(pos, dtype=torch.bool)
 
-    def _proposals(self, segment: torch.Tensor):
-        """PROPOSALS proposals per entry of ``segment``: (samples, accepted), shape (entries, PROPOSALS)."""
-        return self._propose(segment[:, None].expand(-1, PROPOSALS), torch.rand(
-            segment.numel(), PROPOSALS, generator=self._g, dtype=torch.float64, device=self.dev))
-
-    def _bulk(self, segment: torch.Tensor) -> torch.Tensor:
-        """One independent draw from p restricted to each entry's segment (the first accepted proposal)."""
+    def _bulk(self, segment: torch.Tensor, prefix=None, row=None) -> torch.Tensor:
+        """A draw from p restricted to each entry's segment (few entries: not in their ``row``'s ``prefix``)."""
         if not self.rejection:
             u = torch.rand(segment.numel(), generator=self._g, dtype=torch.float64, device=self.dev)
             return self._propose(segment, u)[0]
@@ -147,7 +141,11 @@ class ChainEngine:
             out = torch.empty(segment.numel(), dtype=self._idx, device=self.dev)
             pending = torch.arange(segment.numel(), device=self.dev)
             while pending.numel():
-                cand, ok = self._proposals(segment.index_select(0, pending))
+                cand, ok = self._propose(segment.index_select(0, pending)[:, None].expand(-1, PROPOSALS), torch.rand(
+                    pending.numel(), PROPOSALS, generator=self._g, dtype=torch.float64, device=self.dev))
+                if prefix is not None:
+                    r = row.index_select(0, pending)
+                    ok &= ~prefix[0].taken(r[:, None], cand.long(), prefix[1].index_select(0, r)[:, None])
                 out.index_copy_(0, pending, _first(cand, ok))
                 pending = pending.index_select(0, (~ok.any(dim=1)).nonzero().view(-1))
             return out
@@ -200,12 +198,12 @@ class ChainEngine:
         return vals
 
     def _layout(self, out: torch.Tensor, seg: torch.Tensor, start: torch.Tensor,
-                given: torch.Tensor | None = None, dead: torch.Tensor | None = None) -> None:
-        """Chains from position ``start[i]`` of row i of ``out`` (rows x B flat, and a last entry for
-        unused writes) on, the first seed ``given[i]`` if given: blocks of i.i.d. seeds from p, each
-        chain after the ones before it (cut at B, and before a label of row i with ``dead[i, label]``,
-        run out already: a seed takes that position), then all walk draws at once, ignoring the
-        batch; ``seg`` (q there) gets the walk positions' labels."""
+                given: torch.Tensor | None = None, dead: torch.Tensor | None = None, prefix=None) -> None:
+        """Chains from position ``start[i]`` of row i of ``out`` (rows x B flat, a last entry for unused
+        writes) on, the first seed ``given[i]``: blocks of i.i.d. seeds from p, each chain after the
+        ones before it, cut at B and before a label with ``dead[i, label]`` (run out: a seed takes
+        that position), then all walk draws at once; ``seg`` (q there) gets the walks' labels.
+        ``prefix``: (FirstPositions of the rows, start): small layouts skip its values before start."""
         b, q, dev = self.b, self.q, self.dev
         dump, rows, pos = out.numel() - 1, torch.arange(start.numel(), device=dev), start.to(torch.int32)
         walk_draws = []
@@ -229,10 +227,10 @@ class ChainEngine:
                     walk.masked_fill_((cut | (walk < 0)).cummax(dim=1).values, -1)
                 length = (walk >= 0).sum(dim=1, dtype=torch.int32).add_(1).view(r, width)
             unused = None
-            if r * width <= FEW:
-                # a row's seeds are one stream: a seed equal to an earlier one of the row is skipped
-                # (it would be rejected as in the batch), so it starts no chain
+            if r * width <= FEW:    # a row's seeds are one stream: a seed already in the row is skipped
                 unused = ~first_occurrence(seeds.long())
+                if prefix is not None:
+                    unused |= prefix[0].taken(rows[:, None], seeds.long(), prefix[1].index_select(0, rows)[:, None])
                 length = length.masked_fill(unused, 0)
             end = length.cumsum(dim=1, dtype=torch.int32).add_(pos[:, None])
             first = end - length
@@ -251,7 +249,8 @@ class ChainEngine:
             keep = (last < b).nonzero().view(-1)
             rows, pos = rows.index_select(0, keep), last.index_select(0, keep)
         for at, label in walk_draws:                    # after all seeds: each block's walks at once
-            out.scatter_(0, at, self._bulk(label).to(out.dtype))
+            row = None if prefix is None else torch.div(at, b, rounding_mode="floor").clamp_(max=start.numel() - 1)
+            out.scatter_(0, at, self._bulk(label, prefix, row).to(out.dtype))
             seg.scatter_(0, at, label)
 
     def _repair(self, v: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -278,11 +277,10 @@ class ChainEngine:
             vr, sr, cr = v[redo], s[redo], c[redo]
             sr.masked_fill_(torch.arange(b, device=self.dev) >= cr[:, None], q)
             flat_v, flat_s = torch.cat([vr.view(-1), vr.new_zeros(1)]), torch.cat([sr.view(-1), sr.new_zeros(1)]).int()
-            # the labels whose samples are all in the batch up to the new seed stay run out
             kept = first_occurrence(vr) & (torch.arange(b, device=self.dev) <= cr[:, None])
             count = (self._y.index_select(0, vr.view(-1)).view(-1, b, q) & kept[:, :, None]).sum(dim=1)
-            dead = torch.nn.functional.pad(count >= self._size[:q], (0, 1))
-            self._layout(flat_v, flat_s, cr, vr.gather(1, cr[:, None]).view(-1), dead)
+            dead = torch.nn.functional.pad(count >= self._size[:q], (0, 1))     # labels run out: they stay so
+            self._layout(flat_v, flat_s, cr, vr.gather(1, cr[:, None]).view(-1), dead, (FirstPositions(vr, n), cr))
             v[redo], s[redo] = flat_v[:-1].view(-1, b), flat_s[:-1].view(-1, b).long()
         return v, s
 
@@ -300,7 +298,8 @@ class ChainEngine:
         small = size <= max(ENUMERATE, b)
         big = (~small).nonzero().view(-1)
         if big.numel():
-            cand, ok = self._proposals(segment[big])
+            cand, ok = self._propose(segment[big, None].expand(-1, PROPOSALS), torch.rand(
+                big.numel(), PROPOSALS, generator=self._g, dtype=torch.float64, device=self.dev))
             ok &= ~lookup.taken(r[big, None], cand.long(), t[big, None])
             new[big], got[big] = _first(cand, ok).long(), ok.any(dim=1)
         small = small.nonzero().view(-1)
