@@ -280,7 +280,8 @@ class ChainEngine:
             kept = first_occurrence(vr) & (torch.arange(b, device=self.dev) <= cr[:, None])
             count = (self._y.index_select(0, vr.view(-1)).view(-1, b, q) & kept[:, :, None]).sum(dim=1)
             dead = torch.nn.functional.pad(count >= self._size[:q], (0, 1))     # labels run out: they stay so
-            self._layout(flat_v, flat_s, cr, vr.gather(1, cr[:, None]).view(-1), dead, (FirstPositions(vr, n), cr))
+            self._layout(flat_v, flat_s, cr, vr.gather(1, cr[:, None]).view(-1), dead,
+                         (FirstPositions(vr, n), cr) if n <= 64 * b else None)   # (small N: frequent repeats)
             v[redo], s[redo] = flat_v[:-1].view(-1, b), flat_s[:-1].view(-1, b).long()
         return v, s
 
