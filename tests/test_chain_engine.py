@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import mlabs.selection.chain.engine as engine
-import mlabs.selection.dedup as dedup
+import mlabs.selection.first_positions as first_positions
 from mlabs.selection import ChainBatchSampler
 from mlabs.selection.chain import label_walk_table
 from test_selection import _chain_reference_batch, _labels, _two_sample_chi2
@@ -67,7 +67,7 @@ def test_positions_and_chains_match_the_reference(monkeypatch, regime, s_e, labe
     for name, value in REGIMES[regime].items():
         monkeypatch.setattr(engine, name, value)
     if regime == "proposals":
-        monkeypatch.setattr(dedup, "DENSE_ENTRIES", 0)
+        monkeypatch.setattr(first_positions, "DENSE_ENTRIES", 0)
     n, b = 40, 12
     s = _sampler(_rare_labels(n), b, s_e, chain_length=3, label_choice=label_choice)
     p = s.probabilities()
@@ -112,7 +112,7 @@ def test_batches_are_distinct_chains(monkeypatch, regime, n, b, s_e, label_choic
     for name, value in REGIMES[regime].items():
         monkeypatch.setattr(engine, name, value)
     if regime == "proposals":
-        monkeypatch.setattr(dedup, "DENSE_ENTRIES", 0)
+        monkeypatch.setattr(first_positions, "DENSE_ENTRIES", 0)
     rng = np.random.default_rng(n + b)
     y = rng.random((n, 24)) < 0.4 * np.arange(1, 25) ** -1.5
     y[:24] |= np.eye(24, dtype=bool)

@@ -14,7 +14,8 @@ import math
 
 import torch
 
-from ..dedup import FirstPositions, first_occurrence, rows_with_repeat
+from ..dedup import first_occurrence, rows_with_repeat
+from ..first_positions import FirstPositions
 from ..drawing import BatchDrawer
 from ..imbalance import label_correlation
 
@@ -294,8 +295,7 @@ class ChainEngine:
 
         size = self._size.index_select(0, segment)
         new = torch.empty_like(r)
-        got = torch.zeros_like(r, dtype=torch.bool)
-        empty = torch.zeros_like(got)
+        got, empty = torch.zeros_like(r, dtype=torch.bool), torch.zeros_like(r, dtype=torch.bool)
         small = size <= max(ENUMERATE, b)
         big = (~small).nonzero().view(-1)
         if big.numel():
