@@ -734,7 +734,7 @@ def _chain_reference_batch(s, p, g):
         batch.append(i)
         if current < 0:
             pos = y[i].nonzero().reshape(-1)
-            current = int(s._tables.seed_label[i]) if pos.numel() else -1
+            current = int(s._engine.seed_label[i]) if pos.numel() else -1
             visited = {current} if current >= 0 else set()
     return batch
 
@@ -756,7 +756,7 @@ def test_chain_positions_match_reference(s_e, label_choice):
             assert len(set(batch)) == b
             got[torch.arange(b), torch.tensor(batch)] += 1
             nb += 1
-    assert s._draws.rejection == (s_e == 2.0)
+    assert s._engine.rejection == (s_e == 2.0)
     g = torch.Generator().manual_seed(9)
     ref = torch.zeros(b, n, dtype=torch.float64)
     for _ in range(nb):
@@ -807,7 +807,7 @@ def test_exact_sum_does_not_depend_on_the_order():
     lambda y: AdaptiveBatchSampler(y, 400, selection_pressure=2.0, warmup_epochs=0, seed=1),    # N < 20 B
     lambda y: ChainBatchSampler(y, 16, selection_pressure=2.0, warmup_epochs=0, seed=1),
     lambda y: ChainBatchSampler(y, 16, selection_pressure=16.0, label_choice="sample", warmup_epochs=0, seed=1),
-], ids=["adaptive", "exact-ranks-cdf", "successive", "chain-optimistic", "chain-stepwise"])
+], ids=["adaptive", "exact-ranks-cdf", "successive", "chain-rejection", "chain-cdf-sample"])
 def test_the_draws_use_no_exp_or_log(monkeypatch, make):
     # exp and log of long tensors are the machine-dependent kernels (MKL's vector math), and
     # multinomial and randn draw through them: a refresh and its batches must not call them

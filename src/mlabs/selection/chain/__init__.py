@@ -1,7 +1,6 @@
-"""Chain-based adaptive selection: the sampler, its static tables, its restricted draws and its
-two drawing strategies (optimistic bulk draws, stepwise draws)."""
+"""Chain-based adaptive selection: the sampler and its drawing engine."""
 
+from .engine import label_walk_table
 from .sampler import ChainBatchSampler
-from .tables import label_walk_table
 
 __all__ = ["ChainBatchSampler", "label_walk_table"]

@@ -7,14 +7,10 @@ import torch
 from .._validation import check_positive_int
 from ..adaptive import AdaptiveBatchSampler
 from ..probabilities import exact_log, level_steps
-from .draws import SegmentDraws
-from .optimistic import OptimisticChains
-from .stepwise import StepwiseChains
-from .tables import ChainTables
+from .engine import ChainEngine
 
 __all__ = ["ChainBatchSampler"]
 
-#: how the walk may pick the next label
 LABEL_CHOICES = ("argmax", "sample")
 
 
@@ -47,14 +43,8 @@ class ChainBatchSampler(AdaptiveBatchSampler):
 
     Notes
     -----
-    With ``label_choice="argmax"`` and rejection draws (s_e <= 4), all batches of a refresh are
-    drawn optimistically in bulk (every draw ignoring "not yet in the batch"), and the batches
-    with a repeated sample are redrawn from their first repeat on by an exact bulk fixpoint; this
-    is exactly the step-by-step process (:class:`OptimisticChains`). Otherwise all batches are built in parallel,
-    one chain step at a time (B vectorised steps, :class:`StepwiseChains`); the strategy is chosen
-    at every refresh. "Not yet in the batch" is enforced by rejection
-    (exactly equivalent to drawing from the restricted distribution) with an exact vectorised
-    fallback after a few rejections.
+    The batches are drawn in bulk by :class:`~mlabs.selection.chain.engine.ChainEngine`, exactly
+    as the step-by-step process.
     """
 
     options = AdaptiveBatchSampler.options + ("chain_length", "label_choice")
@@ -70,17 +60,9 @@ class ChainBatchSampler(AdaptiveBatchSampler):
         if label_choice not in LABEL_CHOICES:
             raise ValueError(f"label_choice must be one of {LABEL_CHOICES}, got {label_choice!r}")
         self.label_choice = label_choice
-        self._tables = ChainTables(self.labels, self.chain_length)
+        self._engine = ChainEngine(self.labels, self.chain_length, label_choice, self._drawer, self._generator)
         #: the label co-occurrence matrix A the walks follow
-        self.correlation = self._tables.correlation
-        self._draws = SegmentDraws(self._tables, self._drawer, self._generator)
-        self._stepwise = StepwiseChains(self._tables, self._draws, self.batch_size, label_choice)
-        self._optimistic = (OptimisticChains(self._tables, self._draws, self._drawer, self.batch_size,
-                                             self._generator)
-                            if label_choice == "argmax" else None)
-        #: the strategy of the refresh in force: optimistic when the walk is argmax and the
-        #: refresh draws by rejection (:meth:`_refresh_draw`), else stepwise
-        self._strategy: OptimisticChains | StepwiseChains = self._stepwise
+        self.correlation = self._engine.correlation
 
     def _refresh_draw(self) -> None:
         steps = level_steps(self._draw_scores(), exact_log(self.selection_pressure)) if self.quantize else None
@@ -88,9 +70,7 @@ class ChainBatchSampler(AdaptiveBatchSampler):
             self._drawer.set_weights(self._draw_weights(), build_table=False)
         else:
             self._drawer.set_steps(*steps, build_table=False)
-        self._draws.refresh(self._drawer.refresh, seed_table=self._optimistic is not None)
-        optimistic = self._draws.rejection and self._optimistic is not None
-        self._strategy = self._optimistic if optimistic else self._stepwise
+        self._engine.refresh()
 
     def _draw_batches(self, n_batches: int) -> torch.Tensor:
-        return self._strategy.batches(n_batches)
+        return self._engine.batches(n_batches)
