@@ -74,7 +74,7 @@ PROFILE_REPRO = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro profiles/$(1)/dv
 profiles: $(STAMP) ## regenerate profiles/*/params.yaml and dvc.yaml from params.yaml, dvc.yaml, the overlays
 	PYTHONPATH="$(CURDIR)/src" $(BIN)/python -m mlabs.profiles
 
-repro-paper: data ## run the full paper profile (profiles/paper; days on a CPU)
+repro-paper: data ## run the full paper profile (profiles/paper; weeks on a 2-core CPU)
 	$(call PROFILE_REPRO,paper)
 
 repro-compare: data ## run the compare profile (profiles/compare; report in reports/compare/)

@@ -134,7 +134,7 @@ def test_probabilities_bad_pressure(s_e):
 # imbalance weights and neighbours
 # ------------------------------------------------------------------------------------------------
 def _brute_force_weights(X, Y, k):
-    """Plain-loop reference of method.md section 2 (ties by smaller index)."""
+    """Plain-loop reference of docs/method.md section 2 (ties by smaller index)."""
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y)
     n, q = Y.shape
@@ -706,7 +706,7 @@ def test_update_validation():
 
 
 def _chain_reference_batch(s, p, g):
-    """One chain batch built step by step from the definition (method.md section 5)."""
+    """One chain batch built step by step from the definition (docs/method.md section 5)."""
     y, a = s.labels, s.correlation.double()
     batch, current, visited, length = [], -1, set(), 0
     while len(batch) < s.batch_size:

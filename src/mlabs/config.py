@@ -31,7 +31,7 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         params = yaml.safe_load(fh)
     check_params(params or {}, source=str(path))  # an unknown section or key stops the run before any work
     if not isinstance(params, dict) or "train" not in params:
-        raise ValueError(f"{path} has no 'train' section; see the README for its layout")
+        raise ValueError(f"{path} has no 'train' section; see docs/pipeline.md for its layout")
     return params
 
 

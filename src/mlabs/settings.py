@@ -134,7 +134,7 @@ class Cell:
 class TrainConfig:
     """Optimisation and selection settings shared by every method.
 
-    Defaults are those of ``method.md``: Adam (lr 1e-4, weight decay 1e-4),
+    Defaults are those of ``docs/method.md``: Adam (lr 1e-4, weight decay 1e-4),
     100 epochs of which 3 are warm-up epochs with shuffled random batches and
     a linear learning-rate warm-up.
     """

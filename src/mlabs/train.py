@@ -5,7 +5,7 @@ Example::
     python -m mlabs.train --dataset yeast --model dela --method adaptive --fold 0
 
 Settings come from ``params.yaml`` when it is present in the working directory
-(else the protocol defaults of ``method.md``), or from the file named with
+(else the protocol defaults of ``docs/method.md``), or from the file named with
 ``--params``, and can be overridden with flags. The prepared data set is read
 from ``<artifacts>/prepared/<dataset>.npz`` and created from the raw data if
 missing. Output: ``<artifacts>/runs/.../curves.tsv`` and ``result.json``; the

@@ -1,7 +1,7 @@
 """Train and evaluate one cell of the experiment grid.
 
 A *cell* is (data set, model, method, fold, seed, selection pressure, batch
-size). The protocol follows ``method.md`` sections 4 and 6:
+size). The protocol follows ``docs/method.md`` sections 4 and 6:
 
 1. **Warm-up** is trained once per (data set, model, fold, seed, batch size)
    with shuffled random batches and a linear learning-rate warm-up, and saved

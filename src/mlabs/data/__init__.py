@@ -11,7 +11,7 @@ dataset_spec, user_files, is_shipped, USER_CHECKSUMS
     User data sets: their description in ``params.yaml`` (``data.custom``), their files, and the
     checksum record that reports a later change of a file.
 select_features, filter_labels, make_folds, prepare
-    The study's preprocessing (``reference/method.md`` section 6) and its fold assignment.
+    The study's preprocessing (``docs/method.md`` section 6) and its fold assignment.
 fold_split
     Train / validation / test matrices of one fold, min-max scaled on the training part.
 save_prepared, load_prepared

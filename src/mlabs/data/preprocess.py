@@ -1,4 +1,4 @@
-"""The study's preprocessing (``reference/method.md`` section 6), folds and per-fold splits."""
+"""The study's preprocessing (``docs/method.md`` section 6), folds and per-fold splits."""
 
 from __future__ import annotations
 
@@ -187,7 +187,7 @@ def _registry_ratio(name) -> float:
 
 def prepare(data: MultiLabelData, feature_ratio: float | None = None, min_label_positives: int = 21,
             n_folds: int = 5, seed: int = 0, batch_size: int | None = None) -> PreparedData:
-    """Feature selection, label filtering and fold assignment (``method.md`` section 6).
+    """Feature selection, label filtering and fold assignment (``docs/method.md`` section 6).
 
     Parameters
     ----------

@@ -22,7 +22,7 @@ class DatasetInfo:
     """What is known about one shipped data set (values from ``data/README.md``).
 
     The ``*_prepared`` fields describe the data after feature selection with ``feature_ratio`` and
-    removal of labels with <= 20 positives (README section 5). Statistics are rounded as in the README.
+    removal of labels with <= 20 positives (``data/README.md`` section 5). Statistics are rounded as there.
     """
 
     name: str
@@ -54,7 +54,7 @@ class DatasetInfo:
 
 
 _RCV1_XML = "e1028f4f10b8974d8881c30eb6e7f231ba248154999c85b8d7d95e18e10b2480"
-# Order = the authors' order (README section 5).
+# Order = the authors' order (data/README.md section 5).
 _REGISTRY: tuple[DatasetInfo, ...] = (
     DatasetInfo(name="emotions", sha256_arff="f4216883c0b51fda9c84640e776f83d7a56e9c0ddde6bb026276f4836511bdf9",
                 sha256_xml="dbce8e6ccbbb2fcbfd9e9edbb230d7ed12692c6e13f59fdbc0161fa9b6cf2dc0",

@@ -37,7 +37,7 @@ class StepOutput:
         Shape ``(B,)``, detached: the mean binary cross-entropy over the ``q``
         labels of the model's prediction from ``x`` alone (never from a path
         that sees ``y``). This is the hardness signal the batch samplers
-        consume (``method.md`` section 1).
+        consume (``docs/method.md`` section 1).
     probabilities : Tensor, optional
         Shape ``(B, q)``, detached: the label probabilities of that same
         prediction, for samplers that score uncertainty (``update(...,

@@ -112,7 +112,7 @@ class C2AE(MultiLabelModel):
 
     The official optimiser (RMSProp with momentum 0.99, lr 1e-4 x 0.98 per
     epoch, batch 500, 50 epochs) is not part of the model; the project trains
-    with the shared protocol of ``method.md``.
+    with the shared protocol of ``docs/method.md``.
     """
 
     per_sample_objective_supported = True

@@ -7,7 +7,7 @@ symmetric conditional co-occurrence matrix of the training labels,
     A_jk = 1/2 * (P(j | k) + P(k | j)) = 1/2 * (C_jk / n_k + C_jk / n_j),  A_jj = 0,
 
 the same matrix as the label-correlation matrix of the chain-based selection
-variant (``method.md`` section 5).
+variant (``docs/method.md`` section 5).
 """
 
 from __future__ import annotations

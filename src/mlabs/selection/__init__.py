@@ -2,7 +2,7 @@
 
 Implements *Multi-Label Adaptive Batch Selection by Highlighting Hard and Imbalanced Samples*
 (Zhou, Liu, Wang, Tsoumakas, ECML PKDD 2024, arXiv 2403.18192) as specified in
-``reference/method.md``; the chain variant (section 5) is a reconstruction. See ``docs/selection.md``.
+``docs/method.md``; the chain variant (section 5) is a reconstruction. See ``docs/selection.md``.
 
 Public API
 ----------

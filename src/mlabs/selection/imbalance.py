@@ -1,6 +1,6 @@
 """Label-imbalance measures (Charte et al.), the MLABS imbalance weights and label correlations.
 
-See ``reference/method.md`` sections 2 (imbalance weight) and 5 (label correlation matrix).
+See ``docs/method.md`` sections 2 (imbalance weight) and 5 (label correlation matrix).
 
 Public API
 ----------
@@ -12,9 +12,9 @@ k_nearest_neighbors
 knn_chunk_size
     The number of query rows per block that :func:`k_nearest_neighbors` uses.
 imbalance_weights
-    w_i = 1 + sum over minority labels of the normalised local imbalance (``method.md`` section 2).
+    w_i = 1 + sum over minority labels of the normalised local imbalance (``docs/method.md`` section 2).
 label_correlation
-    The symmetric conditional co-occurrence matrix A of the chain variant (``method.md`` section 5).
+    The symmetric conditional co-occurrence matrix A of the chain variant (``docs/method.md`` section 5).
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def _knn_blocks(feats: _Features, k: int, chunk: int):
 # --------------------------------------------------------------------------------------------
 def imbalance_weights(features, labels, k: int = 5, *, chunk_size: int | None = None, device=None,
                       normalise: bool = True) -> torch.Tensor:
-    """The static MLABS imbalance weight of every training sample (``method.md`` section 2).
+    """The static MLABS imbalance weight of every training sample (``docs/method.md`` section 2).
 
     Minority labels are those with IRLbl_j > MeanIR. For a sample i carrying a minority label j,
     ``B_ij`` is the fraction of its ``k`` nearest neighbours (Euclidean, excluding i itself) that
@@ -308,7 +308,7 @@ def imbalance_weights(features, labels, k: int = 5, *, chunk_size: int | None = 
 # label correlation
 # --------------------------------------------------------------------------------------------
 def label_correlation(labels, device=None) -> torch.Tensor:
-    """Symmetric conditional co-occurrence matrix of the chain variant (``method.md`` section 5).
+    """Symmetric conditional co-occurrence matrix of the chain variant (``docs/method.md`` section 5).
 
     ``A_jk = (C_jk / n_k + C_jk / n_j) / 2`` with ``C_jk`` the number of samples carrying both
     labels and ``n_j`` the positives of label j; ``A_jj = 0``. Entries involving a label without

@@ -1,4 +1,4 @@
-"""Quantized rank-based selection probabilities (``reference/method.md`` section 3)."""
+"""Quantized rank-based selection probabilities (``docs/method.md`` section 3)."""
 
 from __future__ import annotations
 

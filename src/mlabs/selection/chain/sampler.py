@@ -1,4 +1,4 @@
-"""Chain-based adaptive selection with label correlations (``method.md`` section 5, a reconstruction)."""
+"""Chain-based adaptive selection with label correlations (``docs/method.md`` section 5, a reconstruction)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ LABEL_CHOICES = ("argmax", "sample")
 
 
 class ChainBatchSampler(AdaptiveBatchSampler):
-    """Chain-based adaptive selection with label correlations (``method.md`` section 5, a reconstruction).
+    """Chain-based adaptive selection with label correlations (``docs/method.md`` section 5, a reconstruction).
 
     Each post-warm-up batch of exactly B distinct samples is built from chains of up to
     ``chain_length`` samples:
