@@ -47,3 +47,28 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def interrupt_training(monkeypatch):
+    """``run(cell, split, config, warmup_root, out_root, epoch)``: :func:`mlabs.training.train_cell`
+    stopped by a KeyboardInterrupt at the start of ``epoch`` (the resume checkpoint of the epochs
+    before it stays), the trainer restored afterwards, so the next ``train_cell`` resumes."""
+    from mlabs import training
+
+    def run(cell, split, config, warmup_root, out_root, epoch: int) -> None:
+        original = training._Run.train_epoch
+
+        def stop_at(self, sampler, e):
+            if e == epoch:
+                raise KeyboardInterrupt
+            return original(self, sampler, e)
+
+        monkeypatch.setattr(training._Run, "train_epoch", stop_at)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                training.train_cell(cell, split, config, warmup_root, out_root, progress=False)
+        finally:
+            monkeypatch.setattr(training._Run, "train_epoch", original)
+
+    return run

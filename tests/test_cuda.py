@@ -82,24 +82,14 @@ def test_every_model_trains_reproducibly_on_the_device(tmp_path, split, model):
     assert results[0]["test"] == results[1]["test"]
 
 
-def test_resume_on_the_device_is_bit_identical(tmp_path, split, monkeypatch):
+def test_resume_on_the_device_is_bit_identical(tmp_path, split, interrupt_training):
     cfg = config(epochs=5, warmup_epochs=2)
     cell = Cell("emotions", "mpvae", "adaptive", fold=0, seed=2)
     full = train_cell(cell, split, cfg, tmp_path / "w", tmp_path / "full", progress=False)
-    original = training._Run.train_epoch
-
-    def crash_at_epoch_4(self, sampler, epoch):
-        if epoch == 4:
-            raise KeyboardInterrupt
-        return original(self, sampler, epoch)
-
-    monkeypatch.setattr(training._Run, "train_epoch", crash_at_epoch_4)
-    with pytest.raises(KeyboardInterrupt):
-        train_cell(cell, split, cfg, tmp_path / "w", tmp_path / "cut", progress=False)
+    interrupt_training(cell, split, cfg, tmp_path / "w", tmp_path / "cut", epoch=4)
     resume = cell_dir(tmp_path / "cut", cell) / "resume.pt"
     streams = torch.load(resume, map_location="cpu", weights_only=True)["state"]["streams"]
     assert streams["device_type"] == torch.device(DEVICE).type   # the device's generator states
-    monkeypatch.setattr(training._Run, "train_epoch", original)
     resumed = train_cell(cell, split, cfg, tmp_path / "w", tmp_path / "cut", progress=False)
     assert _curves(tmp_path / "cut", cell) == _curves(tmp_path / "full", cell)
     assert resumed["test"] == full["test"]

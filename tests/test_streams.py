@@ -224,23 +224,13 @@ def test_checkpoints_carry_every_stream(tmp_path, split):
 
 
 @pytest.mark.parametrize("model, method", [("mpvae", "adaptive"), ("dela", "random")])
-def test_resume_from_a_mid_run_checkpoint_is_bit_identical(tmp_path, split, monkeypatch, model, method):
+def test_resume_from_a_mid_run_checkpoint_is_bit_identical(tmp_path, split, interrupt_training, model, method):
     config = small_config(epochs=5, warmup_epochs=2)
     cell = Cell("emotions", model, method, fold=0, seed=2)
     full = train_cell(cell, split, config, tmp_path / "w", tmp_path / "full", progress=False)
 
-    original = training._Run.train_epoch
-
-    def crash_at_epoch_4(self, sampler, epoch):
-        if epoch == 4:
-            raise KeyboardInterrupt
-        return original(self, sampler, epoch)
-
-    monkeypatch.setattr(training._Run, "train_epoch", crash_at_epoch_4)
-    with pytest.raises(KeyboardInterrupt):
-        train_cell(cell, split, config, tmp_path / "w", tmp_path / "cut", progress=False)
+    interrupt_training(cell, split, config, tmp_path / "w", tmp_path / "cut", epoch=4)
     assert (cell_dir(tmp_path / "cut", cell) / "resume.pt").exists()
-    monkeypatch.setattr(training._Run, "train_epoch", original)
     resumed = train_cell(cell, split, config, tmp_path / "w", tmp_path / "cut", progress=False)
     assert _curves(tmp_path / "cut", cell) == _curves(tmp_path / "full", cell)
     assert resumed["test"] == full["test"] and resumed["val"] == full["val"]

@@ -116,24 +116,14 @@ def test_rerun_skips_finished_cell(tmp_path, split, monkeypatch):
     assert train_cell(cell, split, config, tmp_path / "w", tmp_path / "r", progress=False) == first
 
 
-def test_resume_after_interruption_matches_uninterrupted(tmp_path, split, monkeypatch):
+def test_resume_after_interruption_matches_uninterrupted(tmp_path, split, interrupt_training):
     config = small_config(epochs=4, checkpoint_seconds=0)
     cell = Cell("emotions", "clif", "chain", fold=0, seed=2)
     full = train_cell(cell, split, config, tmp_path / "w", tmp_path / "full", progress=False)
 
-    original = training._Run.train_epoch
-
-    def crash_at_epoch_3(self, sampler, epoch):
-        if epoch == 3:
-            raise KeyboardInterrupt
-        return original(self, sampler, epoch)
-
-    monkeypatch.setattr(training._Run, "train_epoch", crash_at_epoch_3)
-    with pytest.raises(KeyboardInterrupt):
-        train_cell(cell, split, config, tmp_path / "w", tmp_path / "cut", progress=False)
+    interrupt_training(cell, split, config, tmp_path / "w", tmp_path / "cut", epoch=3)
     out = cell_dir(tmp_path / "cut", cell)
     assert (out / "resume.pt").exists() and not (out / "result.json").exists()
-    monkeypatch.setattr(training._Run, "train_epoch", original)
     resumed = train_cell(cell, split, config, tmp_path / "w", tmp_path / "cut", progress=False)
     assert resumed["test"] == full["test"] and resumed["best_epoch"] == full["best_epoch"]
     assert not (out / "resume.pt").exists()
