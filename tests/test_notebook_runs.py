@@ -195,6 +195,7 @@ def test_runner_executes_a_notebook_with_its_kernel_manager(tmp_path):
     src, out, log = tmp_path / "in.ipynb", tmp_path / "out.ipynb", tmp_path / "progress.log"
     nbformat.write(nb, src)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    env.pop("MLABS_QUIET", None)   # CI sets it (.ci/run); this test is about the bar reaching the terminal
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_notebook.py"), str(src), str(out),
                           "--log", str(log)], capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr
