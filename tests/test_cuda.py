@@ -18,6 +18,7 @@ from mlabs.data import fold_split, load_dataset, prepare
 from mlabs.models import MODEL_NAMES
 from mlabs.selection import make_sampler
 from mlabs.training import Cell, TrainConfig, cell_dir, train_cell
+from test_streams import _curves, small_config  # one small config and curves reader for both
 
 DEVICE = os.environ.get("MLABS_CUDA_TEST_DEVICE", "cuda")
 
@@ -32,16 +33,7 @@ def split():
 
 
 def config(**kw):
-    params = {"mpvae": {"n_train_sample": 10, "n_test_sample": 20}}
-    base = dict(epochs=3, warmup_epochs=1, lr=1e-3, model_params=params, device=DEVICE, checkpoint_seconds=0)
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-def _curves(root, cell) -> list[dict]:
-    header, *rows = (cell_dir(root, cell) / "curves.tsv").read_text().splitlines()
-    cols = header.split("\t")
-    return [{c: v for c, v in zip(cols, r.split("\t")) if "seconds" not in c} for r in rows]
+    return small_config(**{"device": DEVICE, **kw})
 
 
 @pytest.mark.parametrize("method", ["random", "adaptive", "chain", "balanced"])
