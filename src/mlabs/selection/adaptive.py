@@ -182,9 +182,7 @@ class AdaptiveBatchSampler(EpochBatchSampler):
         state = super().state_dict()
         state.update(loss_table=self._loss.cpu().clone(),
                      weights=None if self._weights is None else self._weights.cpu().clone(),
-                     draw_weights=None if self._drawer.refresh is None else
-                     self._drawer.refresh.weights.cpu().clone(),
-                     selection_pressure=self.selection_pressure, quantize=self.quantize, score=self.score)
+                     **self._drawer.state_dict(), selection_pressure=self.selection_pressure, quantize=self.quantize, score=self.score)
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -192,13 +190,7 @@ class AdaptiveBatchSampler(EpochBatchSampler):
         self._loss = state["loss_table"].to(device=self.device, dtype=torch.float64).clone()
         if state.get("weights") is not None and self._weights is not None:
             self._weights = state["weights"].to(device=self.device, dtype=torch.float64).clone()
-        self._drawer.clear()
-        if state.get("draw_weights") is not None:
-            self._drawer.set_weights(state["draw_weights"].to(device=self.device, dtype=torch.float64).clone(),
-                                     build_table=False)
-        elif state.get("log_weights") is not None:      # a state written before the weights were kept
-            self._drawer.set_log_weights(state["log_weights"].to(device=self.device, dtype=torch.float64).clone(),
-                                         build_table=False)
+        self._drawer.load_state_dict(state)
 
     # -- internals -------------------------------------------------------------------------------
     def _end_epoch(self) -> None:

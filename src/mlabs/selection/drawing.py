@@ -129,6 +129,22 @@ class BatchDrawer:
         """End the refresh in force (the next needs a :meth:`set_weights`)."""
         self.refresh = None
 
+    def state_dict(self) -> dict:
+        """The weights of the refresh in force (on CPU; None between refreshes), for a sampler's
+        ``state_dict``: a sampler stopped mid-epoch resumes with the same distribution."""
+        return {"draw_weights": None if self.refresh is None else self.refresh.weights.cpu().clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` (also from a sampler state that kept ``log_weights``, written
+        before the weights were kept); the slot table is rebuilt by the sampler's next refresh."""
+        self.clear()
+        if state.get("draw_weights") is not None:
+            self.set_weights(state["draw_weights"].to(device=self.device, dtype=torch.float64).clone(),
+                             build_table=False)
+        elif state.get("log_weights") is not None:
+            self.set_log_weights(state["log_weights"].to(device=self.device, dtype=torch.float64).clone(),
+                                 build_table=False)
+
     def plan(self, n_batches: int) -> tuple[torch.Tensor, list[int]]:
         """:meth:`batches` as a sampler's plan: (flat indices, batch sizes)."""
         return self.batches(n_batches).reshape(-1), [self.batch_size] * n_batches

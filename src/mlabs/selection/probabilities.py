@@ -128,15 +128,21 @@ def min_max_level_log_weights(score: torch.Tensor, log_se: float) -> torch.Tenso
     returned as log-weights with maximum 0. Equal scores (or s_e = 1) give the uniform distribution.
     Unlike :func:`levels` the score may be negative: only its spread matters.
     """
+    steps = _min_max_steps(score, log_se)
+    return torch.zeros_like(score, dtype=torch.float64) if steps is None else steps.mul_(-log_se / score.numel())
+
+
+def _min_max_steps(score: torch.Tensor, log_se: float) -> torch.Tensor | None:
+    """The steps ``Q_i - min Q`` (float64 integers in [0, N - 1]) of the min-max levels of
+    :func:`min_max_level_log_weights`, or None for the uniform distribution."""
     score = score.to(torch.float64)
     n = score.numel()
     lo, hi = score.min(), score.max()
     span = float(hi - lo)
     if log_se == 0.0 or not span > 0.0:
-        return torch.zeros_like(score)
-    u = (score - lo) / span
-    level = torch.ceil((1.0 - u) * n).clamp_(1, n)
-    return (level - level.min()).mul_(-log_se / n)
+        return None
+    level = torch.ceil((1.0 - (score - lo) / span) * n).clamp_(1, n)
+    return level.sub_(level.min())
 
 
 def rank_log_weights(score: torch.Tensor, log_se: float) -> torch.Tensor:
@@ -225,15 +231,8 @@ def level_steps(s: torch.Tensor, log_se: float) -> tuple[torch.Tensor, torch.Ten
 
 def min_max_level_weights(score: torch.Tensor, log_se: float) -> torch.Tensor:
     """``exp(min_max_level_log_weights(score, log_se))``, machine-independent (see :func:`step_weights`)."""
-    score = score.to(torch.float64)
-    n = score.numel()
-    lo, hi = score.min(), score.max()
-    span = float(hi - lo)
-    if log_se == 0.0 or not span > 0.0:
-        return torch.ones_like(score)
-    u = (score - lo) / span
-    level = torch.ceil((1.0 - u) * n).clamp_(1, n)
-    return step_weights(level - level.min(), log_se, n)
+    steps = _min_max_steps(score, log_se)
+    return torch.ones_like(score, dtype=torch.float64) if steps is None else step_weights(steps, log_se, score.numel())
 
 
 def rank_weights(score: torch.Tensor, log_se: float) -> torch.Tensor:

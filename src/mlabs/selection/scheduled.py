@@ -194,9 +194,7 @@ class ScheduledSampler(EpochBatchSampler):
 
     def state_dict(self) -> dict:
         state = super().state_dict()
-        refresh = self._drawer.refresh
-        state.update(loss_table=self._loss.cpu().clone(),
-                     draw_weights=None if refresh is None else refresh.weights.cpu().clone(),
+        state.update(loss_table=self._loss.cpu().clone(), **self._drawer.state_dict(),
                      history=None if self._window is None else self._window.state(),
                      score_rule=self.score_rule.state_dict())
         return state
@@ -204,13 +202,7 @@ class ScheduledSampler(EpochBatchSampler):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self._loss = state["loss_table"].to(device=self.device, dtype=torch.float64).clone()
-        self._drawer.clear()
-        if state.get("draw_weights") is not None:
-            self._drawer.set_weights(state["draw_weights"].to(device=self.device, dtype=torch.float64).clone(),
-                                     build_table=False)
-        elif state.get("log_weights") is not None:      # a state written before the weights were kept
-            self._drawer.set_log_weights(state["log_weights"].to(device=self.device, dtype=torch.float64).clone(),
-                                         build_table=False)
+        self._drawer.load_state_dict(state)
         if self._window is not None:
             self._window.load(state["history"])
         # "extra": the key of states written before the rules were objects of their own
