@@ -44,7 +44,7 @@ data: $(STAMP) ## restore the raw data from the shipped remote (dvc-store/, no n
 # Restore the data and the cached outputs of every pipeline's lock (the default's dvc.lock and each
 # profiles/<name>/dvc.lock: the prepared folds); the finished cells come with git (cells/).
 # Only the pipelines that have a lock were run and committed: a profile never run has nothing to pull.
-COMMITTED := dvc.yaml $(patsubst %/dvc.lock,%/dvc.yaml,$(wildcard profiles/*/dvc.lock))
+COMMITTED := dvc.yaml $(patsubst %/dvc.lock,%/dvc.yaml,$(shell git ls-files 'profiles/*/dvc.lock' 2>/dev/null))
 
 pull: $(STAMP) ## restore the data and the prepared folds of every committed profile
 	$(BIN)/dvc pull data.dvc $(COMMITTED)
@@ -66,12 +66,15 @@ repro: data ## run the default profile's pipeline (dvc repro)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro dvc.yaml
 
 # Another profile: profiles/<name>/ holds its overlay (what differs from params.yaml), its generated
-# params.yaml and dvc.yaml, and its own dvc.lock; its outputs go to reports/<name>/. Running one
-# never touches params.yaml or dvc.lock of the default (docs/pipeline.md). Finished cells are
-# shared through the cell store cells/, so a cell another profile trained is not trained again.
-PROFILE_REPRO = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro profiles/$(1)/dvc.yaml
+# params.yaml, and once run its dvc.yaml (written here, just before its first run) and dvc.lock:
+# commit both when the profile is finished (a pipeline without a lock would show
+# in a bare `dvc status`). Its outputs go to reports/<name>/. Running one never touches
+# params.yaml or dvc.lock of the default (docs/pipeline.md). Finished cells are shared through the
+# cell store cells/, so a cell another profile trained is not trained again.
+PROFILE_REPRO = PYTHONPATH="$(CURDIR)/src" $(BIN)/python -m mlabs.profiles $(1) && \
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro profiles/$(1)/dvc.yaml
 
-profiles: $(STAMP) ## regenerate profiles/*/params.yaml and dvc.yaml from params.yaml, dvc.yaml, the overlays
+profiles: $(STAMP) ## regenerate profiles/*/params.yaml (and the dvc.yaml of profiles run) from the overlays
 	PYTHONPATH="$(CURDIR)/src" $(BIN)/python -m mlabs.profiles
 
 repro-paper: data ## run the full paper profile (profiles/paper; weeks on a 2-core CPU)

@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlabs.profiles import profile_names, profile_pipeline
+
 ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "dvc-store" / "files" / "md5"
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-#: the default pipeline and every profile's (generated from it: tests/test_profiles.py)
-PIPELINES = {p.relative_to(ROOT).as_posix(): yaml.safe_load(p.read_text())
-             for p in [ROOT / "dvc.yaml", *sorted((ROOT / "profiles").glob("*/dvc.yaml"))]}
+#: the default pipeline and every profile's, as `make repro-<name>` writes it (tests/test_profiles.py)
+PIPELINES = {"dvc.yaml": DVC_YAML} | {f"profiles/{name}/dvc.yaml": profile_pipeline(name, ROOT)
+                                      for name in profile_names(ROOT)}
 
 
 def _committed_rev() -> str | None:
@@ -87,7 +89,11 @@ def test_no_output_path_is_shared_by_two_stages_of_any_profile():
     with dvc_repo.Repo(str(ROOT)) as repo:
         paths = [str(out) for stage in repo.index.stages for out in stage.outs]
     assert paths and len(paths) == len(set(paths)), sorted({p for p in paths if paths.count(p) > 1})[:10]
-    assert any(p.startswith("reports/breadth/") for p in paths)
+    assert any(p.startswith("reports/seeds/") for p in paths)
+    # and the pipelines of the profiles not run here, as `make repro-<name>` will write them
+    own = [o if isinstance(o, str) else next(iter(o)) for pipeline in PIPELINES.values()
+           for stage in pipeline["stages"].values() for o in stage.get("do", stage).get("outs", [])]
+    assert len(own) == len(set(own)) and any(o.startswith("reports/breadth/") for o in own)
 
 
 def test_remote_is_the_shipped_store():
@@ -160,14 +166,14 @@ def test_fresh_clone_pull_restores_the_study(tmp_path):
     if res.returncode != 0:
         pytest.skip(f"not a git checkout: {res.stderr.strip()}")
     dvc = [sys.executable, "-m", "dvc"]
-    # what `make pull` runs: the data and every pipeline that has a lock (a profile never run has
-    # no outputs to pull, and a bare `dvc pull` would report them missing)
+    # what `make pull` runs: the data and every pipeline that has a committed lock
     committed = ["dvc.yaml"] + [str(p.parent / "dvc.yaml") for p in sorted(clone.glob("profiles/*/dvc.lock"))]
     pull = subprocess.run(dvc + ["pull", "-q", "data.dvc", *committed], cwd=clone, capture_output=True,
                           text=True, timeout=600)
     assert pull.returncode == 0, pull.stderr[-2000:]
-    for pipeline in committed:
-        status = subprocess.run(dvc + ["status", "--json", pipeline], cwd=clone, capture_output=True, text=True,
+    # each pipeline, then a bare `dvc status` (every dvc.yaml in the clone: no profile that never ran)
+    for pipeline in [[p] for p in committed] + [[]]:
+        status = subprocess.run(dvc + ["status", "--json", *pipeline], cwd=clone, capture_output=True, text=True,
                                 timeout=600)
         assert status.returncode == 0 and json.loads(status.stdout or "{}") == {}, (pipeline, status.stdout[-2000:])
 

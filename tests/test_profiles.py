@@ -28,6 +28,49 @@ def test_generated_files_are_up_to_date():
     assert not stale, f"out of date: {stale}; run `make profiles` (python -m mlabs.profiles)"
 
 
+def _git_files(pattern: str) -> set[str] | None:
+    res = subprocess.run(["git", "-C", str(ROOT), "ls-files", pattern], capture_output=True, text=True)
+    return set(res.stdout.split()) if res.returncode == 0 and res.stdout else None
+
+
+def test_only_profiles_that_were_run_have_a_committed_pipeline():
+    """A committed profiles/<name>/dvc.yaml comes with its dvc.lock (and the other way round), so
+    that a bare `dvc status` in a fresh clone lists no stage that was never run."""
+    pipelines, locks = _git_files("profiles/*/dvc.yaml"), _git_files("profiles/*/dvc.lock")
+    if pipelines is None:
+        pytest.skip("not a git checkout with committed profiles")
+    assert {p.replace("dvc.yaml", "dvc.lock") for p in pipelines} == locks
+    assert "profiles/seeds/dvc.yaml" in pipelines
+
+
+def _project(tmp_path: Path) -> Path:
+    """A project with the root params.yaml, dvc.yaml and notebooks and one profile, x."""
+    for name in ("params.yaml", "dvc.yaml"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    (tmp_path / "notebooks").mkdir()
+    for nb in (ROOT / "notebooks").glob("*.ipynb"):
+        (tmp_path / "notebooks" / nb.name).write_text(nb.read_text())
+    (tmp_path / "profiles/x").mkdir(parents=True)
+    (tmp_path / "profiles/x/overlay.yaml").write_text("train:\n  epochs: 7\n")
+    return tmp_path
+
+
+def test_a_profiles_pipeline_is_written_when_it_is_run(tmp_path, capsys):
+    from mlabs.profiles import main
+
+    root = _project(tmp_path)
+    assert main(["--root", str(root)]) == 0
+    assert (root / "profiles/x/params.yaml").exists() and not (root / "profiles/x/dvc.yaml").exists()
+    assert main(["--root", str(root), "--check"]) == 0
+    assert main(["--root", str(root), "x"]) == 0          # what `make repro-x` runs first
+    assert yaml.safe_load((root / "profiles/x/dvc.yaml").read_text()) == profile_pipeline("x", root)
+    (root / "profiles/x/overlay.yaml").write_text("train:\n  epochs: 8\n")
+    assert main(["--root", str(root), "--check"]) == 1      # once run, kept up to date
+    assert "profiles/x/params.yaml: out of date" in capsys.readouterr().out
+    assert main(["--root", str(root), "y"]) == 2
+    assert "no profile 'y': the profiles are ['x']" in capsys.readouterr().err
+
+
 def test_merge_merges_mappings_and_replaces_everything_else():
     base = {"train": {"models": ["a", "b"], "lr": 1.0, "model_lr": {"a": 2.0}}, "grid": {"n_jobs": 1}}
     merged = merge(base, {"train": {"models": ["c"], "model_lr": {"b": 3.0}}, "grid": {"n_jobs": None}})

@@ -13,6 +13,12 @@ The default profile is the project root: ``params.yaml``, ``dvc.yaml``, ``dvc.lo
   (DVC refuses one output in two stages, even in two ``dvc.yaml`` files);
 - ``dvc.lock``, written by ``dvc repro profiles/<name>/dvc.yaml``.
 
+A profile's ``dvc.yaml`` is written only when the profile is run (``make repro-<name>`` calls
+``python -m mlabs.profiles <name>``) and committed together with its ``dvc.lock``: a pipeline
+without a lock would make a bare ``dvc status`` list stages that were never meant to have run. Both
+stay untracked until then (DVC refuses a git-ignored ``dvc.yaml``, so they cannot be ignored);
+once there, they are kept up to date like any generated file.
+
 Finished cells live in one store (:mod:`mlabs.store`) that every profile reads and writes, so a
 cell is trained once whichever profile asks for it. ``python -m mlabs.profiles`` regenerates the
 files of every profile; ``--check`` only says which are out of date (docs/pipeline.md).
@@ -33,7 +39,8 @@ import yaml
 from .params_schema import check_params
 
 __all__ = ["PROFILES_DIR", "profile_names", "merge", "load_overlay", "profile_params", "rewrite_path",
-           "profile_pipeline", "render_params", "render_pipeline", "generated_files", "main"]
+           "profile_pipeline", "render_params", "render_pipeline", "has_pipeline", "generated_files",
+           "main"]
 
 PROFILES_DIR = "profiles"
 #: path prefixes (as the root pipeline names them) that are a profile's own; every other path
@@ -170,26 +177,46 @@ def render_pipeline(name: str, root: str | Path = ".") -> str:
     return _header(name, "dvc.yaml") + yaml.safe_dump(profile_pipeline(name, root), sort_keys=False, width=120)
 
 
-def generated_files(root: str | Path = ".") -> dict[Path, str]:
-    """Every generated profile file and the text it must hold."""
+def has_pipeline(name: str, root: str | Path = ".") -> bool:
+    """Whether profile ``name`` has been run here: its ``dvc.yaml`` or ``dvc.lock`` exists."""
+    folder = Path(root) / PROFILES_DIR / name
+    return (folder / "dvc.yaml").exists() or (folder / "dvc.lock").exists()
+
+
+def generated_files(root: str | Path = ".", pipelines=()) -> dict[Path, str]:
+    """Every generated profile file and the text it must hold: each profile's ``params.yaml``, and
+    the ``dvc.yaml`` of the profiles in ``pipelines`` and of those that have been run
+    (:func:`has_pipeline`)."""
     root = Path(root)
+    unknown = sorted(set(pipelines) - set(profile_names(root)))
+    if unknown:
+        raise ValueError(f"no profile {unknown[0]!r}: the profiles are {profile_names(root)} "
+                         f"(a profile is a folder {PROFILES_DIR}/<name>/ with an overlay.yaml)")
     files = {}
     for name in profile_names(root):
         folder = root / PROFILES_DIR / name
         files[folder / "params.yaml"] = render_params(name, root)
-        files[folder / "dvc.yaml"] = render_pipeline(name, root)
+        if name in pipelines or has_pipeline(name, root):
+            files[folder / "dvc.yaml"] = render_pipeline(name, root)
     return files
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlabs.profiles",
-                                     description="Write each profile's params.yaml and dvc.yaml "
-                                                 "(profiles/<name>/) from params.yaml, dvc.yaml and its overlay.")
+                                     description="Write each profile's params.yaml (profiles/<name>/) from "
+                                                 "params.yaml and its overlay, and the dvc.yaml of the profiles "
+                                                 "named and of those already run, from dvc.yaml.")
+    parser.add_argument("names", nargs="*", help="profiles about to run: write their dvc.yaml too")
     parser.add_argument("--check", action="store_true", help="only list the files that are out of date")
     parser.add_argument("--root", default=".", help="the project root (default: .)")
     args = parser.parse_args(argv)
+    try:
+        files = generated_files(args.root, args.names)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     stale = []
-    for path, text in generated_files(args.root).items():
+    for path, text in files.items():
         if not path.exists() or path.read_text() != text:
             stale.append(path)
             if not args.check:
