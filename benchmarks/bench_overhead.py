@@ -23,6 +23,11 @@ Usage::
 
     python benchmarks/bench_overhead.py
     python benchmarks/bench_overhead.py --dataset yeast --models dela clif --epochs 10
+    python benchmarks/bench_overhead.py --params profiles/breadth/params.yaml --dataset all \
+        --models c2ae --methods chain --epochs 3     # the chain sampler's share on the 14 data sets
+
+``sampler share`` is the sampler's part of the whole epoch (the chain sampler's target: at most 5 %
+of a C2AE epoch on every data set).
 """
 
 from __future__ import annotations
@@ -109,7 +114,8 @@ class _TimedSampler:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--dataset", default="emotions")
+    ap.add_argument("--dataset", nargs="+", default=["emotions"],
+                    help="data sets (\"all\": those of the params file)")
     ap.add_argument("--models", nargs="+", default=None)
     ap.add_argument("--methods", nargs="+", default=["random", "adaptive", "chain"])
     ap.add_argument("--epochs", type=int, default=20, help="timed epochs per (model, method)")
@@ -120,18 +126,25 @@ def main() -> None:
 
     params = load_params(args.params)
     config = train_config(params, epochs=100)
-    d = params["data"]
-    split = fold_split(prepare(load_dataset(args.dataset), n_folds=d["n_folds"], seed=d["seed"],
-                               min_label_positives=d["min_label_positives"]), 0)
+    datasets = params["data"]["datasets"] if args.dataset == ["all"] else args.dataset
     models = args.models or params["train"]["models"]
     batch = int(params["train"]["batch_size"])
-    print(f"{args.dataset} fold 0, batch {batch}, one thread; ms per epoch, sums over {args.epochs} epochs")
-    print(f"{'model':6s} {'method':9s} {'model':>7s} {'sampler':>8s} {'val':>6s} {'rest':>6s} {'epoch':>7s} "
-          f"{'outside model':>14s} {'ckpt':>6s}")
+    print(f"fold 0, batch {batch}, one thread; ms per epoch, sums over {args.epochs} epochs")
+    print(f"{'dataset':16s} {'model':6s} {'method':9s} {'model':>7s} {'sampler':>8s} {'val':>6s} {'rest':>6s} "
+          f"{'epoch':>7s} {'outside model':>14s} {'sampler share':>14s} {'ckpt':>6s}")
+    for dataset in datasets:
+        _measure(dataset, models, args.methods, args.epochs, params, config, batch)
+
+
+def _measure(dataset, models, methods, epochs, params, config, batch) -> None:
+    """Print one line per (model, method) of ``dataset`` (fold 0): where its epochs' time goes."""
+    d = params["data"]
+    split = fold_split(prepare(load_dataset(dataset), n_folds=d["n_folds"], seed=d["seed"],
+                               min_label_positives=d["min_label_positives"]), 0)
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
-            for method in args.methods:
-                cell = training.Cell(args.dataset, model, method, 0, batch_size=batch)
+            for method in methods:
+                cell = training.Cell(dataset, model, method, 0, batch_size=batch)
                 training.run_warmup(cell, split, config, Path(tmp) / "warmup", progress=False)
                 run = training._Run(cell, split, config)
                 warm = training._load_checkpoint(training.warmup_path(Path(tmp) / "warmup", cell),
@@ -146,7 +159,7 @@ def main() -> None:
                 evaluate = training._evaluate
                 training._evaluate = clock.timed("val", evaluate)
                 try:
-                    for epoch in range(config.warmup_epochs + 1, config.warmup_epochs + 3 + args.epochs):
+                    for epoch in range(config.warmup_epochs + 1, config.warmup_epochs + 3 + epochs):
                         if epoch == config.warmup_epochs + 3:
                             clock.seconds.clear()
                         t0 = time.perf_counter()
@@ -158,11 +171,11 @@ def main() -> None:
                 t0 = time.perf_counter()
                 training._save_checkpoint(path, {}, run.state(), sampler=sampler.state_dict(), epoch=epoch)
                 t_ckpt = time.perf_counter() - t0
-                ms = {part: 1000 * s / args.epochs for part, s in clock.seconds.items()}
+                ms = {part: 1000 * s / epochs for part, s in clock.seconds.items()}
                 m, smp, val, ep = (ms.get(p, 0.0) for p in ("model", "sampler", "val", "epoch"))
                 rest = ep - m - smp - val
-                print(f"{model:6s} {method:9s} {m:7.1f} {smp:8.1f} {val:6.1f} {rest:6.1f} {ep:7.1f} "
-                      f"{100 * (ep - m) / ep:13.0f}% {1000 * t_ckpt:6.1f}")
+                print(f"{dataset:16s} {model:6s} {method:9s} {m:7.1f} {smp:8.1f} {val:6.1f} {rest:6.1f} {ep:7.1f} "
+                      f"{100 * (ep - m) / ep:13.0f}% {100 * smp / ep:13.1f}% {1000 * t_ckpt:6.1f}", flush=True)
 
 
 if __name__ == "__main__":
