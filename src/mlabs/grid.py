@@ -35,7 +35,7 @@ from .results import cell_dir, failed_result, is_done, load_result, warmup_path
 from .store import CellStore
 from .training import Cell, TrainConfig, check_method_supports_model, check_selection_options, run_cell, run_warmup
 
-__all__ = ["GridSpec", "run_grid", "manifest_entries", "EXECUTORS"]
+__all__ = ["GridSpec", "run_grid", "manifest_entries", "stored_results", "EXECUTORS"]
 
 EXECUTORS = ("local", "ray")
 
@@ -135,6 +135,12 @@ def _stored(cell: Cell, spec: GridSpec) -> dict | None:
     prepared = str(Path(spec.prepared_dir) / f"{cell.dataset}.npz")
     fingerprint = spec.config.fingerprint(cell.model, cell.method, _digest(prepared, cell.fold))
     return spec.cell_store.get(CellStore.key(cell, fingerprint))
+
+
+def stored_results(cells: Sequence[Cell], spec: GridSpec) -> list[dict | None]:
+    """The results of ``cells`` finished under the current settings, read back without training
+    (None for a cell not finished), e.g. for a report of a profile still training."""
+    return [_stored(c, spec) if _is_done(c, spec, False) else None for c in cells]
 
 
 def manifest_entries(cells: Sequence[Cell], results: Sequence[dict], spec: GridSpec) -> list[dict]:

@@ -264,7 +264,7 @@ _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1180px;margin:2em auto;
 padding:0 1em;color:#1d1d1d;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
-h3{margin-bottom:.3em}
+h3{margin-bottom:.3em}.notice{background:#fff4d6;border-left:4px solid #e0a800;padding:.5em .8em}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0;display:block;overflow-x:auto}
 th,td{border:1px solid #d0d0d0;padding:.2em .5em;text-align:left;white-space:nowrap}
 th{background:#f3f3f3}
@@ -543,7 +543,8 @@ def _profile_order(report_dir: Path) -> tuple[list[str], list[str], list[str]]:
 
 
 def render_html(report_dir: str | Path, *, lock: str | Path | None = None, params_file: str | Path | None = None,
-                results_root: str | Path | None = None, profile: str | None = None) -> str:
+                results_root: str | Path | None = None, profile: str | None = None,
+                notice: str | None = None) -> str:
     """The page of ``report_dir`` as a string (see :func:`render_page`)."""
     report_dir = Path(report_dir)
     tables = report_dir / "tables"
@@ -568,6 +569,8 @@ def render_html(report_dir: str | Path, *, lock: str | Path | None = None, param
              f"Methods compared with {BASELINE} (shuffled batches): "
              f"{html.escape(', '.join(m for m in order if m != BASELINE) or 'none')}. {cell_text} "
              "The full text of the findings is in findings.md (at the end of this page).</p>")
+    if notice:
+        page.add(f'<p class="notice"><b>{html.escape(notice)}</b></p>')
 
     page.add("<h2>Claims and verdicts</h2>")
     _claims(page, tables, metrics_json, order)
@@ -642,7 +645,7 @@ def render_html(report_dir: str | Path, *, lock: str | Path | None = None, param
 
 def render_page(report_dir: str | Path, out: str | Path | None = None, *, lock: str | Path | None = None,
                 params_file: str | Path | None = None, results_root: str | Path | None = None,
-                profile: str | None = None) -> Path:
+                profile: str | None = None, notice: str | None = None) -> Path:
     """Write the self-contained HTML page of a report folder.
 
     Parameters
@@ -663,6 +666,8 @@ def render_page(report_dir: str | Path, out: str | Path | None = None, *, lock: 
         are listed as the cells' code.
     profile : str, optional
         The profile's name in the title (default: the folder's name, ``default`` for ``reports``).
+    notice : str, optional
+        A sentence shown in bold under the title (a partial snapshot says what is missing).
 
     Returns
     -------
@@ -671,7 +676,8 @@ def render_page(report_dir: str | Path, out: str | Path | None = None, *, lock: 
     """
     from .._io import write_text_atomic
 
-    text = render_html(report_dir, lock=lock, params_file=params_file, results_root=results_root, profile=profile)
+    text = render_html(report_dir, lock=lock, params_file=params_file, results_root=results_root, profile=profile,
+                       notice=notice)
     return write_text_atomic(text, Path(out) if out is not None else Path(report_dir) / PAGE_NAME)
 
 

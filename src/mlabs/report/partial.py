@@ -1,0 +1,150 @@
+"""A partial snapshot of a long profile: the report of the cells finished so far.
+
+A profile such as ``breadth`` trains for days, in parts, and its DVC report stage runs only once
+every train stage has finished. Until then ``python -m mlabs.report.partial <profile>`` reports
+the models whose cells are finished on every data set of the profile (read from the cell store,
+nothing is trained) into ``reports/<profile>/partial/``: the same tables, figures, findings and
+page as the full report, each saying in its first line how many cells are still missing. The
+profile's own report (``make repro-<profile>``) supersedes it; delete the folder then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..config import load_params, methods_for, train_cells, train_config
+from ..grid import GridSpec, manifest_entries, stored_results
+from ..profiles import PROFILES_DIR, profile_names, rewrite_path
+from ..store import CellStore, manifest_path, materialize, write_manifest
+
+__all__ = ["Progress", "profile_progress", "write_partial", "main"]
+
+PARTIAL_DIR = "partial"
+
+
+@dataclass
+class Progress:
+    """How far a profile's train cells are: per (data set, model), the cells and their stored
+    results (None where not finished)."""
+
+    blocks: dict[tuple[str, str], tuple[list, list]]
+    datasets: list[str]
+    models: list[str]
+
+    @property
+    def finished(self) -> int:
+        return sum(r is not None for _, results in self.blocks.values() for r in results)
+
+    @property
+    def total(self) -> int:
+        return sum(len(cells) for cells, _ in self.blocks.values())
+
+    def model_counts(self, model: str) -> tuple[int, int]:
+        """(finished, total) cells of ``model`` over the data sets."""
+        pairs = [(sum(r is not None for r in res), len(res)) for (_, m), (_, res) in self.blocks.items()
+                 if m == model]
+        return sum(f for f, _ in pairs), sum(t for _, t in pairs)
+
+    def complete_models(self) -> list[str]:
+        """The models whose every cell, on every data set, is finished."""
+        return [m for m in self.models if self.model_counts(m)[0] == self.model_counts(m)[1] > 0]
+
+    def notice(self, name: str) -> str:
+        """The first line of every file of the partial snapshot."""
+        missing = [f"{m} ({f} of {t} cells)" for m in self.models if m not in self.complete_models()
+                   for f, t in [self.model_counts(m)]]
+        done = self.complete_models()
+        return (f"Partial snapshot of the {name} profile: {self.finished} of {self.total} cells are finished. "
+                f"Reported: {', '.join(done)} on all {len(self.datasets)} data sets. "
+                f"Not reported yet: {', '.join(missing) or 'nothing'}.")
+
+
+def profile_progress(params: dict, spec: GridSpec) -> Progress:
+    """The finished cells of every (data set, model) of ``params``, looked up in ``spec``'s store."""
+    datasets, models = list(params["data"]["datasets"]), list(params["train"]["models"])
+    blocks = {}
+    for dataset in datasets:
+        for model in models:
+            cells = train_cells(params, dataset, model)
+            blocks[(dataset, model)] = (cells, stored_results(cells, spec))
+    return Progress(blocks, datasets, models)
+
+
+def write_partial(name: str, root: str | Path = ".") -> Path:
+    """Write the partial snapshot of profile ``name`` into ``reports/<name>/partial/``.
+
+    Raises
+    ------
+    ValueError
+        When ``name`` is not a profile, its data are not prepared, or no model has finished cells
+        on every data set yet.
+    """
+    from . import write_report
+    from .page import render_page
+
+    root = Path(root)
+    if name not in profile_names(root):
+        raise ValueError(f"no profile {name!r}: the profiles are {profile_names(root)}")
+    params = load_params(root / PROFILES_DIR / name / "params.yaml")
+    prepared = root / rewrite_path("artifacts/prepared", name)
+    unprepared = [d for d in params["data"]["datasets"] if not (prepared / f"{d}.npz").is_file()]
+    if unprepared:
+        raise ValueError(f"{len(unprepared)} data sets of {name} are not prepared ({', '.join(unprepared[:3])}"
+                         f"{', ...' if len(unprepared) > 3 else ''}): run "
+                         f"`dvc repro profiles/{name}/dvc.yaml:prepare` (after `python -m mlabs.profiles {name}`)")
+    spec = GridSpec(str(prepared), str(root / "artifacts/warmup"), str(root / "artifacts/work"),
+                    train_config(params), store=str(root / "cells"))
+    progress = profile_progress(params, spec)
+    models = progress.complete_models()
+    if not models:
+        raise ValueError(f"no model of {name} has finished cells on every data set yet "
+                         f"({progress.finished} of {progress.total} cells finished): nothing to report")
+    out = root / rewrite_path("reports", name) / PARTIAL_DIR
+    manifests = []
+    for dataset in progress.datasets:
+        for model in models:
+            cells, results = progress.blocks[(dataset, model)]
+            path = manifest_path(out / "cells", dataset, model)
+            manifests.append(write_manifest(path, manifest_entries(cells, results, spec)))
+    view = materialize(manifests, CellStore(spec.store), root / rewrite_path("artifacts/views/default", name)
+                       / PARTIAL_DIR / "runs")
+    reported = [m for m in dict.fromkeys(x for model in models for x in methods_for(params, model))]
+    datasets_dir = root / rewrite_path("reports/datasets", name)
+    write_report(view, out, datasets_dir=datasets_dir if datasets_dir.is_dir() else None, methods=reported,
+                 datasets=progress.datasets, models=models, folds=params["train"]["folds"],
+                 seeds=params["train"]["seeds"], n_folds=params["data"]["n_folds"], prepared_dir=prepared,
+                 k_neighbors=params["selection"]["adaptive"]["k_neighbors"])
+    notice = progress.notice(name)
+    findings = out / "findings.md"
+    findings.write_text(f"**{notice}**\n\n{findings.read_text()}")
+    (out / "README.md").write_text(
+        f"**{notice}**\n\nWritten from the cell store by `python -m mlabs.report.partial {name}` (no cell "
+        f"trained). The profile's own report, `make repro-{name}`, supersedes this folder when every cell "
+        "is finished.\n")
+    render_page(out, results_root=view, profile=f"{name} (partial)", notice=notice,
+                params_file=root / PROFILES_DIR / name / "params.yaml")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mlabs.report.partial PROFILE``: the partial snapshot of a profile still training."""
+    parser = argparse.ArgumentParser(prog="python -m mlabs.report.partial", description=main.__doc__)
+    parser.add_argument("profile", help="a profile of profiles/, e.g. breadth")
+    parser.add_argument("--root", default=".", help="the project root (default: .)")
+    args = parser.parse_args(argv)
+    try:
+        out = write_partial(args.profile, args.root)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print((out / "README.md").read_text().splitlines()[0].strip("*"))
+    print(f"written: {out}/ (findings.md, tables/, figures/, report.html)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The partial snapshot of a profile still training: the models finished on every data set,
+read from the cell store, with the missing cells named in the first line of every file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlabs import grid
+from mlabs.config import load_params, train_cells, train_config
+from mlabs.data import load_dataset, prepare, save_prepared
+from mlabs.profiles import main as profiles_main
+from mlabs.report.partial import main, write_partial
+from mlabs.store import CellStore
+from test_report import write_cell  # noqa: E402  (tests/ is on sys.path under pytest)
+
+ROOT = Path(__file__).resolve().parents[1]
+OVERLAY = """data:
+  datasets: [emotions, yeast]
+train:
+  models: [c2ae, dela]
+  methods: [random, adaptive]
+  folds: [0, 1]
+sensitivity:
+  datasets: []
+  models: []
+"""
+
+
+def _metric(metric, dataset, model, method, fold):
+    return 0.7 + 0.01 * fold + (0.02 if method == "adaptive" else 0.0) + (0.05 if dataset == "yeast" else 0.0)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """Profile x (emotions, yeast; C2AE and DELA; random and adaptive; folds 0 and 1) whose store
+    holds every C2AE cell and one DELA cell, under the fingerprints the grid computes."""
+    root = tmp_path_factory.mktemp("project")
+    (root / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (root / "profiles/x").mkdir(parents=True)
+    (root / "profiles/x/overlay.yaml").write_text(OVERLAY)
+    assert profiles_main(["--root", str(root)]) == 0
+    params = load_params(root / "profiles/x/params.yaml")
+    prepared = root / "artifacts/x/prepared"
+    for dataset in params["data"]["datasets"]:
+        d = params["data"]
+        save_prepared(prepare(load_dataset(dataset), n_folds=d["n_folds"], seed=d["seed"],
+                              min_label_positives=d["min_label_positives"]), prepared / f"{dataset}.npz")
+    spec = grid.GridSpec(str(prepared), str(root / "w"), str(root / "o"), train_config(params), store=str(root / "cells"))
+    store, scratch = CellStore(spec.store), root / "scratch"
+    for dataset in params["data"]["datasets"]:
+        cells = train_cells(params, dataset, "c2ae") + train_cells(params, dataset, "dela")[:1 if dataset == "emotions" else 0]
+        for cell in cells:
+            folder = write_cell(scratch, cell.dataset, cell.model, cell.method, cell.fold, batch=cell.batch_size,
+                                se=cell.selection_pressure, metric_value=_metric)
+            fingerprint = spec.config.fingerprint(cell.model, cell.method,
+                                                  grid._digest(str(prepared / f"{dataset}.npz"), cell.fold))
+            result = json.loads((folder / "result.json").read_text()) | {"fingerprint": fingerprint}
+            result["cell"] = dict(cell.__dict__)
+            store.put(CellStore.key(cell, fingerprint), result, (folder / "curves.tsv").read_text())
+    return root
+
+
+def test_reports_the_complete_model_and_says_what_is_missing(project):
+    out = write_partial("x", project)
+    assert out == project / "reports/x/partial"
+    first = "**Partial snapshot of the x profile: 9 of 16 cells are finished. Reported: c2ae on all 2 data sets. " \
+            "Not reported yet: dela (1 of 8 cells).**"
+    assert (out / "findings.md").read_text().splitlines()[0] == first
+    assert (out / "README.md").read_text().splitlines()[0] == first
+    page = (out / "report.html").read_text()
+    assert first.strip("*") in page and "x (partial) profile" in page
+    main_table = (out / "tables/main_macro_auc.md").read_text()
+    assert "c2ae" in main_table and "dela" not in main_table
+    assert "emotions" in main_table and "yeast" in main_table
+    assert sorted(p.name for p in (out / "cells").iterdir()) == ["emotions-c2ae.json", "yeast-c2ae.json"]
+
+
+def test_nothing_to_report_and_unprepared_data_are_one_line_errors(project, tmp_path, capsys):
+    assert main(["--root", str(project), "y"]) == 2
+    assert "no profile 'y'" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    (empty / "profiles/x").mkdir(parents=True)
+    for name in ("params.yaml", "profiles/x/params.yaml", "profiles/x/overlay.yaml"):
+        (empty / name).write_text((project / name).read_text())
+    assert main(["--root", str(empty), "x"]) == 2
+    assert "2 data sets of x are not prepared (emotions, yeast): run `dvc repro" in capsys.readouterr().err
+    (empty / "artifacts/x").mkdir(parents=True)
+    (empty / "artifacts/x/prepared").symlink_to(project / "artifacts/x/prepared")
+    assert main(["--root", str(empty), "x"]) == 2
+    assert "no model of x has finished cells on every data set yet (0 of 16 cells finished)" in \
+        capsys.readouterr().err
