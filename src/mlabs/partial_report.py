@@ -1,7 +1,7 @@
 """A partial snapshot of a long profile: the report of the cells finished so far.
 
 A profile such as ``breadth`` trains for days, in parts, and its DVC report stage runs only once
-every train stage has finished. Until then ``python -m mlabs.report.partial <profile>`` reports
+every train stage has finished. Until then ``python -m mlabs.partial_report <profile>`` reports
 the models whose cells are finished on every data set of the profile (read from the cell store,
 nothing is trained) into ``reports/<profile>/partial/``: the same tables, figures, findings and
 page as the full report, each saying in its first line how many cells are still missing. The
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..config import load_params, methods_for, train_cells, train_config
-from ..grid import GridSpec, manifest_entries, stored_results
-from ..profiles import PROFILES_DIR, profile_names, rewrite_path
-from ..store import CellStore, manifest_path, materialize, write_manifest
+from .config import load_params, methods_for, train_cells, train_config
+from .grid import GridSpec, manifest_entries, stored_results
+from .profiles import PROFILES_DIR, profile_names, rewrite_path
+from .store import CellStore, manifest_path, materialize, write_manifest
 
 __all__ = ["Progress", "profile_progress", "write_partial", "main"]
 
@@ -83,8 +83,8 @@ def write_partial(name: str, root: str | Path = ".") -> Path:
         When ``name`` is not a profile, its data are not prepared, or no model has finished cells
         on every data set yet.
     """
-    from . import write_report
-    from .page import render_page
+    from .report import write_report
+    from .report.page import render_page
 
     root = Path(root)
     if name not in profile_names(root):
@@ -122,7 +122,7 @@ def write_partial(name: str, root: str | Path = ".") -> Path:
     findings = out / "findings.md"
     findings.write_text(f"**{notice}**\n\n{findings.read_text()}")
     (out / "README.md").write_text(
-        f"**{notice}**\n\nWritten from the cell store by `python -m mlabs.report.partial {name}` (no cell "
+        f"**{notice}**\n\nWritten from the cell store by `python -m mlabs.partial_report {name}` (no cell "
         f"trained). The profile's own report, `make repro-{name}`, supersedes this folder when every cell "
         "is finished.\n")
     render_page(out, results_root=view, profile=f"{name} (partial)", notice=notice,
@@ -131,8 +131,8 @@ def write_partial(name: str, root: str | Path = ".") -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m mlabs.report.partial PROFILE``: the partial snapshot of a profile still training."""
-    parser = argparse.ArgumentParser(prog="python -m mlabs.report.partial", description=main.__doc__)
+    """``python -m mlabs.partial_report PROFILE``: the partial snapshot of a profile still training."""
+    parser = argparse.ArgumentParser(prog="python -m mlabs.partial_report", description=main.__doc__)
     parser.add_argument("profile", help="a profile of profiles/, e.g. breadth")
     parser.add_argument("--root", default=".", help="the project root (default: .)")
     args = parser.parse_args(argv)

@@ -12,7 +12,7 @@ from mlabs import grid
 from mlabs.config import load_params, train_cells, train_config
 from mlabs.data import load_dataset, prepare, save_prepared
 from mlabs.profiles import main as profiles_main
-from mlabs.report.partial import main, write_partial
+from mlabs.partial_report import main, write_partial
 from mlabs.store import CellStore
 from test_report import write_cell  # noqa: E402  (tests/ is on sys.path under pytest)
 
