@@ -10,7 +10,7 @@ import pytest
 
 from mlabs import grid
 from mlabs.config import load_params, train_cells, train_config
-from mlabs.data import load_dataset, prepare, save_prepared
+from mlabs.data import fold_split, load_dataset, load_prepared, prepare, save_prepared
 from mlabs.profiles import main as profiles_main
 from mlabs.partial_report import main, write_partial
 from mlabs.store import CellStore
@@ -55,8 +55,8 @@ def project(tmp_path_factory):
         for cell in cells:
             folder = write_cell(scratch, cell.dataset, cell.model, cell.method, cell.fold, batch=cell.batch_size,
                                 se=cell.selection_pressure, metric_value=_metric)
-            fingerprint = spec.config.fingerprint(cell.model, cell.method,
-                                                  grid._digest(str(prepared / f"{dataset}.npz"), cell.fold))
+            fingerprint = spec.config.fingerprint(cell.model, cell.method, fold_split(
+                load_prepared(prepared / f"{dataset}.npz"), cell.fold).digest())
             result = json.loads((folder / "result.json").read_text()) | {"fingerprint": fingerprint}
             result["cell"] = dict(cell.__dict__)
             store.put(CellStore.key(cell, fingerprint), result, (folder / "curves.tsv").read_text())

@@ -18,7 +18,7 @@ from typing import Sequence
 
 from .config import load_params, methods_for, train_cells, train_config
 from .grid import GridSpec, manifest_entries, stored_results
-from .profiles import PROFILES_DIR, profile_names, rewrite_path
+from .profiles import PROFILES_DIR, check_profiles, rewrite_path
 from .store import CellStore, manifest_path, materialize, write_manifest
 
 __all__ = ["Progress", "profile_progress", "write_partial", "main"]
@@ -45,22 +45,26 @@ class Progress:
 
     def model_counts(self, model: str) -> tuple[int, int]:
         """(finished, total) cells of ``model`` over the data sets."""
-        pairs = [(sum(r is not None for r in res), len(res)) for (_, m), (_, res) in self.blocks.items()
-                 if m == model]
-        return sum(f for f, _ in pairs), sum(t for _, t in pairs)
+        results = [r for (_, m), (_, res) in self.blocks.items() if m == model for r in res]
+        return sum(r is not None for r in results), len(results)
 
     def complete_models(self) -> list[str]:
         """The models whose every cell, on every data set, is finished."""
-        return [m for m in self.models if self.model_counts(m)[0] == self.model_counts(m)[1] > 0]
+        return [m for m in self.models if _complete(self.model_counts(m))]
 
     def notice(self, name: str) -> str:
         """The first line of every file of the partial snapshot."""
-        missing = [f"{m} ({f} of {t} cells)" for m in self.models if m not in self.complete_models()
-                   for f, t in [self.model_counts(m)]]
-        done = self.complete_models()
+        counts = {m: self.model_counts(m) for m in self.models}
+        done = [m for m, c in counts.items() if _complete(c)]
+        missing = [f"{m} ({f} of {t} cells)" for m, (f, t) in counts.items() if m not in done]
         return (f"Partial snapshot of the {name} profile: {self.finished} of {self.total} cells are finished. "
                 f"Reported: {', '.join(done)} on all {len(self.datasets)} data sets. "
                 f"Not reported yet: {', '.join(missing) or 'nothing'}.")
+
+
+def _complete(counts: tuple[int, int]) -> bool:
+    finished, total = counts
+    return finished == total > 0
 
 
 def profile_progress(params: dict, spec: GridSpec) -> Progress:
@@ -87,8 +91,7 @@ def write_partial(name: str, root: str | Path = ".") -> Path:
     from .report.page import render_page
 
     root = Path(root)
-    if name not in profile_names(root):
-        raise ValueError(f"no profile {name!r}: the profiles are {profile_names(root)}")
+    check_profiles([name], root)
     params = load_params(root / PROFILES_DIR / name / "params.yaml")
     prepared = root / rewrite_path("artifacts/prepared", name)
     unprepared = [d for d in params["data"]["datasets"] if not (prepared / f"{d}.npz").is_file()]
@@ -112,7 +115,7 @@ def write_partial(name: str, root: str | Path = ".") -> Path:
             manifests.append(write_manifest(path, manifest_entries(cells, results, spec)))
     view = materialize(manifests, CellStore(spec.store), root / rewrite_path("artifacts/views/default", name)
                        / PARTIAL_DIR / "runs")
-    reported = [m for m in dict.fromkeys(x for model in models for x in methods_for(params, model))]
+    reported = list(dict.fromkeys(m for model in models for m in methods_for(params, model)))
     datasets_dir = root / rewrite_path("reports/datasets", name)
     write_report(view, out, datasets_dir=datasets_dir if datasets_dir.is_dir() else None, methods=reported,
                  datasets=progress.datasets, models=models, folds=params["train"]["folds"],

@@ -39,8 +39,8 @@ import yaml
 from .params_schema import check_params
 
 __all__ = ["PROFILES_DIR", "profile_names", "merge", "load_overlay", "profile_params", "rewrite_path",
-           "profile_pipeline", "render_params", "render_pipeline", "has_pipeline", "generated_files",
-           "main"]
+           "profile_pipeline", "render_params", "render_pipeline", "has_pipeline", "check_profiles",
+           "generated_files", "main"]
 
 PROFILES_DIR = "profiles"
 #: path prefixes (as the root pipeline names them) that are a profile's own; every other path
@@ -183,15 +183,21 @@ def has_pipeline(name: str, root: str | Path = ".") -> bool:
     return (folder / "dvc.yaml").exists() or (folder / "dvc.lock").exists()
 
 
+def check_profiles(names, root: str | Path = ".") -> None:
+    """Raise ValueError naming the first of ``names`` that is not a profile of the project at ``root``."""
+    known = profile_names(root)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"no profile {unknown[0]!r}: the profiles are {known} "
+                         f"(a profile is a folder {PROFILES_DIR}/<name>/ with an overlay.yaml)")
+
+
 def generated_files(root: str | Path = ".", pipelines=()) -> dict[Path, str]:
     """Every generated profile file and the text it must hold: each profile's ``params.yaml``, and
     the ``dvc.yaml`` of the profiles in ``pipelines`` and of those that have been run
     (:func:`has_pipeline`)."""
     root = Path(root)
-    unknown = sorted(set(pipelines) - set(profile_names(root)))
-    if unknown:
-        raise ValueError(f"no profile {unknown[0]!r}: the profiles are {profile_names(root)} "
-                         f"(a profile is a folder {PROFILES_DIR}/<name>/ with an overlay.yaml)")
+    check_profiles(pipelines, root)
     files = {}
     for name in profile_names(root):
         folder = root / PROFILES_DIR / name
