@@ -1,5 +1,6 @@
-"""The partial snapshot of a profile still training: the models finished on every data set,
-read from the cell store, with the missing cells named in the first line of every file."""
+"""The partial snapshot of a profile still training: the models finished on every data set (or,
+while none is, the data sets finished on every model), read from the cell store, with the missing
+cells named in the first line of every file."""
 
 from __future__ import annotations
 
@@ -36,11 +37,13 @@ def _metric(metric, dataset, model, method, fold):
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """Profile x (emotions, yeast; C2AE and DELA; random and adaptive; folds 0 and 1) whose store
-    holds every C2AE cell and one DELA cell, under the fingerprints the grid computes."""
+    holds every C2AE cell and the DELA cells of emotions, under the fingerprints the grid
+    computes; profile v is x with DELA alone, reading the same prepared data."""
     root = tmp_path_factory.mktemp("project")
     (root / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-    (root / "profiles/x").mkdir(parents=True)
-    (root / "profiles/x/overlay.yaml").write_text(OVERLAY)
+    for name, overlay in (("x", OVERLAY), ("v", OVERLAY.replace("[c2ae, dela]", "[dela]"))):
+        (root / f"profiles/{name}").mkdir(parents=True)
+        (root / f"profiles/{name}/overlay.yaml").write_text(overlay)
     assert profiles_main(["--root", str(root)]) == 0
     params = load_params(root / "profiles/x/params.yaml")
     prepared = root / "artifacts/x/prepared"
@@ -51,7 +54,7 @@ def project(tmp_path_factory):
     spec = grid.GridSpec(str(prepared), str(root / "w"), str(root / "o"), train_config(params), store=str(root / "cells"))
     store, scratch = CellStore(spec.store), root / "scratch"
     for dataset in params["data"]["datasets"]:
-        cells = train_cells(params, dataset, "c2ae") + train_cells(params, dataset, "dela")[:1 if dataset == "emotions" else 0]
+        cells = train_cells(params, dataset, "c2ae") + (train_cells(params, dataset, "dela") if dataset == "emotions" else [])
         for cell in cells:
             folder = write_cell(scratch, cell.dataset, cell.model, cell.method, cell.fold, batch=cell.batch_size,
                                 se=cell.selection_pressure, metric_value=_metric)
@@ -60,14 +63,16 @@ def project(tmp_path_factory):
             result = json.loads((folder / "result.json").read_text()) | {"fingerprint": fingerprint}
             result["cell"] = dict(cell.__dict__)
             store.put(CellStore.key(cell, fingerprint), result, (folder / "curves.tsv").read_text())
+    (root / "artifacts/v").mkdir(parents=True)
+    (root / "artifacts/v/prepared").symlink_to(prepared)
     return root
 
 
 def test_reports_the_complete_model_and_says_what_is_missing(project):
     out = write_partial("x", project)
     assert out == project / "reports/x/partial"
-    first = "**Partial snapshot of the x profile: 9 of 16 cells are finished. Reported: c2ae on all 2 data sets. " \
-            "Not reported yet: dela (1 of 8 cells).**"
+    first = "**Partial snapshot of the x profile: 12 of 16 cells are finished. Reported: c2ae on all 2 data sets. " \
+            "Not reported yet: dela (4 of 8 cells).**"
     assert (out / "findings.md").read_text().splitlines()[0] == first
     assert (out / "README.md").read_text().splitlines()[0] == first
     page = (out / "report.html").read_text()
@@ -76,6 +81,16 @@ def test_reports_the_complete_model_and_says_what_is_missing(project):
     assert "c2ae" in main_table and "dela" not in main_table
     assert "emotions" in main_table and "yeast" in main_table
     assert sorted(p.name for p in (out / "cells").iterdir()) == ["emotions-c2ae.json", "yeast-c2ae.json"]
+
+
+def test_without_a_finished_model_reports_the_finished_data_sets(project):
+    out = write_partial("v", project)
+    first = "**Partial snapshot of the v profile: 4 of 8 cells are finished. Reported: dela on 1 of 2 data sets " \
+            "(emotions). Not reported yet: yeast (0 of 4 cells).**"
+    assert (out / "findings.md").read_text().splitlines()[0] == first
+    main_table = (out / "tables/main_macro_auc.md").read_text()
+    assert "dela" in main_table and "emotions" in main_table and "yeast" not in main_table
+    assert sorted(p.name for p in (out / "cells").iterdir()) == ["emotions-dela.json"]
 
 
 def test_nothing_to_report_and_unprepared_data_are_one_line_errors(project, tmp_path, capsys):
@@ -90,5 +105,6 @@ def test_nothing_to_report_and_unprepared_data_are_one_line_errors(project, tmp_
     (empty / "artifacts/x").mkdir(parents=True)
     (empty / "artifacts/x/prepared").symlink_to(project / "artifacts/x/prepared")
     assert main(["--root", str(empty), "x"]) == 2
-    assert "no model of x has finished cells on every data set yet (0 of 16 cells finished)" in \
+    assert "no model of x has finished cells on every data set, nor any data set on every model, yet " \
+           "(0 of 16 cells finished)" in \
         capsys.readouterr().err

@@ -2,10 +2,11 @@
 
 A profile such as ``breadth`` trains for days, in parts, and its DVC report stage runs only once
 every train stage has finished. Until then ``python -m mlabs.partial_report <profile>`` reports
-the models whose cells are finished on every data set of the profile (read from the cell store,
-nothing is trained) into ``reports/<profile>/partial/``: the same tables, figures, findings and
-page as the full report, each saying in its first line how many cells are still missing. The
-profile's own report (``make repro-<profile>``) supersedes it; delete the folder then.
+the models whose cells are finished on every data set of the profile or, while no model is, every
+model on the data sets where all of them are finished (read from the cell store, nothing is
+trained) into ``reports/<profile>/partial/``: the same tables, figures, findings and page as the
+full report, each saying in its first line how many cells are still missing. The profile's own
+report (``make repro-<profile>``) supersedes it; delete the folder then.
 """
 
 from __future__ import annotations
@@ -43,23 +44,33 @@ class Progress:
     def total(self) -> int:
         return sum(len(cells) for cells, _ in self.blocks.values())
 
-    def model_counts(self, model: str) -> tuple[int, int]:
-        """(finished, total) cells of ``model`` over the data sets."""
-        results = [r for (_, m), (_, res) in self.blocks.items() if m == model for r in res]
+    def counts(self, model: str | None = None, dataset: str | None = None) -> tuple[int, int]:
+        """(finished, total) cells of ``model`` (None: every model) on ``dataset`` (None: every one)."""
+        results = [r for (d, m), (_, res) in self.blocks.items()
+                   if model in (None, m) and dataset in (None, d) for r in res]
         return sum(r is not None for r in results), len(results)
 
-    def complete_models(self) -> list[str]:
-        """The models whose every cell, on every data set, is finished."""
-        return [m for m in self.models if _complete(self.model_counts(m))]
+    def reported(self) -> tuple[list[str], list[str]]:
+        """(models, data sets) of the snapshot: the models finished on every data set, or while
+        there is none, every model on the data sets where all of them are finished."""
+        models = [m for m in self.models if _complete(self.counts(model=m))]
+        if models:
+            return models, list(self.datasets)
+        return list(self.models), [d for d in self.datasets if _complete(self.counts(dataset=d))]
 
     def notice(self, name: str) -> str:
         """The first line of every file of the partial snapshot."""
-        counts = {m: self.model_counts(m) for m in self.models}
-        done = [m for m, c in counts.items() if _complete(c)]
-        missing = [f"{m} ({f} of {t} cells)" for m, (f, t) in counts.items() if m not in done]
+        models, datasets = self.reported()
+        if len(datasets) == len(self.datasets):
+            where = f"on all {len(datasets)} data sets"
+            missing = [f"{m} ({f} of {t} cells)" for m in self.models if m not in models
+                       for f, t in [self.counts(model=m)]]
+        else:
+            where = f"on {len(datasets)} of {len(self.datasets)} data sets ({', '.join(datasets)})"
+            missing = [f"{d} ({f} of {t} cells)" for d in self.datasets if d not in datasets
+                       for f, t in [self.counts(dataset=d)]]
         return (f"Partial snapshot of the {name} profile: {self.finished} of {self.total} cells are finished. "
-                f"Reported: {', '.join(done)} on all {len(self.datasets)} data sets. "
-                f"Not reported yet: {', '.join(missing) or 'nothing'}.")
+                f"Reported: {', '.join(models)} {where}. Not reported yet: {', '.join(missing) or 'nothing'}.")
 
 
 def _complete(counts: tuple[int, int]) -> bool:
@@ -102,13 +113,13 @@ def write_partial(name: str, root: str | Path = ".") -> Path:
     spec = GridSpec(str(prepared), str(root / "artifacts/warmup"), str(root / "artifacts/work"),
                     train_config(params), store=str(root / "cells"))
     progress = profile_progress(params, spec)
-    models = progress.complete_models()
-    if not models:
-        raise ValueError(f"no model of {name} has finished cells on every data set yet "
-                         f"({progress.finished} of {progress.total} cells finished): nothing to report")
+    models, datasets = progress.reported()
+    if not datasets:
+        raise ValueError(f"no model of {name} has finished cells on every data set, nor any data set on every "
+                         f"model, yet ({progress.finished} of {progress.total} cells finished): nothing to report")
     out = root / rewrite_path("reports", name) / PARTIAL_DIR
     manifests = []
-    for dataset in progress.datasets:
+    for dataset in datasets:
         for model in models:
             cells, results = progress.blocks[(dataset, model)]
             path = manifest_path(out / "cells", dataset, model)
@@ -118,7 +129,7 @@ def write_partial(name: str, root: str | Path = ".") -> Path:
     reported = list(dict.fromkeys(m for model in models for m in methods_for(params, model)))
     datasets_dir = root / rewrite_path("reports/datasets", name)
     write_report(view, out, datasets_dir=datasets_dir if datasets_dir.is_dir() else None, methods=reported,
-                 datasets=progress.datasets, models=models, folds=params["train"]["folds"],
+                 datasets=datasets, models=models, folds=params["train"]["folds"],
                  seeds=params["train"]["seeds"], n_folds=params["data"]["n_folds"], prepared_dir=prepared,
                  k_neighbors=params["selection"]["adaptive"]["k_neighbors"])
     notice = progress.notice(name)
