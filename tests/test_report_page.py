@@ -20,8 +20,9 @@ from mlabs.report.page import PAGE_NAME, main, render_html, render_page
 from test_report import write_cell  # noqa: E402  (tests/ is on sys.path under pytest)
 
 ROOT = Path(__file__).resolve().parents[1]
-#: every committed report folder: the default profile's and each snapshot's
-COMMITTED = [ROOT / "reports"] + sorted(p.parent for p in (ROOT / "reports").glob("*/metrics.json"))
+#: every committed report folder: the default profile's, each snapshot's and each partial snapshot's
+COMMITTED = [ROOT / "reports"] + sorted(p.parent for pattern in ("*/metrics.json", "*/partial/metrics.json")
+                                        for p in (ROOT / "reports").glob(pattern))
 
 # A synthetic study written by the current write_report: 4 data sets x 2 models x 3 methods x 3
 # folds. adaptive gains 0.01 + 0.004 i (data set i) over random, growing with the data set's
