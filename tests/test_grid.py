@@ -130,11 +130,12 @@ def test_pool_runs_warmups_first_then_untimed_pairs_then_longest_cells(tmp_path,
 def test_grid_prints_what_it_trains_and_a_time_estimate_before_starting():
     from mlabs.cost import describe_estimate, epoch_seconds, estimate_seconds
 
-    assert epoch_seconds("emotions", "dela", 473, 6) == 0.144
+    assert epoch_seconds("emotions", "dela", 473, 6) == 0.06
     # an unmeasured pair scales with n_train * q from the model's emotions cost
-    assert epoch_seconds("scene", "dela", 1926, 6) > epoch_seconds("emotions", "dela", 473, 6)
+    assert epoch_seconds("scene", "paca", 1926, 6) > epoch_seconds("emotions", "paca", 473, 6)
+    assert epoch_seconds("new", "dela", 473 * 4, 6) == pytest.approx(0.06 * 4 ** 0.8)
     seconds = estimate_seconds([("emotions", "dela", 97, 473, 6)] * 10, slots=2)
-    assert seconds == pytest.approx(10 * 97 * 0.144 / 2)
+    assert seconds == pytest.approx(10 * 97 * 0.06 / 2)
     line = describe_estimate(10, 2, 5, seconds, 2, "local")
     assert "10 cells and 2 warm-ups" in line and "5 cells already finished" in line and "2 local slots" in line
     assert "h on" in describe_estimate(1, 0, 0, 7200, 1, "local")
