@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -52,6 +53,9 @@ def test_failing_cell_is_reported_and_the_rest_finish(tmp_path, prepared_dir, ca
     out = capsys.readouterr().out
     assert "1 of 3 cells failed" in out
     assert "grid: 3 cells and 2 warm-ups to train (0 cells already finished); roughly" in out
+    # and after the run, what it took against that estimate
+    assert re.search(r"grid: trained 3 cells and 2 warm-ups in \d+ s; estimated roughly \d+ s "
+                     r"\(took \d+\.\d\dx the estimate\)", out)
 
 
 def test_printed_output_is_the_same_whether_cells_were_trained_or_cached(tmp_path, prepared_dir, monkeypatch,
@@ -128,7 +132,7 @@ def test_pool_runs_warmups_first_then_untimed_pairs_then_longest_cells(tmp_path,
 
 
 def test_grid_prints_what_it_trains_and_a_time_estimate_before_starting():
-    from mlabs.cost import describe_estimate, epoch_seconds, estimate_seconds
+    from mlabs.cost import describe_elapsed, describe_estimate, epoch_seconds, estimate_seconds
 
     assert epoch_seconds("emotions", "dela", 473, 6) == 0.06
     # an unmeasured pair scales with n_train * q from the model's emotions cost
@@ -139,6 +143,8 @@ def test_grid_prints_what_it_trains_and_a_time_estimate_before_starting():
     line = describe_estimate(10, 2, 5, seconds, 2, "local")
     assert "10 cells and 2 warm-ups" in line and "5 cells already finished" in line and "2 local slots" in line
     assert "h on" in describe_estimate(1, 0, 0, 7200, 1, "local")
+    assert describe_elapsed(10, 2, 300, 600) == \
+        "grid: trained 10 cells and 2 warm-ups in 5 min; estimated roughly 10 min (took 0.50x the estimate)"
 
 
 def test_changed_data_retrains_finished_cells_and_warmups(tmp_path, prepared_dir, monkeypatch):

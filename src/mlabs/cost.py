@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-__all__ = ["EPOCH_SECONDS", "epoch_seconds", "estimate_seconds", "describe_estimate"]
+__all__ = ["EPOCH_SECONDS", "epoch_seconds", "estimate_seconds", "describe_estimate", "describe_elapsed"]
 
 #: (data set, model) -> seconds per epoch on one thread (training and predicting the validation
 #: half). C2AE and DELA on the 14 data sets, with the default profile's model settings:
@@ -58,14 +58,23 @@ def estimate_seconds(tasks: Iterable[tuple[str, str, int, int, int]], slots: int
     return total / max(slots, 1)
 
 
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{math.ceil(seconds / 60)} min" if seconds >= 120 else f"{math.ceil(seconds)} s"
+
+
 def describe_estimate(n_cells: int, n_warmups: int, n_done: int, seconds: float, slots: int,
                       executor: str) -> str:
     """One line: what will be trained and roughly how long it takes."""
-    if seconds >= 3600:
-        when = f"{seconds / 3600:.1f} h"
-    else:
-        when = f"{math.ceil(seconds / 60)} min"
     where = (f"{slots} local slot{'s' if slots != 1 else ''}" if executor == "local"
              else "one slot (divide by the number of cells the Ray cluster runs at once)")
     return (f"grid: {n_cells} cells and {n_warmups} warm-ups to train ({n_done} cells already finished); "
-            f"roughly {when} on {where} (mlabs.cost; a CPU estimate, for planning)")
+            f"roughly {_duration(seconds)} on {where} (mlabs.cost; a CPU estimate, for planning)")
+
+
+def describe_elapsed(n_cells: int, n_warmups: int, seconds: float, estimated: float) -> str:
+    """One line after a grid ran: what it trained, the wall time it took and the estimate printed
+    before it, so that every run checks the estimate."""
+    return (f"grid: trained {n_cells} cells and {n_warmups} warm-ups in {_duration(seconds)}; "
+            f"estimated roughly {_duration(estimated)} (took {seconds / max(estimated, 1e-9):.2f}x the estimate)")

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .cost import describe_estimate, estimate_seconds
+from .cost import describe_elapsed, describe_estimate, estimate_seconds
 from .progress import progress_bar, progress_note
 from .results import cell_dir, failed_result, is_done, load_result, warmup_path
 from .store import CellStore
@@ -224,9 +224,12 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
     warm_todo = [c for c in warmups if c.warmup_key in needed and not _is_done(c, spec, True)]
     total = len(warmups) if warmup_only else len(cells)
     tasks = len(warm_todo) + len(cell_todo)
-    if progress and tasks:  # what is left depends on what was cached: progress, not a result
-        progress_note(_estimate(cell_todo, warm_todo, len(cells) - len(cell_todo) if not warmup_only else 0,
-                                spec, executor, n_jobs))
+    estimate = None   # (line, seconds); what is left depends on what was cached: progress, not a result
+    if progress and tasks:
+        estimate = _estimate(cell_todo, warm_todo, len(cells) - len(cell_todo) if not warmup_only else 0,
+                             spec, executor, n_jobs)
+        progress_note(estimate[0])
+    started = time.monotonic()
     if executor == "ray":
         backend = _RayBackend(spec, address, cpus_per_cell, gpus_per_cell) if tasks else None
     else:
@@ -268,6 +271,8 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
         bar.close()
         if backend is not None:
             backend.close()
+    if estimate is not None:
+        progress_note(describe_elapsed(len(cell_todo), len(warm_todo), time.monotonic() - started, estimate[1]))
     if warmup_only:
         _summarise(warm_results, progress)
         return warm_results
@@ -283,8 +288,9 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
 
 
 def _estimate(cell_todo: list[Cell], warm_todo: list[Cell], n_done: int, spec: GridSpec, executor: str,
-              n_jobs: int | None) -> str:
-    """The line printed before a grid starts: what it trains and roughly how long it takes."""
+              n_jobs: int | None) -> tuple[str, float]:
+    """The line printed before a grid starts (what it trains and roughly how long it takes) and
+    the estimated wall seconds."""
     cfg = spec.config
     shapes = {}
     for ds in {c.dataset for c in cell_todo + warm_todo}:
@@ -297,7 +303,7 @@ def _estimate(cell_todo: list[Cell], warm_todo: list[Cell], n_done: int, spec: G
     tasks += [(c.dataset, c.model, cfg.warmup_epochs, *shapes[c.dataset]) for c in warm_todo]
     slots = (n_jobs or os.cpu_count() or 1) if executor == "local" else 1
     seconds = estimate_seconds(tasks, slots)
-    return describe_estimate(len(cell_todo), len(warm_todo), n_done, seconds, slots, executor)
+    return describe_estimate(len(cell_todo), len(warm_todo), n_done, seconds, slots, executor), seconds
 
 
 class _SerialBackend:
