@@ -54,7 +54,7 @@ def test_failing_cell_is_reported_and_the_rest_finish(tmp_path, prepared_dir, ca
     assert "1 of 3 cells failed" in out
     assert "grid: 3 cells and 2 warm-ups to train (0 cells already finished); roughly" in out
     # and after the run, what it took against that estimate
-    assert re.search(r"grid: trained 3 cells and 2 warm-ups in \d+ s; estimated roughly \d+ s "
+    assert re.search(r"grid: trained 3 cells and 2 warm-ups in \d+ (s|min); estimated roughly \d+ (s|min) "
                      r"\(took \d+\.\d\dx the estimate\)", out)
 
 
@@ -140,11 +140,17 @@ def test_grid_prints_what_it_trains_and_a_time_estimate_before_starting():
     assert epoch_seconds("new", "dela", 473 * 4, 6) == pytest.approx(0.06 * 4 ** 0.8)
     seconds = estimate_seconds([("emotions", "dela", 97, 473, 6)] * 10, slots=2)
     assert seconds == pytest.approx(10 * 97 * 0.06 / 2)
+    # fewer tasks than slots: the slots without a task do not help, nor can a run beat its longest task
+    assert estimate_seconds([("emotions", "dela", 97, 473, 6)] * 3, slots=16) == pytest.approx(97 * 0.06)
+    assert estimate_seconds([("emotions", "dela", 97, 473, 6), ("emotions", "dela", 3, 473, 6)],
+                            slots=2) == pytest.approx(97 * 0.06)
+    assert estimate_seconds([], slots=2) == 0.0
     line = describe_estimate(10, 2, 5, seconds, 2, "local")
     assert "10 cells and 2 warm-ups" in line and "5 cells already finished" in line and "2 local slots" in line
     assert "h on" in describe_estimate(1, 0, 0, 7200, 1, "local")
     assert describe_elapsed(10, 2, 300, 600) == \
         "grid: trained 10 cells and 2 warm-ups in 5 min; estimated roughly 10 min (took 0.50x the estimate)"
+    assert describe_elapsed(0, 2, 30, 0.0) == "grid: trained 0 cells and 2 warm-ups in 30 s; estimated roughly 0 s"
 
 
 def test_changed_data_retrains_finished_cells_and_warmups(tmp_path, prepared_dir, monkeypatch):

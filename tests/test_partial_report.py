@@ -84,6 +84,9 @@ def test_reports_the_complete_model_and_says_what_is_missing(project):
 
 
 def test_without_a_finished_model_reports_the_finished_data_sets(project):
+    stale = project / "reports/v/partial/cells/yeast-dela.json"   # of an earlier, larger snapshot
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("[]")
     out = write_partial("v", project)
     first = "**Partial snapshot of the v profile: 4 of 8 cells are finished. Reported: dela on 1 of 2 data sets " \
             "(emotions). Not reported yet: yeast (0 of 4 cells).**"

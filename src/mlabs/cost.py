@@ -53,9 +53,12 @@ def epoch_seconds(dataset: str, model: str, n_train: int, n_labels: int) -> floa
 
 
 def estimate_seconds(tasks: Iterable[tuple[str, str, int, int, int]], slots: int) -> float:
-    """Wall seconds of ``(dataset, model, epochs, n_train, n_labels)`` tasks on ``slots`` slots."""
-    total = sum(epochs * epoch_seconds(ds, m, n, q) for ds, m, epochs, n, q in tasks)
-    return total / max(slots, 1)
+    """Wall seconds of ``(dataset, model, epochs, n_train, n_labels)`` tasks on ``slots`` slots: their
+    total over the slots that have a task, and at least the longest task."""
+    seconds = [epochs * epoch_seconds(ds, m, n, q) for ds, m, epochs, n, q in tasks]
+    if not seconds:
+        return 0.0
+    return max(sum(seconds) / max(min(slots, len(seconds)), 1), max(seconds))
 
 
 def _duration(seconds: float) -> str:
@@ -76,5 +79,6 @@ def describe_estimate(n_cells: int, n_warmups: int, n_done: int, seconds: float,
 def describe_elapsed(n_cells: int, n_warmups: int, seconds: float, estimated: float) -> str:
     """One line after a grid ran: what it trained, the wall time it took and the estimate printed
     before it, so that every run checks the estimate."""
+    ratio = f" (took {seconds / estimated:.2f}x the estimate)" if estimated > 0 else ""
     return (f"grid: trained {n_cells} cells and {n_warmups} warm-ups in {_duration(seconds)}; "
-            f"estimated roughly {_duration(estimated)} (took {seconds / max(estimated, 1e-9):.2f}x the estimate)")
+            f"estimated roughly {_duration(estimated)}{ratio}")

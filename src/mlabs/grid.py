@@ -202,9 +202,10 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
         Only train the warm-up checkpoints; the result has one entry per warm-up key
         (``status`` ok for those already trained).
     progress : bool
-        Show what is left to train, with a time estimate, and a progress bar (to the runner's log
-        under DVC, :mod:`mlabs.progress`), and print a closing line, "N cells finished, M failed",
-        that is the same whether the cells were trained now or read back (not for ``warmup_only``).
+        Show what is left to train, with a time estimate, a progress bar and, at the end, the time
+        it took against the estimate (to the runner's log under DVC, :mod:`mlabs.progress`), and
+        print a closing line, "N cells finished, M failed", that is the same whether the cells were
+        trained now or read back (not for ``warmup_only``).
 
     Returns
     -------

@@ -12,6 +12,7 @@ report (``make repro-<profile>``) supersedes it; delete the folder then.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,8 +96,8 @@ def write_partial(name: str, root: str | Path = ".") -> Path:
     Raises
     ------
     ValueError
-        When ``name`` is not a profile, its data are not prepared, or no model has finished cells
-        on every data set yet.
+        When ``name`` is not a profile, its data are not prepared, or neither a model has finished
+        cells on every data set nor a data set on every model yet.
     """
     from .report import write_report
     from .report.page import render_page
@@ -118,6 +119,8 @@ def write_partial(name: str, root: str | Path = ".") -> Path:
         raise ValueError(f"no model of {name} has finished cells on every data set, nor any data set on every "
                          f"model, yet ({progress.finished} of {progress.total} cells finished): nothing to report")
     out = root / rewrite_path("reports", name) / PARTIAL_DIR
+    # the reported blocks can change between snapshots: no manifest of an earlier one stays behind
+    shutil.rmtree(out / "cells", ignore_errors=True)
     manifests = []
     for dataset in datasets:
         for model in models:
