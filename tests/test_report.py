@@ -11,6 +11,7 @@ formats written by :mod:`mlabs.training`. Planted effect on every test metric:
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -294,6 +295,33 @@ def test_friedman_over_data_sets_matches_scipy(results):
     assert m2.ranks.to_dict() == pytest.approx({"random": 1.5, "adaptive": 1.5, "chain": 3.0})
     fig = report.plot_critical_difference(fr)
     assert fig.axes and "over 2 data sets" in fig._suptitle.get_text()
+
+
+def test_critical_difference_diagram_is_the_same_in_every_process(tmp_path):
+    """scikit-posthocs orders a crossbar's points by string hashes, which differ between Python
+    processes: the saved diagram must not (a rerun that computes the same ranks changes no file)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "cd.py"
+    script.write_text(
+        "import sys, hashlib, io, numpy as np, pandas as pd\n"
+        "from mlabs.report import plot_critical_difference\n"
+        "from mlabs.report.statistics import FriedmanResult\n"
+        "methods = ['random', 'adaptive', 'chain', 'hard_only', 'reweight']\n"
+        "ranks = pd.Series([1.7, 1.7, 2.6, 3.1, 3.4], index=methods)\n"
+        "sig = pd.DataFrame(1.0, index=methods, columns=methods)\n"
+        "fr = FriedmanResult('macro_f1', methods, pd.DataFrame(index=range(14)), 6.9, 0.03, ranks, sig, 0.9)\n"
+        "buffer = io.BytesIO()\n"
+        "plot_critical_difference(fr).savefig(buffer, format='png')\n"
+        "print(hashlib.sha256(buffer.getvalue()).hexdigest())\n")
+    digests = set()
+    for seed in ("0", "1", "2", "3", "4", "5"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1
 
 
 def test_friedman_too_few_methods(results):

@@ -409,9 +409,17 @@ def plot_critical_difference(fr: FriedmanResult) -> Figure:
     ax = fig.add_subplot()
     sig = fr.nemenyi.fillna(1.0)  # an undefined pairwise p-value is "not shown different"
     # the CD goes in the title: drawn by scikit-posthocs it overlaps the rank tick labels
-    sp.critical_difference_diagram(fr.ranks, sig, ax=ax, alpha=fr.alpha,
-                                   color_palette=_palette(fr.methods),
-                                   label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}")
+    drawn = sp.critical_difference_diagram(fr.ranks, sig, ax=ax, alpha=fr.alpha,
+                                           color_palette=_palette(fr.methods),
+                                           label_fmt_left="{label} ({rank:.2f})",
+                                           label_fmt_right="({rank:.2f}) {label}")
+    # scikit-posthocs draws each crossbar through a set of method names, in string-hash order,
+    # which changes between Python processes: redraw it left to right, so a rerun gives the same image
+    for lines in drawn["crossbars"]:
+        for line in lines:
+            x, y = np.asarray(line.get_xdata(), dtype=float), np.asarray(line.get_ydata(), dtype=float)
+            order = np.lexsort((y, x))
+            line.set_data(x[order], y[order])
     verdict = "rejects" if fr.p_value < fr.alpha else "does not reject"
     scope = "pooled over models" if fr.model == POOLED else f"model {fr.model}"
     fig.suptitle(f"{fr.metric}: average rank over {len(fr.blocks)} data sets ({scope}), 1 = best\n"
