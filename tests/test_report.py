@@ -316,7 +316,7 @@ def test_critical_difference_diagram_is_the_same_in_every_process(tmp_path):
         "plot_critical_difference(fr).savefig(buffer, format='png')\n"
         "print(hashlib.sha256(buffer.getvalue()).hexdigest())\n")
     digests = set()
-    for seed in ("0", "1", "2", "3", "4", "5"):
+    for seed in ("0", "1", "2"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
         out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
         assert out.returncode == 0, out.stderr[-2000:]
