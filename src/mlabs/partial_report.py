@@ -37,14 +37,6 @@ class Progress:
     datasets: list[str]
     models: list[str]
 
-    @property
-    def finished(self) -> int:
-        return sum(r is not None for _, results in self.blocks.values() for r in results)
-
-    @property
-    def total(self) -> int:
-        return sum(len(cells) for cells, _ in self.blocks.values())
-
     def counts(self, model: str | None = None, dataset: str | None = None) -> tuple[int, int]:
         """(finished, total) cells of ``model`` (None: every model) on ``dataset`` (None: every one)."""
         results = [r for (d, m), (_, res) in self.blocks.items()
@@ -62,6 +54,7 @@ class Progress:
     def notice(self, name: str) -> str:
         """The first line of every file of the partial snapshot."""
         models, datasets = self.reported()
+        finished, total = self.counts()
         if len(datasets) == len(self.datasets):
             where = f"on all {len(datasets)} data sets"
             missing = [f"{m} ({f} of {t} cells)" for m in self.models if m not in models
@@ -70,7 +63,7 @@ class Progress:
             where = f"on {len(datasets)} of {len(self.datasets)} data sets ({', '.join(datasets)})"
             missing = [f"{d} ({f} of {t} cells)" for d in self.datasets if d not in datasets
                        for f, t in [self.counts(dataset=d)]]
-        return (f"Partial snapshot of the {name} profile: {self.finished} of {self.total} cells are finished. "
+        return (f"Partial snapshot of the {name} profile: {finished} of {total} cells are finished. "
                 f"Reported: {', '.join(models)} {where}. Not reported yet: {', '.join(missing) or 'nothing'}.")
 
 
@@ -116,8 +109,9 @@ def write_partial(name: str, root: str | Path = ".") -> Path:
     progress = profile_progress(params, spec)
     models, datasets = progress.reported()
     if not datasets:
+        finished, total = progress.counts()
         raise ValueError(f"no model of {name} has finished cells on every data set, nor any data set on every "
-                         f"model, yet ({progress.finished} of {progress.total} cells finished): nothing to report")
+                         f"model, yet ({finished} of {total} cells finished): nothing to report")
     out = root / rewrite_path("reports", name) / PARTIAL_DIR
     # the reported blocks can change between snapshots: no manifest of an earlier one stays behind
     shutil.rmtree(out / "cells", ignore_errors=True)
