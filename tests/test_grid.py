@@ -148,6 +148,11 @@ def test_grid_prints_what_it_trains_and_a_time_estimate_before_starting():
     line = describe_estimate(10, 2, 5, seconds, 2, "local")
     assert "10 cells and 2 warm-ups" in line and "5 cells already finished" in line and "2 local slots" in line
     assert "h on" in describe_estimate(1, 0, 0, 7200, 1, "local")
+    # the line names the slots that get a task, not every core
+    three = [Cell("emotions", "dela", "random", fold=f) for f in range(3)]
+    config = type("Config", (), {"epochs": 10, "warmup_epochs": 3})()
+    line, _ = grid_mod._estimate(three, [], 0, GridSpec("no-such-dir", "w", "r", config), "local", 16)
+    assert "on 3 local slots" in line
     assert describe_elapsed(10, 2, 300, 600) == \
         "grid: trained 10 cells and 2 warm-ups in 5 min; estimated roughly 10 min (took 0.50x the estimate)"
     assert describe_elapsed(0, 2, 30, 0.0) == "grid: trained 0 cells and 2 warm-ups in 30 s; estimated roughly 0 s"

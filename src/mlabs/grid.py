@@ -303,6 +303,7 @@ def _estimate(cell_todo: list[Cell], warm_todo: list[Cell], n_done: int, spec: G
     tasks = [(c.dataset, c.model, max(cfg.epochs - cfg.warmup_epochs, 1), *shapes[c.dataset]) for c in cell_todo]
     tasks += [(c.dataset, c.model, cfg.warmup_epochs, *shapes[c.dataset]) for c in warm_todo]
     slots = (n_jobs or os.cpu_count() or 1) if executor == "local" else 1
+    slots = max(min(slots, len(tasks)), 1)     # a slot without a task neither helps nor is used
     seconds = estimate_seconds(tasks, slots)
     return describe_estimate(len(cell_todo), len(warm_todo), n_done, seconds, slots, executor), seconds
 
