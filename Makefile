@@ -105,7 +105,7 @@ $(VENV)/.ray-installed: $(STAMP)
 	touch $@
 
 test: data $(VENV)/.ray-installed ## run the test suite (the page test needs chromium: .ci/run installs it)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -n auto --maxprocesses 4
 
 bench: $(STAMP) ## run the sampler benchmark
 	$(BIN)/python benchmarks/bench_selection.py
