@@ -241,9 +241,7 @@ def test_wilcoxon_across_data_sets_matches_scipy_and_counts(results):
     row = table[(table["model"] == "m2") & (table["method"] == "adaptive")].iloc[0]
     x = [block_mean("macro_auc", ds, "m2", "adaptive") for ds in DATASETS]
     y = [block_mean("macro_auc", ds, "m2", "random") for ds in DATASETS]
-    d = np.round(np.subtract(x, y), 12)
-    d[np.abs(d) <= report.tie_margin("macro_auc")] = 0.0
-    ref = stats.wilcoxon(d)
+    ref = stats.wilcoxon(np.round(np.subtract(x, y), 12), zero_method="zsplit")
     assert row["n"] == 2 and row["unit"] == "2 data sets (mean of 3 folds and 1 model)"
     assert row["p_value"] == pytest.approx(ref.pvalue) and row["statistic"] == pytest.approx(ref.statistic)
     assert (row["wins"], row["ties"], row["losses"]) == (1, 0, 1)  # ds_a win, ds_b loss
@@ -256,14 +254,15 @@ def test_wilcoxon_across_data_sets_matches_scipy_and_counts(results):
     assert pooled["mean_diff"] == pytest.approx(expected)
     assert pooled["rank_biserial"] == pytest.approx(1.0)  # better on every data set
     assert "only 2 pairs" in pooled["note"]
-    probs = pooled[["p_better", "p_equivalent", "p_worse"]].to_numpy(float)
-    assert probs.sum() == pytest.approx(1.0) and probs[0] > probs[2]
+    # two data sets are too few for a Bayesian signed-rank verdict (its prior would decide it)
+    assert pooled[["p_better", "p_equivalent", "p_worse"]].isna().all()
+    assert f"fewer than {report.MIN_DATASETS_BAYES} data sets" in pooled["note"]
     chain = table[(table["model"] == report.POOLED) & (table["method"] == "chain")].iloc[0]
     assert (chain["wins"], chain["ties"], chain["losses"]) == (0, 0, 2) and chain["rank_biserial"] == -1.0
     # lower-is-better metric: same pattern because the effect was planted in that direction
     low = report.wilcoxon_table(results, "one_error")
     pooled = low[(low["model"] == report.POOLED) & (low["method"] == "adaptive")].iloc[0]
-    assert (pooled["wins"], pooled["ties"], pooled["losses"]) == (2, 0, 0) and pooled["p_better"] > pooled["p_worse"]
+    assert (pooled["wins"], pooled["ties"], pooled["losses"]) == (2, 0, 0) and pooled["rank_biserial"] == 1.0
 
 
 def test_across_data_set_tests_with_one_data_set_are_not_computed(tmp_path):
@@ -284,17 +283,19 @@ def test_friedman_over_data_sets_matches_scipy(results):
     fr = report.friedman_nemenyi(results, "macro_auc")
     cols = [[dataset_mean("macro_auc", ds, method) for ds in DATASETS] for method in METHODS]
     ref = stats.friedmanchisquare(*cols)
-    assert fr.p_value == pytest.approx(ref.pvalue) and fr.statistic == pytest.approx(ref.statistic)
+    assert fr.p_chi2 == pytest.approx(ref.pvalue) and fr.statistic == pytest.approx(ref.statistic)
     assert len(fr.blocks) == 2 and fr.methods == list(METHODS) and fr.model == report.POOLED
     # pooled over models adaptive is first and chain last on both data sets
     assert fr.ranks.to_dict() == pytest.approx({"random": 2.0, "adaptive": 1.0, "chain": 3.0})
-    assert fr.nemenyi.shape == (3, 3) and list(fr.nemenyi.index) == list(METHODS)
-    assert np.allclose(np.diag(fr.nemenyi), 1.0) and np.isfinite(fr.cd)
+    # two data sets ranking three methods alike: 1 of the 3! arrangements of the second, exactly
+    assert fr.exact and fr.p_value == pytest.approx(1 / 6)
+    # no rejection: no post-hoc test
+    assert fr.nemenyi is None and np.isnan(fr.cd) and "does not reject" in fr.note
     # per model: m2 loses ds_b with adaptive, so random ranks first there
     m2 = report.friedman_nemenyi(results, "macro_auc", model="m2")
     assert m2.ranks.to_dict() == pytest.approx({"random": 1.5, "adaptive": 1.5, "chain": 3.0})
     fig = report.plot_critical_difference(fr)
-    assert fig.axes and "over 2 data sets" in fig._suptitle.get_text()
+    assert "does not reject" in " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
 
 
 def test_critical_difference_diagram_is_the_same_in_every_process(tmp_path):
@@ -373,7 +374,8 @@ def test_findings_give_each_verdict_its_unit_n_and_effect(results):
     line = next(ln for ln in section.splitlines() if ln.startswith("- `macro_auc`"))
     assert "**no significant difference**" in line
     assert "Across data sets, n = 2 data sets (mean of 3 folds and 2 models)" in line
-    assert "rank-biserial r = -1.00" in line and "W/T/L 0/0/2" in line and "P(better)" in line
+    assert "rank-biserial r = -1.00" in line and "W/T/L 0/0/2" in line
+    assert f"Bayesian signed-rank (rope ± 0.005): not computed (fewer than {report.MIN_DATASETS_BAYES} data sets)" in line
 
 
 # --- figures and the whole report ----------------------------------------------------------------
@@ -516,20 +518,28 @@ def test_write_report_keeps_only_the_profiles_datasets_and_models(runs_root, tmp
     assert not any(ds in p.name for ds in DATASETS[1:] for p in (out / "figures").glob("convergence_*.png"))
 
 
-def test_differences_within_the_tie_margin_are_ties_and_zero_in_the_test(tmp_path):
-    # adaptive is 0.003 better in every fold: below the 0.005 tie margin, so a tie, not a win
+def test_differences_within_the_tie_margin_are_ties_but_ranked_by_the_test(tmp_path):
+    # adaptive is 0.003 better on each of 7 data sets: below the 0.005 tie margin, so a tie in the
+    # counts and the rope, but the Wilcoxon test ranks the differences as they are (Demšar 2006)
+    datasets = [f"ds_{i}" for i in range(7)]
     for method, shift in (("random", 0.0), ("adaptive", 0.003)):
-        for ds in ("ds_a", "ds_b"):
-            for fold in range(6):
-                write_cell(tmp_path, ds, "m", method, fold, metric_value=lambda *a, s=shift, f=fold: 0.6 + 0.01 * f + s)
+        for i, ds in enumerate(datasets):
+            for fold in range(3):
+                write_cell(tmp_path, ds, "m", method, fold,
+                           metric_value=lambda *a, s=shift, f=fold, i=i: 0.6 + 0.01 * f + 0.001 * i + s)
     results = report.collect_results(tmp_path)
     table = report.wilcoxon_table(results, "macro_auc")
     pooled = table[table["model"] == report.POOLED].iloc[0]
-    assert (pooled["wins"], pooled["ties"], pooled["losses"]) == (0, 2, 0)
-    assert np.isnan(pooled["p_value"]) and "tie margin" in pooled["note"]
+    assert (pooled["wins"], pooled["ties"], pooled["losses"]) == (0, 7, 0)
+    assert pooled["p_value"] == pytest.approx(stats.wilcoxon(np.full(7, 0.003)).pvalue) and pooled["p_value"] < 0.05
+    assert pooled["rank_biserial"] == 1.0
+    # significant, yet within the tie margin: the verdict needs a difference beyond it
     assert report.verdict(pooled, "macro_auc") == "no significant difference"
-    # both data-set differences (0.003) lie inside the rope: equivalence is the likeliest outcome
-    assert pooled["p_equivalent"] > max(pooled["p_better"], pooled["p_worse"])
+    # every data-set difference (0.003) lies inside the rope: practically equivalent
+    assert pooled["p_equivalent"] > 0.95
+    # all differences zero: no evidence either way, p = 1 (it stays in the Holm family)
+    from mlabs.report.statistics import _wilcoxon
+    assert _wilcoxon(np.full(7, 0.5), np.full(7, 0.5))[1] == 1.0
 
 
 def test_verdict_needs_significance_direction_and_margin():

@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = [ROOT / "reports"] + sorted(p.parent for pattern in ("*/metrics.json", "*/partial/metrics.json")
                                         for p in (ROOT / "reports").glob(pattern))
 
-# A synthetic study written by the current write_report: 4 data sets x 2 models x 3 methods x 3
+# A synthetic study written by the current write_report: 6 data sets x 2 models x 3 methods x 3
 # folds. adaptive gains 0.01 + 0.004 i (data set i) over random, growing with the data set's
 # imbalance and labels; chain differs from random by at most 0.002, within the tie margin.
-DATASETS = ("ds0", "ds1", "ds2", "ds3")
+DATASETS = ("ds0", "ds1", "ds2", "ds3", "ds4", "ds5")  # 6: enough for the Bayesian signed-rank test
 MODELS = ("m1", "m2")
 METHODS = ("random", "adaptive", "chain")
 FOLDS = (0, 1, 2)
@@ -51,7 +51,7 @@ def _lock(datasets) -> dict:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A project root (dvc.yaml, dvc.lock, params.yaml) with two reports of the current report code:
-    ``reports`` over 4 data sets and ``reports/one`` over one of them."""
+    ``reports`` over 6 data sets and ``reports/one`` over one of them."""
     root = tmp_path_factory.mktemp("project")
     (root / "dvc.yaml").write_text("stages: {}\n")
     (root / "dvc.lock").write_text(yaml.safe_dump(_lock(DATASETS)))
@@ -157,14 +157,14 @@ def test_unknown_figure_machines_and_cells_code_are_shown(default_copy, tmp_path
 
 def test_claims_name_level_unit_n_tests_and_holm_family(default_page, one_page):
     many = _claims_text(default_page)
-    for text in ("adaptive vs random, across data sets (unit: 4 data sets (mean of 3 folds and 2 models); n = 4)",
+    for text in ("adaptive vs random, across data sets (unit: 6 data sets (mean of 3 folds and 2 models); n = 6)",
                  "Two-sided Wilcoxon signed-rank test", "Bayesian signed-rank test (rope = the tie margin",
-                 "Holm family: Holm over 6 metrics + 1 convergence measure for adaptive vs random",
+                 "Holm family: Holm over 6 metrics + 2 convergence measures for adaptive vs random",
                  "chain vs random, across data sets",
                  "practically equivalent on macro_f1",  # chain is within the tie margin: a finding, not a gap
-                 "Friedman test on macro-AUC, blocks = data sets", "n = 4 data sets): p = ",
+                 "Friedman test (Iman–Davenport F) on macro-AUC, blocks = data sets", "n = 6 data sets): p = ",
                  "Spearman rank correlation", "adaptive macro_auc vs mean_ir: rho = +1.00"):
-        assert text in many, text
+        assert text in many, (text, many)
     assert "paired runs" not in many
     one = _claims_text(one_page)
     for text in ("adaptive vs random, within data set (unit: 3 folds of ds0 (mean of 2 models); n = 3)",
@@ -211,7 +211,7 @@ def test_every_committed_report_renders(report_dir):
     assert "Claim 1" in page and page.endswith("</body></html>\n")
 
 
-def test_paired_differences_match_a_direct_t_interval():
+def test_paired_differences_give_the_corrected_interval_of_the_fold_differences():
     rng = np.random.default_rng(0)
     rows = []
     for method, shift in (("random", 0.0), ("adaptive", 0.02)):
@@ -222,11 +222,16 @@ def test_paired_differences_match_a_direct_t_interval():
     out = paired_differences(frame, "macro_auc")
     d = (frame[frame.method == "adaptive"]["macro_auc"].to_numpy()
          - frame[frame.method == "random"]["macro_auc"].to_numpy())
-    half = stats.t.ppf(0.975, 4) * d.std(ddof=1) / np.sqrt(5)
+    # Nadeau-Bengio: the variance of the mean is (1/n + n_test/n_train) s², not s² / n
+    half = stats.t.ppf(0.975, 4) * d.std(ddof=1) * np.sqrt(1 / 5 + 0.125)
     row = out.iloc[0]
     assert (row["method"], row["n_pairs"]) == ("adaptive", 5)
     assert row["mean_diff"] == pytest.approx(d.mean())
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    # the interval excludes 0 exactly where the corrected t-test gives p < 0.05
+    from mlabs.report import corrected_ttest
+
+    assert (row["ci_low"] > 0) == (corrected_ttest(d, 0.125)[1] < 0.05)
     fig = plot_forest(out)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
@@ -251,7 +256,7 @@ CHROMIUM = find_chromium()
 def test_page_opens_in_headless_chromium_with_the_network_off(project, folder, tmp_path):
     from PIL import Image
 
-    # reports written by the current report code (4 data sets, and one); the committed reports
+    # reports written by the current report code (6 data sets, and one); the committed reports
     # are rendered without a browser above
     page = render_page(project / folder, tmp_path / PAGE_NAME)
     seen = visit(page, CHROMIUM)

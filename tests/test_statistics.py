@@ -49,13 +49,37 @@ def test_friedman_reproduces_demsar_worked_example():
     chi2 = 12 * n / (k * (k + 1)) * (np.sum(fr.ranks.to_numpy() ** 2) - k * (k + 1) ** 2 / 4)
     assert chi2 == pytest.approx(9.28, abs=0.005)
     assert fr.statistic == pytest.approx(stats.friedmanchisquare(*DEMSAR_AUC.T).statistic)
-    assert fr.statistic >= chi2 and fr.p_value < 0.05
+    assert fr.statistic >= chi2 and fr.p_chi2 < 0.05
+    # Iman-Davenport: the paper's F_F = 3.69 from its chi2 = 9.28; here from the tie-corrected chi2
+    assert (13 * chi2 / (14 * 3 - chi2)) == pytest.approx(3.69, abs=0.005)
+    assert fr.f_statistic == pytest.approx(13 * fr.statistic / (14 * 3 - fr.statistic))
+    assert fr.p_value == pytest.approx(stats.f.sf(fr.f_statistic, 3, 39)) and fr.p_value < fr.p_chi2 < 0.05
     # Nemenyi critical difference: q_0.05 = 2.569 for 4 classifiers, CD = 1.25 for 14 data sets
     assert fr.cd == pytest.approx(1.25, abs=0.005)
     assert critical_difference(4, 14) == pytest.approx(2.569 * np.sqrt(4 * 5 / (6 * 14)), abs=1e-3)
     # the paper's conclusion: C4.5+m+cf (rank 1.964) differs from C4.5 (3.143), 1.18 < CD: not
     # significant by Nemenyi at 0.05, as the paper says
     assert fr.ranks["c45"] - fr.ranks["c45_m_cf"] < fr.cd
+
+
+def test_no_post_hoc_test_unless_the_friedman_test_rejects():
+    rng = np.random.default_rng(0)
+    values = 0.6 + 0.01 * rng.standard_normal((8, 3))  # no method effect
+    results = frame({(f"d{i}", "m", method): [values[i, j]] for i in range(8)
+                     for j, method in enumerate(["a", "b", "c"])})
+    fr = report.friedman_nemenyi(results, "macro_auc", ["a", "b", "c"])
+    assert fr.p_value >= 0.05 and fr.nemenyi is None and np.isnan(fr.cd)
+    assert "does not reject" in fr.note and len(fr.ranks) == 3
+    # perfect agreement over 8 data sets: F_F is infinite, the exact p is (1/3!)^7, and the
+    # post-hoc test runs; with 4 methods on 8 data sets (24^7 arrangements) the p-value is F_F's
+    results = frame({(f"d{i}", "m", method): [0.5 + 0.1 * j] for i in range(8) for j, method in enumerate("abc")})
+    fr = report.friedman_nemenyi(results, "macro_auc", ["a", "b", "c"])
+    assert fr.f_statistic == np.inf and fr.exact and fr.p_value == pytest.approx(6.0 ** -7)
+    assert fr.nemenyi is not None
+    values = 0.6 + 0.01 * rng.standard_normal((8, 4)) + 0.01 * np.arange(4)
+    results = frame({(f"d{i}", "m", method): [values[i, j]] for i in range(8) for j, method in enumerate("abcd")})
+    fr = report.friedman_nemenyi(results, "macro_auc", list("abcd"))
+    assert not fr.exact and fr.p_value == pytest.approx(stats.f.sf(fr.f_statistic, 3, 21))
 
 
 def test_friedman_with_fewer_than_two_data_sets_says_not_computed():
@@ -112,7 +136,10 @@ def test_corrected_ttest_against_hand_computation():
     # uncorrected (ratio 0) is the paired t-test
     assert report.corrected_ttest(gain, 0.0)[1] == pytest.approx(stats.ttest_1samp(gain, 0).pvalue)
     assert np.isnan(report.corrected_ttest([0.1], 0.125)[1])
-    assert np.isnan(report.corrected_ttest([0.1, 0.1, 0.1], 0.125)[1])
+    # equal differences: no variance; the limit of the test (and the Bayesian test's conclusion)
+    assert report.corrected_ttest([0.1, 0.1, 0.1], 0.125)[:2] == (np.inf, 0.0)
+    assert report.corrected_ttest([-0.1, -0.1], 0.125)[:2] == (-np.inf, 0.0)
+    assert report.corrected_ttest([0.0, 0.0, 0.0], 0.125)[:2] == (0.0, 1.0)
 
 
 def test_correlated_bayes_is_baycomps_correlated_ttest():
@@ -229,6 +256,49 @@ def test_verdicts_within_one_data_set_use_the_correlated_tests():
     assert pooled["t"] == pytest.approx(report.corrected_ttest(gain, 0.125)[0])
     assert row["p_value"] == pytest.approx(pooled["p_value"]) and row["verdict"] == "better"
     assert len(within) == 3  # m1, m2, pooled
+
+
+def test_seeds_of_one_fold_are_one_resample_in_the_within_data_set_test():
+    # two seeds on the same 5 folds: they share training and test data, so the test runs over the
+    # 5 folds (each the mean of its seeds), not over 10 runs as if they were independent resamples
+    rng = np.random.default_rng(3)
+    rows = []
+    for fold in range(5):
+        for seed in (0, 1):
+            for method, shift in (("random", 0.0), ("adaptive", 0.01)):
+                rows.append({"dataset": "ds", "model": "m", "method": method, "fold": fold, "seed": seed,
+                             "status": "ok", "selection_pressure": 2.0, "batch_size": 16,
+                             "macro_auc": 0.6 + shift + 0.01 * rng.standard_normal()})
+    results = pd.DataFrame(rows)
+    within = report.within_dataset_table(results, "macro_auc", "random", ["random", "adaptive"])
+    pooled = within[within["model"] == report.POOLED].iloc[0]
+    r = results.pivot_table(index=["fold", "seed"], columns="method", values="macro_auc")
+    gain = (r["adaptive"] - r["random"]).groupby(level="fold").mean().to_numpy()
+    assert pooled["n"] == 5 and pooled["unit"] == "5 folds of ds (mean of 2 seeds)"
+    assert pooled["t"] == pytest.approx(report.corrected_ttest(gain, 0.125)[0])
+    # across data sets the unit names folds and seeds apart
+    from mlabs.report.statistics import unit_text
+
+    assert unit_text(3, [5], [2], [2]) == "3 data sets (mean of 5 folds, 2 seeds and 2 models)"
+    assert unit_text(3, [5], [1], [1]) == "3 data sets (mean of 5 folds and 1 model)"
+
+
+def test_spearman_p_is_exact_for_few_data_sets():
+    from itertools import permutations
+
+    from mlabs.report.characteristics import spearman
+
+    # n = 4, a perfect rank agreement: 2 of the 4! pairings reach |rho| = 1
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == (pytest.approx(1.0), pytest.approx(2 / 24))
+    # against a brute-force count with a tie, n = 6
+    x, y = np.array([3.0, 1, 4, 1, 5, 9]), np.array([2.0, 7, 1, 8, 2, 8])
+    rho = stats.spearmanr(x, y).statistic
+    perms = [stats.spearmanr(x, y[list(p)]).statistic for p in permutations(range(6))]
+    assert spearman(x, y)[1] == pytest.approx(np.mean(np.abs(perms) >= abs(rho) - 1e-12))
+    # beyond EXACT_SPEARMAN_MAX: scipy's t approximation
+    x = np.arange(12.0)
+    y = np.array([1.0, 0, 3, 2, 5, 4, 7, 6, 11, 8, 10, 9])
+    assert spearman(x, y)[1] == pytest.approx(stats.spearmanr(x, y).pvalue)
 
 
 # --- the paper's claim: characteristics ----------------------------------------------------------------

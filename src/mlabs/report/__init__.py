@@ -88,7 +88,7 @@ from .findings_text import findings
 from .ablation import (ablation_findings, imbalance_weight_table, ingredient_markdown, ingredient_table,
                        selection_strength_markdown, selection_strength_table, timing_markdown, timing_table)
 from .machines import write_machines
-from .statistics import (MIN_DATASETS, POOLED, FriedmanResult, add_holm, bayes_verdict, friedman_markdown,
+from .statistics import (MIN_DATASETS, MIN_DATASETS_BAYES, POOLED, FriedmanResult, add_holm, bayes_verdict, friedman_markdown,
                          friedman_nemenyi, holm, paired_differences, verdict, verdict_table, verdicts_by_seed, wilcoxon_table)
 from .within_dataset import (corrected_ttest, correlated_bayes, prepared_test_train_ratio, protocol_test_train_ratio,
                              within_dataset_table)
@@ -103,7 +103,7 @@ __all__ = [
     "plot_critical_difference", "plot_convergence", "plot_motivation", "plot_minority_share",
     "plot_sensitivity_se", "plot_sensitivity_batch", "placeholder_figure", "plot_forest", "paired_differences",
     "headline_metrics", "plot_data", "findings", "verdict", "verdict_table", "dataset_table", "failed_markdown",
-    "to_markdown", "write_report", "tie_margin", "TIE_MARGIN", "verdicts_by_seed", "POOLED", "MIN_DATASETS",
+    "to_markdown", "write_report", "tie_margin", "TIE_MARGIN", "verdicts_by_seed", "POOLED", "MIN_DATASETS", "MIN_DATASETS_BAYES",
     "holm", "add_holm", "bayes_verdict", "within_dataset_table", "corrected_ttest", "correlated_bayes",
     "protocol_test_train_ratio", "prepared_test_train_ratio", "dataset_characteristics", "dataset_differences",
     "characteristic_correlations", "label_correlation_strength", "plot_characteristics",
@@ -228,10 +228,11 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
     text("tables", "tables/wilcoxon.csv", across.to_csv(index=False, float_format="%.6g"))
     text("tables", "tables/wilcoxon.md",
          "Each method against random across data sets (unit = data set, n = data sets): value = mean over folds, "
-         f"pooled = mean over models. Two-sided Wilcoxon signed-rank test (scipy; differences within the tie margin "
-         "count as zero), effect size = matched-pairs rank-biserial r in the better direction; Bayesian signed-rank "
+         f"pooled = mean over models. Two-sided Wilcoxon signed-rank test (scipy; zero differences split between "
+         "the rank sums, Demšar 2006), effect size = matched-pairs rank-biserial r in the better direction; Bayesian signed-rank "
          "test (baycomp, rope = tie margin): P(better), P(equivalent), P(worse). `p_holm`: Holm over the metrics "
-         f"tested for one method and model (`family`). With fewer than {MIN_DATASETS} data sets: not computed.\n\n"
+         f"tested for one method and model (`family`). With fewer than {MIN_DATASETS} data sets: not computed; "
+         f"the Bayesian test needs {MIN_DATASETS_BAYES} (with fewer its prior decides).\n\n"
          + to_markdown(across, floatfmt=".4g"))
 
     # within each data set over its folds: corrected and Bayesian correlated t-tests
@@ -258,12 +259,14 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
     text("tables", "tables/convergence.md", conv_text)
     text("tables", "tables/convergence.csv", convergence.to_csv(index=False, float_format="%.6g"))
     # effect sizes per block with their intervals (the forest plot of the rendered page)
-    differences = pd.concat([paired_differences(results, m, BASELINE, order) for m in REPORTED_METRICS]
-                            + [paired_differences(convergence, m, BASELINE, order) for m in CONVERGENCE_METRICS],
-                            ignore_index=True)
+    differences = pd.concat([paired_differences(results, m, BASELINE, order, test_train_ratio=ratio)
+                             for m in REPORTED_METRICS]
+                            + [paired_differences(convergence, m, BASELINE, order, test_train_ratio=ratio)
+                               for m in CONVERGENCE_METRICS], ignore_index=True)
     text("tables", "tables/differences.csv", differences.to_csv(index=False, float_format="%.6g"))
-    figure("figures/forest.png", plot_forest(differences, note="95 % t-interval of the paired differences "
-                                                               "(matched on fold and seed) per data set and model"))
+    figure("figures/forest.png", plot_forest(differences, note="95 % interval of the fold differences per data "
+                                                               "set and model, Nadeau–Bengio corrected for the "
+                                                               "folds' shared training data"))
     verdicts = verdict_table(both, order, BASELINE, alpha, ratio, metrics,
                              across=across[[c for c in across.columns if c not in ("p_holm", "family")]], within=within)
     text("tables", "tables/verdicts.csv", verdicts.to_csv(index=False, float_format="%.6g"))

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .collect import finished_cells
 from .conventions import method_order, tie_margin
-from .statistics import POOLED, FriedmanResult, bayes_verdict, format_p, verdict
+from .statistics import MIN_DATASETS_BAYES, POOLED, FriedmanResult, bayes_verdict, format_p, verdict
 
 __all__ = ["findings"]
 
@@ -26,7 +26,9 @@ def _verdict_line(r) -> str:
     bayes = "Bayesian signed-rank" if r.level == "across data sets" else "Bayesian correlated t-test"
     effect = f"{r.effect_size} = {r.effect:+.2f}" if np.isfinite(r.effect) else f"{r.effect_size} n/a"
     probs = (f"P(better) {r.p_better:.2f}, P(equivalent) {r.p_equivalent:.2f}, P(worse) {r.p_worse:.2f}"
-             if np.isfinite(r.p_better) else "not computed")
+             if np.isfinite(r.p_better) else
+             f"not computed (fewer than {MIN_DATASETS_BAYES} data sets)" if r.level == "across data sets" else
+             "not computed")
     return (f"- `{r.metric}`: **{r.verdict}**; Bayesian: **{r.bayes_verdict}**. {r.level.capitalize()}, "
             f"n = {r.unit}: mean difference {r.mean_diff:+.4f}, {effect}, W/T/L {r.wins}/{r.ties}/{r.losses}; "
             f"{test} p = {format_p(r.p_value)}, Holm p = {format_p(r.p_holm)}; {bayes} (rope ± "
@@ -110,14 +112,17 @@ def findings(results: pd.DataFrame, verdicts: pd.DataFrame, methods: Sequence[st
                 lines += ["- Within each data set (correlated tests over its folds, pooled over models):", *counts]
         lines.append("")
     if friedman:
-        lines += ["## Friedman tests over data sets", ""]
+        lines += ["## Friedman tests over data sets", "",
+                  "One test per metric, each at its own level (not corrected across the metrics); the Nemenyi "
+                  "post-hoc test only where the Friedman test rejects (Demšar 2006).", ""]
         for metric, fr in friedman.items():
             if np.isfinite(fr.p_value):
                 ranks = ", ".join(f"{m} {r:.2f}" for m, r in fr.ranks.sort_values(kind="mergesort").items())
                 outcome = "rejects" if fr.p_value < alpha else "does not reject"
-                lines.append(f"- `{metric}`, n = {len(fr.blocks)} data sets: χ² = {fr.statistic:.3g}, p = "
-                             f"{format_p(fr.p_value)}, {outcome} equal performance; Nemenyi CD = {fr.cd:.2f}; "
-                             f"average ranks {ranks}.")
+                post = f"Nemenyi CD = {fr.cd:.2f}" if fr.nemenyi is not None else "no post-hoc test"
+                lines.append(f"- `{metric}`, n = {len(fr.blocks)} data sets: Iman–Davenport F = {fr.f_statistic:.3g} "
+                             f"(χ² = {fr.statistic:.3g}), p = {format_p(fr.p_value)}, {outcome} equal performance; "
+                             f"{post}; average ranks {ranks}.")
             else:
                 lines.append(f"- `{metric}`: {fr.note}.")
         lines.append("")

@@ -397,10 +397,18 @@ def _method_claim(rows: pd.DataFrame, method: str) -> str:
     first = rows.iloc[0]
     level = _text(first.get("level"), "level not recorded")
     frequentist, bayesian = _TESTS.get(level, ("test not recorded", "Bayesian test not recorded"))
-    unit, n = _text(first.get("unit"), "not recorded"), _fmt(first.get("n"), ".0f", "not recorded")
     effect_name = _text(first.get("effect_size"), "effect")
-    out = [f"<b>{html.escape(method)}</b> vs {BASELINE}, {html.escape(level)} "
-           f"(unit: {html.escape(unit)}; n = {n})."]
+    # the metrics of a claim may differ in n (a convergence measure can miss runs): name each unit
+    units = {}
+    for _, r in rows.iterrows():
+        key = (_text(r.get("unit"), "not recorded"), _fmt(r.get("n"), ".0f", "not recorded"))
+        units.setdefault(key, []).append(_text(r.get("metric"), "?"))
+    if len(units) == 1:
+        (unit, n), = units
+        where = f"unit: {html.escape(unit)}; n = {n}"
+    else:
+        where = "; ".join(f"{html.escape(', '.join(ms))}: unit {html.escape(u)}, n = {n}" for (u, n), ms in units.items())
+    out = [f"<b>{html.escape(method)}</b> vs {BASELINE}, {html.escape(level)} ({where})."]
 
     verdicts = rows["verdict"].astype(str) if "verdict" in rows else pd.Series("", index=rows.index)
     said = []
@@ -418,8 +426,8 @@ def _method_claim(rows: pd.DataFrame, method: str) -> str:
         said.append(f"no significant difference on {'the other ' if said else ''}{len(rest) - untested} "
                     f"of {len(rows)}")
     if untested and "verdict" in rows:
-        said.append(f"not computed on {untested} of {len(rows)} (every difference within the tie margin or too "
-                    "few pairs; the detail tables say which)")
+        said.append(f"not computed on {untested} of {len(rows)} (too few pairs; the detail tables say "
+                    "which)")
     out.append(f"{html.escape(frequentist[0].upper() + frequentist[1:])}: {'; '.join(said)}.")
 
     if "bayes_verdict" in rows:
@@ -433,7 +441,7 @@ def _method_claim(rows: pd.DataFrame, method: str) -> str:
         for word in ("undecided", "not computed"):
             k = int((bayes == word).sum())
             if k:
-                said.append(f"{word} on {k}")
+                said.append(f"{word} on {k}" + (" (too few data sets or folds)" if word == "not computed" else ""))
         out.append(f"{html.escape(bayesian)} (rope = the tie margin; a verdict needs a posterior probability "
                    f"above {BAYES_THRESHOLD:g}): {'; '.join(said) or 'not available'}.")
     else:
@@ -491,8 +499,10 @@ def _friedman_claim(page: _Page, metrics_json: dict) -> None:
         text = (f"Friedman test on macro-AUC over data sets: not computed ({n_text}; it needs at least "
                 f"{MIN_DATASETS} data sets and 3 methods, tables/friedman.md says which was missing)." + rank_text)
     else:
-        text = (f"Friedman test on macro-AUC, blocks = data sets (value = mean over folds and models; {n_text}): "
-                f"p = {p:.3g}.{rank_text} The Nemenyi post-hoc test and the critical-difference diagrams are below.")
+        post = (" The Nemenyi post-hoc test and the critical-difference diagrams are below." if p < 0.05 else
+                " It does not reject equal performance at α = 0.05, so no post-hoc test follows (Demšar 2006).")
+        text = (f"Friedman test (Iman–Davenport F) on macro-AUC, blocks = data sets (value = mean over folds and "
+                f"models; {n_text}): p = {p:.3g}.{rank_text}{post}")
     page.add('<div class="claim"><h3>Claim 3: the methods rank differently over data sets.</h3>'
              f"<p>{text}</p>"
              f'<p class="prov">metrics.json · {page.prov.caption("mlabs.report.statistics.friedman_nemenyi")}</p></div>')

@@ -55,15 +55,17 @@ def corrected_ttest(gain, ratio: float) -> tuple[float, float, float]:
     """Nadeau & Bengio's corrected resampled t-test of paired differences ``gain`` (two-sided).
 
     t = mean / sqrt((1/n + ratio) s²) with s² the sample variance (ddof 1) and n - 1 degrees of
-    freedom; ``ratio`` = n_test / n_train. Returns ``(t, p, corrected variance)``; NaN t and p for
-    fewer than 2 differences or zero variance.
+    freedom; ``ratio`` = n_test / n_train. Returns ``(t, p, corrected variance)``; NaN for fewer
+    than 2 differences. Equal differences have no variance (float noise would fake one): t = 0 and
+    p = 1 when they are all zero, else t = ±inf and p = 0, the limit of the test and what the
+    Bayesian correlated t-test concludes from the same differences.
     """
     d = np.asarray(gain, dtype=float)
     n = len(d)
     if n < 2:
         return np.nan, np.nan, np.nan
-    if np.ptp(d) == 0:  # equal differences: no variance to scale by (float noise would fake one)
-        return np.nan, np.nan, 0.0
+    if np.ptp(d) == 0:
+        return (0.0, 1.0, 0.0) if d[0] == 0 else (float(np.copysign(np.inf, d[0])), 0.0, 0.0)
     var = (1.0 / n + ratio) * np.var(d, ddof=1)
     t = float(np.mean(d) / np.sqrt(var))
     return t, float(2 * stats.t.sf(abs(t), n - 1)), float(var)
@@ -89,8 +91,9 @@ def correlated_bayes(gain, ratio: float, rope: float) -> tuple[float, float, flo
 
 
 def _unit(n: int, dataset: str, seeds: int, models: int) -> str:
-    runs = f"{n // seeds} folds x {seeds} seeds" if seeds > 1 else f"{n} fold{'s' * (n != 1)}"
-    return f"{runs} of {dataset}" + (f" (mean of {models} models)" if models > 1 else "")
+    mean = [f"{seeds} seeds" if seeds > 1 else "", f"{models} models" if models > 1 else ""]
+    mean = " and ".join(m for m in mean if m)
+    return f"{n} fold{'s' * (n != 1)} of {dataset}" + (f" (mean of {mean})" if mean else "")
 
 
 _COLUMNS = ["dataset", "model", "method", "baseline", "n", "unit", "mean_diff", "d", "t", "p_value", "wins",
@@ -99,17 +102,19 @@ _COLUMNS = ["dataset", "model", "method", "baseline", "n", "unit", "mean_diff", 
 
 def within_dataset_table(results: pd.DataFrame, metric: str, baseline: str = "random",
                          methods: Sequence[str] | None = None, test_train_ratio: float | None = None) -> pd.DataFrame:
-    """Each method against ``baseline`` within each data set, over its folds (x seeds).
+    """Each method against ``baseline`` within each data set, over its folds.
 
-    Per data set, per model and pooled (model :data:`POOLED`: per fold and seed the mean over the
-    models that ran both methods), the paired differences in the better direction go into
+    Per data set, per model and pooled (model :data:`POOLED`: per fold the mean over the models
+    that ran both methods), the paired differences in the better direction go into
     :func:`corrected_ttest` and :func:`correlated_bayes` (rope = :func:`tie_margin`).
     ``test_train_ratio`` defaults to :func:`protocol_test_train_ratio` of :data:`DEFAULT_FOLDS`.
+    Runs of one fold under several seeds share their training and test data, so they are one
+    resample, not several: each fold's value is the mean over its seeds, and n = the folds.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``dataset, model, method, baseline, n`` (paired runs), ``unit``, ``mean_diff``
+        Columns ``dataset, model, method, baseline, n`` (paired folds), ``unit``, ``mean_diff``
         (method − baseline), ``d`` (standardized mean difference in the better direction, mean /
         sd), ``t, p_value``, ``wins, ties, losses`` (over folds), ``p_better, p_equivalent,
         p_worse``, ``ratio``, ``note``.
@@ -125,11 +130,11 @@ def within_dataset_table(results: pd.DataFrame, metric: str, baseline: str = "ra
             part = pairs[pairs["dataset"] == dataset]
             models = sorted(part["model"].unique())
             for model in [*models, POOLED]:
-                if model == POOLED:
-                    runs = part.groupby(["fold", "seed"]).agg(x=("x", "mean"), y=("y", "mean"))
-                    n_models = len(models)
-                else:
-                    runs, n_models = part[part["model"] == model], 1
+                chosen = part if model == POOLED else part[part["model"] == model]
+                n_models = len(models) if model == POOLED else 1
+                # the mean over models per (fold, seed), then over seeds per fold
+                runs = (chosen.groupby(["fold", "seed"]).agg(x=("x", "mean"), y=("y", "mean"))
+                        .groupby(level="fold").mean())
                 x, y = runs["x"].to_numpy(float), runs["y"].to_numpy(float)
                 gain = sign * (x - y)
                 n = len(gain)
@@ -138,8 +143,8 @@ def within_dataset_table(results: pd.DataFrame, metric: str, baseline: str = "ra
                 better, equivalent, worse = correlated_bayes(gain, ratio, tie_margin(metric))
                 sd = np.std(gain, ddof=1) if n > 1 else np.nan
                 w, ti, lo = wins_ties_losses(pd.Series(x), pd.Series(y), metric)
-                note = ("fewer than 2 paired runs: not computed" if n < 2 else
-                        "all differences are equal: t undefined" if not np.isfinite(t) else "")
+                note = ("fewer than 2 paired folds: not computed" if n < 2 else
+                        "all differences are equal: no variance" if np.ptp(gain) == 0 else "")
                 rows.append({"dataset": dataset, "model": model, "method": method, "baseline": baseline, "n": n,
                              "unit": _unit(n, dataset, n_seeds, n_models), "mean_diff": float(np.mean(x - y)),
                              "d": float(np.mean(gain) / sd) if n > 1 and sd > 0 else np.nan, "t": t, "p_value": p,
