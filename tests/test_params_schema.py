@@ -79,3 +79,58 @@ def test_misspelt_train_section_is_named_before_the_missing_train_section(tmp_pa
     path = _write(tmp_path, params)
     with pytest.raises(ValueError, match=r"unknown section trian; did you mean train\?$"):
         load_params(path)
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("train", "epochs", "100", "train.epochs must be an integer >= 1, got '100'"),
+    ("train", "epochs", 4.5, "train.epochs must be an integer >= 1, got 4.5"),
+    ("train", "warmup_epochs", 101, "train.warmup_epochs must be an integer >= 0 and <= 100, got 101"),
+    ("train", "seeds", 0, "train.seeds must be a non-empty list of integers >= 0, got 0"),
+    ("train", "models", [], "train.models must be a non-empty list of model names, got []"),
+    ("train", "folds", [-1], "train.folds must be a non-empty list of fold indices in [0, data.n_folds = 5)"),
+    ("train", "folds", [7], "train.folds must be a non-empty list of fold indices in [0, data.n_folds = 5)"),
+    ("train", "batch_size", 12.5, "train.batch_size must be an integer >= 1, got 12.5"),
+    ("train", "batch_size", 0, "train.batch_size must be an integer >= 1, got 0"),
+    ("train", "selection_pressure", "abc", "train.selection_pressure must be a number > 1"),
+    ("train", "selection_pressure", 1.0, "train.selection_pressure must be a number > 1"),
+    ("train", "threshold", 1.5, "train.threshold must be a number in [0, 1], got 1.5"),
+    ("train", "deterministic", "maybe", "train.deterministic must be true or false, got 'maybe'"),
+    ("train", "lr", "1e-3", "YAML reads as a string"),
+    ("data", "n_folds", 1, "data.n_folds must be an integer >= 2, got 1"),
+    ("data", "seed", "abc", "data.seed must be an integer, got 'abc'"),
+    ("data", "feature_ratio", 0.5, "data.feature_ratio must be a mapping of data-set names to fractions"),
+    ("grid", "n_jobs", 0, "grid.n_jobs (or null: every core) must be an integer >= 1, got 0"),
+])
+def test_a_value_of_the_wrong_type_or_range_is_named_before_any_work(tmp_path, section, key, value, message):
+    params = _default()
+    params.setdefault(section, {})[key] = value
+    with pytest.raises(ValueError, match="^" + str(_write(tmp_path, params)).replace(".", r"\.") + ": ") as err:
+        load_params(_write(tmp_path, params))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_option_values_of_samplers_and_models_stop_the_grid_before_any_warmup(tmp_path, monkeypatch):
+    import copy
+
+    from mlabs import grid
+    from mlabs.config import train_cells, train_config
+
+    trained = []
+    monkeypatch.setattr(grid, "run_warmup", lambda *a, **k: trained.append(a))
+    params = _default()
+    for change, message in [
+            (("selection", "adaptive", "score", "weighted"), "selection.adaptive (s_e = 2): score must be one of"),
+            (("selection", "adaptive", "k_neighbors", 0), "selection.adaptive (s_e = 2): k_neighbors must be"),
+            (("models", "dela", "taux", 0.1), "models.dela: model 'dela' has no parameter(s) ['taux']"),
+            (("train", "device", None, "gpu"), "device gpu: not a torch device")]:
+        bad = copy.deepcopy(params)
+        section, name, key, value = change
+        if key is None:
+            bad[section][name] = value
+        else:
+            bad.setdefault(section, {}).setdefault(name, {})[key] = value
+        spec = grid.GridSpec(str(tmp_path / "prepared"), str(tmp_path / "w"), str(tmp_path / "r"), train_config(bad))
+        with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+                           .replace("]", r"\]").replace(".", r"\.")):
+            grid.run_grid(train_cells(bad), spec, n_jobs=1, progress=False)
+    assert trained == []

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from .params_schema import check_params
+from .params_schema import check_params, check_values
 # torch-free: the prepare stage reads params without importing torch, the models or the samplers
 from .settings import Cell, TrainConfig
 
@@ -32,6 +32,7 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     check_params(params or {}, source=str(path))  # an unknown section or key stops the run before any work
     if not isinstance(params, dict) or "train" not in params:
         raise ValueError(f"{path} has no 'train' section; see docs/pipeline.md for its layout")
+    check_values(params, source=str(path))   # types and ranges, naming the key, before any work
     return params
 
 

@@ -219,6 +219,7 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
     cells = list(cells)
     for cell in {(c.model, c.method): c for c in cells}.values():
         check_method_supports_model(cell, spec.config)   # a weighting method needs a per-sample objective
+    check_settings(cells, spec.config)
     warmups = _unique_warmups(cells)
     cell_todo = [] if warmup_only else [c for c in cells if not _is_done(c, spec, False)]
     needed = {c.warmup_key for c in (cells if warmup_only else cell_todo)}
@@ -306,6 +307,72 @@ def _estimate(cell_todo: list[Cell], warm_todo: list[Cell], n_done: int, spec: G
     slots = max(min(slots, len(tasks)), 1)     # a slot without a task neither helps nor is used
     seconds = estimate_seconds(tasks, slots)
     return describe_estimate(len(cell_todo), len(warm_todo), n_done, seconds, slots, executor), seconds
+
+
+def check_device(device: str) -> None:
+    """Raise ``ValueError`` (one line) unless ``device`` names a torch device this machine has."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"device {device}: not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device}: this torch build or machine has no CUDA device; use cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {device}: MPS is not available on this machine; use cpu")
+    elif dev.type != "cpu":
+        raise ValueError(f"device {device}: unsupported device type {dev.type!r}; use cpu, cuda or mps")
+
+
+#: the stand-in training part on which :func:`check_settings` builds each sampler and model
+_PROBE_SAMPLES, _PROBE_FEATURES, _PROBE_LABELS = 512, 8, 4
+
+
+def check_settings(cells: Sequence[Cell], config: TrainConfig) -> None:
+    """Build each sampler and model the cells need once, on a small stand-in data set, so that a
+    bad option value (``selection.adaptive.score: weighted``, ``models.dela.taux: -1``, a device
+    this machine lacks) stops the grid with one line naming the setting, before any warm-up trains
+    (each cell would otherwise fail on its own, after its warm-up). Options that depend on the
+    real data (a batch larger than a fold) are checked by the cells themselves.
+    """
+    import numpy as np
+
+    from .models import build
+    from .selection.registry import make_sampler, sampler_class
+
+    if not cells:
+        return
+    check_device(config.device)
+    rng = np.random.default_rng(0)
+    labels = rng.random((_PROBE_SAMPLES, _PROBE_LABELS)) < 0.3
+    labels[np.arange(_PROBE_LABELS), np.arange(_PROBE_LABELS)] = True     # every label has a positive
+    features = rng.standard_normal((_PROBE_SAMPLES, _PROBE_FEATURES)).astype(np.float32)
+    for method, se in {(c.method, c.selection_pressure) for c in cells}:
+        base, opts = config.resolve_method(method)
+        opts.pop("method", None)
+        if sampler_class(base).uses_selection_pressure:
+            opts["selection_pressure"] = se
+        else:
+            opts.pop("selection_pressure", None)
+        try:
+            make_sampler(base, labels, 8, features=features, warmup_epochs=config.warmup_epochs,
+                         epochs=config.epochs, **opts)
+        except (ValueError, TypeError) as exc:
+            where = f"selection.{method}" if method in config.selection else f"method {method}"
+            if "selection_pressure" in str(exc) and config.variant_selection_pressure(method) is None:
+                where = "train.selection_pressure"     # the cell's s_e, not an option of the method
+            raise ValueError(f"{where} (s_e = {se:g}): {exc}") from None
+    for model in sorted({c.model for c in cells}):
+        try:
+            build(model, _PROBE_FEATURES, _PROBE_LABELS, train_labels=labels,
+                  **dict(config.model_params.get(model) or {}))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"models.{model}: {exc}") from None
 
 
 class _SerialBackend:

@@ -97,22 +97,12 @@ def _load_params(name: str | None) -> dict | None:
 
 
 def _check_device(device: str) -> None:
-    import torch
+    from .grid import check_device
 
     try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"--device {device}: not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device {device}: this torch build or machine has no CUDA device; use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UsageError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise UsageError(f"--device {device}: MPS is not available on this machine; use --device cpu")
-    elif dev.type != "cpu":
-        raise UsageError(f"--device {device}: unsupported device type {dev.type!r}; use cpu, cuda or mps")
+        check_device(device)
+    except ValueError as exc:
+        raise UsageError(f"--{exc}") from None
 
 
 def _positive_int(flag: str, value: int, minimum: int = 1) -> int:
