@@ -179,6 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", help="a profile (profiles/<name>/, report in reports/<name>/, e.g. seeds); "
                                       "default: the default profile (reports/)")
     args = ap.parse_args(argv)
+    if args.profile:
+        from mlabs.profiles import check_profiles
+
+        try:
+            check_profiles([args.profile], ROOT)
+        except ValueError as err:
+            sys.exit(f"compare_runs: --profile {err}")
     # the lock only serves revisions from before the cell store, when a profile's lock was
     # copied into its report folder
     lock, report = ((f"reports/{args.profile}/dvc.lock", f"reports/{args.profile}") if args.profile

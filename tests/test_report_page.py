@@ -162,7 +162,7 @@ def test_claims_name_level_unit_n_tests_and_holm_family(default_page, one_page):
                  "Holm family: Holm over 6 metrics + 2 convergence measures for adaptive vs random",
                  "chain vs random, across data sets",
                  "practically equivalent on macro_f1",  # chain is within the tie margin: a finding, not a gap
-                 "Friedman test (Iman–Davenport F) on macro-AUC, blocks = data sets", "n = 6 data sets): p = ",
+                 "Friedman test on macro-AUC, blocks = data sets", "n = 6 data sets): p = ",
                  "Spearman rank correlation", "adaptive macro_auc vs mean_ir: rho = +1.00"):
         assert text in many, (text, many)
     assert "paired runs" not in many

@@ -183,8 +183,17 @@ def has_pipeline(name: str, root: str | Path = ".") -> bool:
     return (folder / "dvc.yaml").exists() or (folder / "dvc.lock").exists()
 
 
+def check_root(root: str | Path = ".") -> None:
+    """Raise ValueError unless ``root`` is a project root: it holds the ``params.yaml`` every profile
+    builds on."""
+    if not (Path(root) / "params.yaml").is_file():
+        raise ValueError(f"{root} is not the project root (no params.yaml): run from the repository's root "
+                         f"or pass it with --root")
+
+
 def check_profiles(names, root: str | Path = ".") -> None:
     """Raise ValueError naming the first of ``names`` that is not a profile of the project at ``root``."""
+    check_root(root)
     known = profile_names(root)
     unknown = [n for n in names if n not in known]
     if unknown:

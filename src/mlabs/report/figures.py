@@ -423,7 +423,8 @@ def plot_critical_difference(fr: FriedmanResult) -> Figure:
     verdict = "rejects" if fr.p_value < fr.alpha else "does not reject"
     scope = "pooled over models" if fr.model == POOLED else f"model {fr.model}"
     fig.suptitle(f"{fr.metric}: average rank over {len(fr.blocks)} data sets ({scope}), 1 = best\n"
-                 f"Friedman (Iman–Davenport) F = {fr.f_statistic:.3g}, p = {fr.p_value:.3g}: {verdict} equal performance "
+                 f"Friedman χ² = {fr.statistic:.3g}, p = {fr.p_value:.3g} ({'exact' if fr.exact else 'Iman–Davenport F'}): "
+                 f"{verdict} equal performance "
                  f"at α = {fr.alpha:g}\nbars join methods the Nemenyi test does not separate; "
                  f"Nemenyi critical difference CD = {fr.cd:.3g}", fontsize=9, y=0.98)
     return fig

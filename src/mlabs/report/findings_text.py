@@ -120,9 +120,10 @@ def findings(results: pd.DataFrame, verdicts: pd.DataFrame, methods: Sequence[st
                 ranks = ", ".join(f"{m} {r:.2f}" for m, r in fr.ranks.sort_values(kind="mergesort").items())
                 outcome = "rejects" if fr.p_value < alpha else "does not reject"
                 post = f"Nemenyi CD = {fr.cd:.2f}" if fr.nemenyi is not None else "no post-hoc test"
-                lines.append(f"- `{metric}`, n = {len(fr.blocks)} data sets: Iman–Davenport F = {fr.f_statistic:.3g} "
-                             f"(χ² = {fr.statistic:.3g}), p = {format_p(fr.p_value)}, {outcome} equal performance; "
-                             f"{post}; average ranks {ranks}.")
+                how = "exact" if fr.exact else "Iman–Davenport F"
+                lines.append(f"- `{metric}`, n = {len(fr.blocks)} data sets: χ² = {fr.statistic:.3g}, Iman–Davenport "
+                             f"F = {fr.f_statistic:.3g}, p = {format_p(fr.p_value)} ({how}), {outcome} equal "
+                             f"performance; {post}; average ranks {ranks}.")
             else:
                 lines.append(f"- `{metric}`: {fr.note}.")
         lines.append("")

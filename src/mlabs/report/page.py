@@ -501,7 +501,7 @@ def _friedman_claim(page: _Page, metrics_json: dict) -> None:
     else:
         post = (" The Nemenyi post-hoc test and the critical-difference diagrams are below." if p < 0.05 else
                 " It does not reject equal performance at α = 0.05, so no post-hoc test follows (Demšar 2006).")
-        text = (f"Friedman test (Iman–Davenport F) on macro-AUC, blocks = data sets (value = mean over folds and "
+        text = (f"Friedman test on macro-AUC, blocks = data sets (value = mean over folds and "
                 f"models; {n_text}): p = {p:.3g}.{rank_text}{post}")
     page.add('<div class="claim"><h3>Claim 3: the methods rank differently over data sets.</h3>'
              f"<p>{text}</p>"

@@ -500,14 +500,15 @@ def friedman_markdown(results_by_metric: dict) -> str:
     """
     parts = ["Friedman test over data sets (Demšar 2006): blocks = data sets, treatments = methods, "
              "value = mean over folds (pooled: and over models). Average ranks: 1 = best. n = data sets. "
-             "`p`: Iman–Davenport F_F (`F`) on F(k - 1, (k - 1)(n - 1)), as Demšar recommends; `p chi2`: the "
+             "`p`: exact where `p exact` (at most 10^6 arrangements of the ranks), else Iman–Davenport F_F "
+             "(`F`) on F(k - 1, (k - 1)(n - 1)), as Demšar recommends; `p chi2`: the "
              "chi-square form. Each row is its own test, not corrected across metrics or models. Nemenyi "
              "post-hoc p-values below, only where the Friedman test rejects.\n"]
     rows = []
     for key, fr in results_by_metric.items():
         row = {"metric": fr.metric, "model": fr.model, "n data sets": len(fr.blocks),
                "dropped data sets": fr.dropped_blocks, "chi2": fr.statistic, "p chi2": fr.p_chi2,
-               "F": fr.f_statistic, "p": fr.p_value, "CD": fr.cd}
+               "F": fr.f_statistic, "p": fr.p_value, "p exact": fr.exact, "CD": fr.cd}
         for m in fr.methods:
             row[f"rank {m}"] = fr.ranks.get(m, np.nan)
         row["note"] = fr.note
