@@ -4,7 +4,8 @@ Subpackages
 -----------
 mlabs.selection
     Selection probabilities, imbalance weights, label correlations and the
-    PyTorch batch samplers (random, adaptive, chain).
+    PyTorch batch samplers (random, adaptive, chain, six other methods and two
+    controls; ``mlabs.selection.SAMPLERS``).
 mlabs.models
     The five deep multi-label models (C2AE, MPVAE, PACA, CLIF, DELA) behind
     one training interface.

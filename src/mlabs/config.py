@@ -1,7 +1,7 @@
 """Read ``params.yaml`` into training settings and grid cells.
 
 ``params.yaml`` is grouped by pipeline stage (``data``, ``train``,
-``selection``, ``models``, ``sensitivity``, ``grid``, ``report``); this
+``selection``, ``models``, ``sensitivity``, ``grid``); this
 module is the one place that knows its layout, so notebooks and the CLI stay
 thin.
 """

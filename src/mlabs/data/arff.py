@@ -495,7 +495,11 @@ def load_mulan(arff_path, xml_path: str | os.PathLike | None = None, name: str |
         ``-C q`` in ``@relation`` does (q > 0: the first q attributes, q < 0: the last -q).
     name : str, optional
         Stored as ``MultiLabelData.name``; defaults to the first ARFF file name without suffixes.
-    nominal : {"onehot", "ordinal"}
+    n_labels : int, optional
+        Without ``xml_path``: the number of label attributes, found where ``labels_at`` says.
+    labels_at : {"start", "end"}, optional
+        Without ``xml_path``: whether the ``n_labels`` label attributes are the first or the last.
+    nominal : {"onehot", "ordinal"}, default "onehot"
         Encoding of nominal features with more than two non-numeric values (see Notes).
 
     Returns

@@ -38,8 +38,8 @@ class ActiveBiasSampler(ScheduledSampler):
     Haw-Shiuan Chang, Erik Learned-Miller, Andrew McCallum, *Active Bias: Training More Accurate
     Neural Networks by Emphasizing High Variance Samples*, NeurIPS 2017, arXiv 1704.07433.
 
-    Score (the multi-label form coded by the batch-selection authors, ``CquptZA/Uncertainty_Batch``,
-    baselines.md section 3): for every label, the standard deviation of the sample's last
+    Score (the multi-label form coded by the batch-selection authors, ``CquptZA/Uncertainty_Batch``;
+    docs/selection.md, "Other batch-selection methods"): for every label, the standard deviation of the sample's last
     ``window`` predicted probabilities with the paper's small-history correction,
     ``sqrt(var + var^2 / (n - 1))`` (sample variance, ``n`` predictions), summed over labels;
     samples with fewer than 2 predictions score 0. Probabilities: quantized levels with step 1/N

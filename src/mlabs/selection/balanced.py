@@ -18,7 +18,7 @@ class BalancedBatchSampler(EpochBatchSampler):
     """Label-balanced batches: pick a label uniformly, then a sample that carries it.
 
     The rule of ``MultilabelBalancedRandomSampler`` (``issamemari/pytorch-multilabel-balanced-
-    sampler``, ``class_choice="random"``; baselines.md section 8.1): each draw chooses one of the
+    sampler``, ``class_choice="random"``; docs/selection.md, "Other batch-selection methods"): each draw chooses one of the
     labels with positives uniformly at random and then one of that label's positive samples
     uniformly, so every label is the reason for the same share of draws whatever its frequency.
     No model signal; ``update`` validates and ignores its arguments.

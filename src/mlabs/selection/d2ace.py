@@ -98,7 +98,7 @@ class D2ACEBatchSampler(ScheduledSampler):
 
     Bin Liu, Haoyu Peng, Zhijia Wei, Jiajing Zhang, Grigorios Tsoumakas, *D2ACE: Multi-Label
     Batch Selection Guided by Dual Dynamics and Adaptive Correlation Enhancement*, IJCAI-ECAI
-    2026, arXiv 2605.09400 (baselines.md section 11).
+    2026, arXiv 2605.09400 (docs/selection.md, "Other batch-selection methods").
 
     For metric M in {E (uncertainty), H (hardness)}, per sample i and label j:
 

@@ -41,7 +41,7 @@ class RecencyBiasSampler(ScheduledSampler):
     Hwanjun Song, Minseok Kim, Sundong Kim, Jae-Gil Lee, *Carpe Diem, Seize the Samples Uncertain
     "at the Moment" for Adaptive Batch Selection*, CIKM 2020, arXiv 1911.08050.
 
-    Score (multi-label form of the batch-selection authors, baselines.md section 5): for every
+    Score (multi-label form of the batch-selection authors; docs/selection.md, "Other batch-selection methods"): for every
     label, the binary entropy (bits) of the thresholded predictions (``p > threshold``) over the
     sample's last ``window`` predictions, summed over labels, so samples whose predicted labels
     keep flipping score highest. Probabilities: quantized levels with step 1/N on the min-max

@@ -1,7 +1,7 @@
 """Schedules over the epochs of a run: tiny callables ``schedule(epoch) -> value``.
 
 The other batch-selection methods anneal their selection pressure exponentially (Loshchilov &
-Hutter, baselines.md section 0); D2ACE also moves its mixture weight linearly.
+Hutter, *Online Batch Selection for Faster Training of Neural Networks*, arXiv 1511.06343); D2ACE also moves its mixture weight linearly.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ class UncertaintyBatchSampler(ScheduledSampler):
 
     Ao Zhou, Bin Liu, Jin Wang, Grigorios Tsoumakas, *Batch Selection for Multi-Label
     Classification Guided by Uncertainty and Dynamic Label Correlations*, AAAI 2025,
-    arXiv 2412.16521 (baselines.md section 10).
+    arXiv 2412.16521 (docs/selection.md, "Other batch-selection methods").
 
     Per sample and label ``E_ij = 1/2 mean_t |p_t - p_(t-1)| + 1/2 H_b(p_now)`` over the last
     ``window`` predictions (``H_b`` the binary entropy in bits), clipped at 1; from epoch
