@@ -51,6 +51,7 @@ def _nothing_written(tmp_path: Path) -> bool:
     (["--batch-size", "100000"], "--batch-size 100000 is larger than the"),
     (["--device", "nosuch"], "--device nosuch: not a torch device"),
     (["--seed", "-1"], "--seed must be >= 0"),
+    (["--epochs", "2"], "--epochs 2 is fewer than the 3 warm-up epochs of params.yaml; pass --warmup-epochs too"),
 ])
 def test_bad_argument_is_one_line_exit_2_nothing_written(tmp_path, capsys, monkeypatch, extra, message):
     monkeypatch.chdir(Path(__file__).resolve().parents[1])  # params.yaml of the project
@@ -63,7 +64,7 @@ def test_bad_argument_is_one_line_exit_2_nothing_written(tmp_path, capsys, monke
 
 
 @pytest.mark.parametrize("base, message", [
-    (["--dataset", "nosuch", "--model", "dela", "--method", "random"], "unknown data set 'nosuch'"),
+    (["--dataset", "nosuch", "--model", "dela", "--method", "random"], "--dataset nosuch: data set 'nosuch': not a shipped data set"),
     (["--dataset", "emotions", "--model", "nosuch", "--method", "random"], "--model nosuch: unknown model"),
     (["--dataset", "emotions", "--model", "dela", "--method", "nosuch"],
      "--method nosuch: unknown batch-selection method or variant 'nosuch'"),
@@ -167,3 +168,23 @@ def test_failure_without_finished_result_is_recorded(tmp_path, monkeypatch):
     run_cell(cell, None, TrainConfig(epochs=2, warmup_epochs=1), tmp_path / "w", tmp_path / "r")
     recorded = json.loads((cell_dir(tmp_path / "r", cell) / "result.json").read_text())
     assert recorded["status"] == "failed" and "boom" in recorded["error"]
+
+
+def test_a_prepared_file_of_other_data_settings_is_refused(tmp_path, capsys, monkeypatch):
+    # an artifacts folder prepared under other settings must not be reused silently (other folds)
+    from mlabs.data import load_dataset, prepare, save_prepared
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    path = tmp_path / "artifacts" / "prepared" / "emotions.npz"
+    path.parent.mkdir(parents=True)
+    save_prepared(prepare(load_dataset("emotions"), n_folds=3, seed=0, min_label_positives=21), path)
+    code, err = _run(tmp_path, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "was prepared with other data settings (n_folds 3, the settings say 5)" in err
+    assert "delete it or pass another --artifacts" in err
+
+
+def test_an_unknown_data_set_points_to_data_custom(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    code, err = _run(tmp_path, capsys, base=["--dataset", "mine", "--model", "dela", "--method", "random"])
+    assert code == 2 and "--dataset mine: " in err and "docs/data.md" in err and _nothing_written(tmp_path)

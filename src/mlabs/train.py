@@ -33,18 +33,28 @@ __all__ = ["main", "prepared_path"]
 DEFAULT_PARAMS = "params.yaml"
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class UsageError(ValueError):
     """A command-line argument that cannot work; reported in one line with exit code 2."""
 
 
-def _prepare(dataset: str, params: dict | None):
-    """The prepared data set, built in memory from the raw files with the settings of the prepare stage."""
-    from .data import load_dataset, prepare
-
+def _data_settings(dataset: str, params: dict | None) -> dict:
+    """The prepare stage's settings for ``dataset`` (the protocol's defaults without a params file)."""
     d = (params or {}).get("data", {})
-    return prepare(load_dataset(dataset), feature_ratio=(d.get("feature_ratio") or {}).get(dataset),
-                   n_folds=d.get("n_folds", 5), seed=d.get("seed", 0),
-                   min_label_positives=d.get("min_label_positives", 21))
+    return {"feature_ratio": (d.get("feature_ratio") or {}).get(dataset), "n_folds": d.get("n_folds", 5),
+            "seed": d.get("seed", 0), "min_label_positives": d.get("min_label_positives", 21)}
+
+
+def _prepare(dataset: str, params: dict | None):
+    """The prepared data set, built in memory from the raw files with the settings of the prepare stage
+    (a data set of your own from its ``data.custom`` entry)."""
+    from .data import dataset_spec, load_dataset, prepare
+
+    custom = ((params or {}).get("data") or {}).get("custom")
+    return prepare(load_dataset(dataset, spec=dataset_spec(custom, dataset)), **_data_settings(dataset, params))
 
 
 def prepared_path(dataset: str, artifacts: Path, params: dict | None = None) -> Path:
@@ -117,16 +127,21 @@ def _resolve(args: argparse.Namespace) -> tuple[Cell, TrainConfig, dict | None, 
     Nothing is written; a bad argument raises :class:`UsageError` with the message to print.
     """
     from .config import train_config
-    from .data import DataError, dataset_info, fold_split, load_prepared
+    from .data import DataError, dataset_info, dataset_spec, fold_split, is_shipped, load_prepared, user_files
     from .models import MODEL_NAMES
 
     params = _load_params(args.params)
     t = (params or {}).get("train", {})
 
+    custom = ((params or {}).get("data") or {}).get("custom")
     try:  # one spelling everywhere: the registry's (EMOTIONS -> emotions)
-        dataset = dataset_info(args.dataset).name
+        if is_shipped(args.dataset):
+            dataset = dataset_info(args.dataset).name
+        else:   # a data set of your own: its files in data/, or its data.custom entry
+            user_files(args.dataset, dataset_spec(custom, args.dataset))
+            dataset = args.dataset
     except (DataError, ValueError) as exc:
-        raise UsageError(f"--dataset: {exc}") from None
+        raise UsageError(f"--dataset {args.dataset}: {exc}") from None
     model = args.model.lower()
     if model not in MODEL_NAMES:
         raise UsageError(f"--model {args.model}: unknown model; choose one of {', '.join(MODEL_NAMES)}")
@@ -148,6 +163,10 @@ def _resolve(args: argparse.Namespace) -> tuple[Cell, TrainConfig, dict | None, 
             overrides[key] = _positive_int(flag, value, 1 if key == "epochs" else 0)
     if args.device is not None:
         overrides["device"] = args.device
+    warmup = overrides.get("warmup_epochs", t.get("warmup_epochs", TrainConfig.warmup_epochs))
+    if "epochs" in overrides and "warmup_epochs" not in overrides and _is_int(warmup) and overrides["epochs"] < warmup:
+        raise UsageError(f"--epochs {overrides['epochs']} is fewer than the {warmup} warm-up epochs of "
+                         f"{args.params or DEFAULT_PARAMS if params else 'the protocol'}; pass --warmup-epochs too")
     try:
         config = train_config(params, **overrides) if params else TrainConfig(**overrides)
         check_selection_options(config)
@@ -175,6 +194,13 @@ def _resolve(args: argparse.Namespace) -> tuple[Cell, TrainConfig, dict | None, 
         prepared = load_prepared(path) if path.is_file() else _prepare(dataset, params)
     except (DataError, ValueError) as exc:
         raise UsageError(f"--dataset {dataset}: {exc}") from None
+    # a file prepared earlier under other data settings would silently train on other folds
+    stale = [f"{key} {getattr(prepared, key)!r}, the settings say {value!r}"
+             for key, value in _data_settings(dataset, params).items()
+             if value is not None and getattr(prepared, key) != value]
+    if stale:
+        raise UsageError(f"{path} was prepared with other data settings ({'; '.join(stale)}): delete it or "
+                         f"pass another --artifacts")
     if not 0 <= args.fold < prepared.n_folds:
         raise UsageError(f"--fold must be in 0..{prepared.n_folds - 1} ({dataset} has {prepared.n_folds} "
                          f"folds), got {args.fold}")
