@@ -82,6 +82,16 @@ def test_no_post_hoc_test_unless_the_friedman_test_rejects():
     assert not fr.exact and fr.p_value == pytest.approx(stats.f.sf(fr.f_statistic, 3, 21))
 
 
+def test_friedman_blocks_compare_the_methods_on_the_same_runs():
+    # method c lacks fold 2 on d0 (a failed run): d0's block uses folds 0 and 1 for every method
+    values = {(f"d{i}", "m", method): [0.5 + 0.01 * j + 0.1 * f for f in range(3)]
+              for i in range(3) for j, method in enumerate("abc")}
+    values[("d0", "m", "c")] = values[("d0", "m", "c")][:2]
+    fr = report.friedman_nemenyi(frame(values), "macro_auc", list("abc"))
+    assert fr.blocks.loc["d0"].tolist() == pytest.approx([0.55, 0.56, 0.57])
+    assert fr.blocks.loc["d1"].tolist() == pytest.approx([0.6, 0.61, 0.62])
+
+
 def test_friedman_with_fewer_than_two_data_sets_says_not_computed():
     results = frame({("d0", "m", method): [0.5 + 0.1 * j] for j, method in enumerate(DEMSAR_METHODS)})
     fr = report.friedman_nemenyi(results, "macro_auc", DEMSAR_METHODS)

@@ -402,13 +402,24 @@ def friedman_nemenyi(results: pd.DataFrame, metric: str, methods: Sequence[str] 
                      alpha: float = 0.05, model: str = POOLED) -> FriedmanResult:
     """Friedman test over data sets, average ranks and the Nemenyi post-hoc test (Demšar 2006).
 
-    Blocks are data sets: a method's value is its mean over folds for ``model``, or pooled
-    (:data:`POOLED`) the mean over the models that ran every method on that data set. Data sets
+    Blocks are data sets: a method's value is its mean over the runs (fold, seed) that every
+    method finished, for ``model``, or pooled (:data:`POOLED`) the mean over the models that ran
+    every method on that data set. Data sets
     missing a method for every model are dropped, since the Friedman test needs complete blocks.
     Needs at least 3 methods and :data:`MIN_DATASETS` data sets; otherwise the result carries NaNs
     and the reason in ``note`` (no exception).
     """
-    means = block_means(results, metric, methods)
+    # blocks compare the methods on the same runs: only (data set, model, fold, seed) runs that
+    # every method finished, so that a failed run of one method does not shift its mean alone
+    ok = finished_cells(results)
+    if metric in ok and len(ok):
+        ok = ok[ok[metric].notna()]
+        named = list(method_order(ok["method"], methods))
+        key = ["dataset", "model", "fold", "seed"]
+        runs = ok[ok["method"].isin(named)].groupby(key)["method"].nunique()
+        full = runs[runs == len(named)].index
+        ok = ok[pd.MultiIndex.from_frame(ok[key]).isin(full)]
+    means = block_means(ok, metric, methods)
     order = list(means.columns)
     if model != POOLED:
         means = means[means.index.get_level_values("model") == model]
@@ -442,8 +453,8 @@ def friedman_nemenyi(results: pd.DataFrame, metric: str, methods: Sequence[str] 
     res.p_value = (exact if exact is not None else
                    float(stats.f.sf(res.f_statistic, k - 1, (k - 1) * (n - 1))) if rest > 1e-12 else 0.0)
     if not res.p_value < alpha:
-        res.note = (f"the Friedman test does not reject equal performance at alpha = {alpha:g}: "
-                    "no post-hoc test (Demšar 2006)")
+        res.note = (f"the Friedman test does not reject equal performance at alpha = {alpha:g} "
+                    f"(p = {res.p_value:.3g}): no post-hoc test (Demšar 2006)")
         return res
     import scikit_posthocs as sp
 
@@ -627,7 +638,7 @@ def verdicts_by_seed(results: pd.DataFrame, order: Sequence[str], baseline: str 
     for seed in seeds:
         table = verdict_table(results[results["seed"] == seed], order, baseline, alpha, test_train_ratio)
         col = table.assign(**{f"seed {int(seed)}": [
-            f"{r.verdict} ({r.wins}/{r.ties}/{r.losses}, Holm p = {format_p(r.p_holm)}, n = {r.n})"
+            f"{r.verdict} ({r.wins}/{r.ties}/{r.losses}, Holm p = {format_p(r.p_holm)}, n = {r.unit})"
             for r in table.itertuples()]})
         col = col[["metric", "method", f"seed {int(seed)}", "verdict"]].rename(columns={"verdict": f"_v{seed}"})
         frame = col if frame is None else frame.merge(col, on=["metric", "method"], how="outer")
