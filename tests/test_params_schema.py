@@ -1,5 +1,6 @@
 """Parameter files are checked for unknown sections and keys before any work."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,7 @@ def test_misspelt_train_section_is_named_before_the_missing_train_section(tmp_pa
 def test_a_value_of_the_wrong_type_or_range_is_named_before_any_work(tmp_path, section, key, value, message):
     params = _default()
     params.setdefault(section, {})[key] = value
-    with pytest.raises(ValueError, match="^" + str(_write(tmp_path, params)).replace(".", r"\.") + ": ") as err:
+    with pytest.raises(ValueError, match="^" + re.escape(str(_write(tmp_path, params))) + ": ") as err:
         load_params(_write(tmp_path, params))
     assert message in str(err.value) and "\n" not in str(err.value)
 
@@ -122,6 +123,8 @@ def test_option_values_of_samplers_and_models_stop_the_grid_before_any_warmup(tm
             (("selection", "adaptive", "score", "weighted"), "selection.adaptive (s_e = 2): score must be one of"),
             (("selection", "adaptive", "k_neighbors", 0), "selection.adaptive (s_e = 2): k_neighbors must be"),
             (("models", "dela", "taux", 0.1), "models.dela: model 'dela' has no parameter(s) ['taux']"),
+            # a method's own s_e (not the cell's) is checked as training passes it
+            (("selection", "online_batch", "selection_pressure", 0.5), "selection.online_batch (s_e = 2): "),
             (("train", "device", None, "gpu"), "device gpu: not a torch device")]:
         bad = copy.deepcopy(params)
         section, name, key, value = change
@@ -129,8 +132,9 @@ def test_option_values_of_samplers_and_models_stop_the_grid_before_any_warmup(tm
             bad[section][name] = value
         else:
             bad.setdefault(section, {}).setdefault(name, {})[key] = value
+            if section == "selection" and name not in bad["train"]["methods"]:
+                bad["train"]["methods"].append(name)
         spec = grid.GridSpec(str(tmp_path / "prepared"), str(tmp_path / "w"), str(tmp_path / "r"), train_config(bad))
-        with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
-                           .replace("]", r"\]").replace(".", r"\.")):
+        with pytest.raises(ValueError, match=re.escape(message)):
             grid.run_grid(train_cells(bad), spec, n_jobs=1, progress=False)
     assert trained == []

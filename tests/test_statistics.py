@@ -298,8 +298,9 @@ def test_spearman_p_is_exact_for_few_data_sets():
 
     from mlabs.report.characteristics import spearman
 
-    # n = 4, a perfect rank agreement: 2 of the 4! pairings reach |rho| = 1
+    # n = 4, a perfect rank agreement: 2 of the 4! pairings reach |rho| = 1 (scipy's t approximation: ~0)
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == (pytest.approx(1.0), pytest.approx(2 / 24))
+    assert stats.spearmanr([1, 2, 3, 4], [10, 20, 30, 40]).pvalue < 1e-6
     # against a brute-force count with a tie, n = 6
     x, y = np.array([3.0, 1, 4, 1, 5, 9]), np.array([2.0, 7, 1, 8, 2, 8])
     rho = stats.spearmanr(x, y).statistic
@@ -386,3 +387,10 @@ def test_equal_gains_are_constant_not_ranked_by_float_noise():
                           "label_correlation": np.arange(5.0)}, index=pd.Index(diffs["dataset"], name="dataset"))
     corr = report.characteristic_correlations(diffs, chars)
     assert corr["rho"].isna().all() and (corr["note"] == "constant values: not computed").all()
+
+
+def test_the_bayesian_signed_rank_prior_decides_with_few_data_sets():
+    # why MIN_DATASETS_BAYES is 6: with two data sets the prior's one pseudo-observation is all
+    # that stands against a verdict
+    assert bayes_signed_rank([0.05, 0.06], [0.0, 0.0], "macro_auc")[0] == pytest.approx(0.964, abs=0.005)
+    assert bayes_signed_rank([0.001, 0.002], [0.0, 0.0], "macro_auc")[1] == 1.0

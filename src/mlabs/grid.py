@@ -219,11 +219,11 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
     cells = list(cells)
     for cell in {(c.model, c.method): c for c in cells}.values():
         check_method_supports_model(cell, spec.config)   # a weighting method needs a per-sample objective
-    check_settings(cells, spec.config)
     warmups = _unique_warmups(cells)
     cell_todo = [] if warmup_only else [c for c in cells if not _is_done(c, spec, False)]
     needed = {c.warmup_key for c in (cells if warmup_only else cell_todo)}
     warm_todo = [c for c in warmups if c.warmup_key in needed and not _is_done(c, spec, True)]
+    check_settings(cell_todo + warm_todo, spec.config)   # only what will train (settings are in the fingerprints)
     total = len(warmups) if warmup_only else len(cells)
     tasks = len(warm_todo) + len(cell_todo)
     estimate = None   # (line, seconds); what is left depends on what was cached: progress, not a result
@@ -345,8 +345,6 @@ def check_settings(cells: Sequence[Cell], config: TrainConfig) -> None:
     from .models import build
     from .selection.registry import make_sampler, sampler_class
 
-    if not cells:
-        return
     check_device(config.device)
     rng = np.random.default_rng(0)
     labels = rng.random((_PROBE_SAMPLES, _PROBE_LABELS)) < 0.3
@@ -354,18 +352,13 @@ def check_settings(cells: Sequence[Cell], config: TrainConfig) -> None:
     features = rng.standard_normal((_PROBE_SAMPLES, _PROBE_FEATURES)).astype(np.float32)
     for method, se in {(c.method, c.selection_pressure) for c in cells}:
         base, opts = config.resolve_method(method)
-        opts.pop("method", None)
-        if sampler_class(base).uses_selection_pressure:
-            opts["selection_pressure"] = se
-        else:
-            opts.pop("selection_pressure", None)
+        if sampler_class(base).uses_selection_pressure:   # as training builds it: the cell's s_e, else
+            opts["selection_pressure"] = se              # the method's own option (checked too)
         try:
             make_sampler(base, labels, 8, features=features, warmup_epochs=config.warmup_epochs,
                          epochs=config.epochs, **opts)
         except (ValueError, TypeError) as exc:
             where = f"selection.{method}" if method in config.selection else f"method {method}"
-            if "selection_pressure" in str(exc) and config.variant_selection_pressure(method) is None:
-                where = "train.selection_pressure"     # the cell's s_e, not an option of the method
             raise ValueError(f"{where} (s_e = {se:g}): {exc}") from None
     for model in sorted({c.model for c in cells}):
         try:

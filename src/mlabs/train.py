@@ -33,10 +33,6 @@ __all__ = ["main", "prepared_path"]
 DEFAULT_PARAMS = "params.yaml"
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 class UsageError(ValueError):
     """A command-line argument that cannot work; reported in one line with exit code 2."""
 
@@ -163,8 +159,8 @@ def _resolve(args: argparse.Namespace) -> tuple[Cell, TrainConfig, dict | None, 
             overrides[key] = _positive_int(flag, value, 1 if key == "epochs" else 0)
     if args.device is not None:
         overrides["device"] = args.device
-    warmup = overrides.get("warmup_epochs", t.get("warmup_epochs", TrainConfig.warmup_epochs))
-    if "epochs" in overrides and "warmup_epochs" not in overrides and _is_int(warmup) and overrides["epochs"] < warmup:
+    warmup = t.get("warmup_epochs", TrainConfig.warmup_epochs)   # an integer: load_params checked it
+    if "epochs" in overrides and "warmup_epochs" not in overrides and overrides["epochs"] < warmup:
         raise UsageError(f"--epochs {overrides['epochs']} is fewer than the {warmup} warm-up epochs of "
                          f"{args.params or DEFAULT_PARAMS if params else 'the protocol'}; pass --warmup-epochs too")
     try:
