@@ -20,8 +20,9 @@ Reads the result tree written by :mod:`mlabs.training` (one folder per cell,
 - how far from random each method's batches were (``tables/selection_strength.*``,
   ``figures/selection_strength.png``); where the profile runs ablation methods, each
   ingredient's contribution against random and against reweighting (``tables/ablation.*``,
-  ``figures/ablation.png``); wall time per epoch relative to random from the uncached timing
-  sidecars (``tables/timing.*``, machine-dependent);
+  ``figures/ablation.png``); wall time per epoch relative to random and the training time
+  against the grid's estimate, from the uncached timing sidecars (``tables/timing.*``,
+  machine-dependent);
 - ``metrics.json`` (DVC metrics), ``plots/val_macro_auc.csv`` and ``plots/train_bce.csv`` (DVC plots, one column per method) and
   ``findings.md``, a generated plain-language summary of what the numbers show.
 
@@ -48,6 +49,8 @@ findings_text
 ablation
     Which part of the method matters: imbalance weights per data set, selection strength,
     each ingredient against random and reweighting, wall time relative to random.
+training_time
+    The cells' training time summed from their timing sidecars, against the grid's estimate.
 
 Every public name of these modules that the notebooks and tests use is importable from
 ``mlabs.report`` itself.
@@ -88,6 +91,7 @@ from .findings_text import findings
 from .ablation import (ablation_findings, imbalance_weight_table, ingredient_markdown, ingredient_table,
                        selection_strength_markdown, selection_strength_table, timing_markdown, timing_table)
 from .machines import write_machines
+from .training_time import training_time_markdown, training_time_table
 from .statistics import (MIN_DATASETS, MIN_DATASETS_BAYES, POOLED, FriedmanResult, add_holm, bayes_verdict, friedman_markdown,
                          friedman_nemenyi, holm, paired_differences, verdict, verdict_table, verdicts_by_seed, wilcoxon_table)
 from .within_dataset import (corrected_ttest, correlated_bayes, prepared_test_train_ratio, protocol_test_train_ratio,
@@ -108,6 +112,7 @@ __all__ = [
     "protocol_test_train_ratio", "prepared_test_train_ratio", "dataset_characteristics", "dataset_differences",
     "characteristic_correlations", "label_correlation_strength", "plot_characteristics",
     "imbalance_weight_table", "selection_strength_table", "ingredient_table", "timing_table", "ablation_findings",
+    "training_time_table",
     "plot_selection_strength", "plot_ablation",
 ]
 
@@ -294,11 +299,6 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         text("tables", "tables/ablation.md", ingredient_markdown(ingredients, alpha))
         text("tables", "tables/ablation.csv", ingredients.to_csv(index=False, float_format="%.6g"))
         figure("figures/ablation.png", plot_ablation(both, ingredients))
-    # machine-dependent: from the uncached timing sidecars, so in a file of its own
-    timing, timed, total = timing_table(results, results_root, curves)
-    text("tables", "tables/timing.md", timing_markdown(timing, timed, total))
-    text("tables", "tables/timing.csv", timing.to_csv(index=False, float_format="%.6g"))
-
     # Friedman / Nemenyi over data sets: pooled over models, and per model
     friedman = {metric: friedman_nemenyi(results, metric, order, alpha) for metric in REPORTED_METRICS}
     per_model = {(metric, model): friedman_nemenyi(results, metric, order, alpha, model=model)
@@ -317,6 +317,15 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
             if path.is_file():
                 prepared = load_prepared(path)
                 labels[ds] = (prepared.Y, prepared.fold)
+    # machine-dependent: from the uncached timing sidecars, so in a file of its own
+    timing, timed, total = timing_table(results, results_root, curves)
+    # (training samples as the grid's estimate counts them: every fold but the test fold)
+    shapes = {ds: (int(len(y) * (n_folds - 1) / n_folds), y.shape[1]) for ds, (y, _) in labels.items()}
+    hours, hours_timed, _ = training_time_table(results, results_root, shapes)
+    text("tables", "tables/timing.md", timing_markdown(timing, timed, total) + "\n"
+         + training_time_markdown(hours, hours_timed, total))
+    text("tables", "tables/timing.csv", timing.to_csv(index=False, float_format="%.6g"))
+
     chars = dataset_characteristics(datasets_dir, sorted(finished_cells(results)["dataset"].unique()), labels)
     diffs = dataset_differences(both, order, BASELINE)
     correlations = characteristic_correlations(diffs, chars)
