@@ -111,3 +111,35 @@ def test_nothing_to_report_and_unprepared_data_are_one_line_errors(project, tmp_
     assert "no model of x has finished cells on every data set, nor any data set on every model, yet " \
            "(0 of 16 cells finished)" in \
         capsys.readouterr().err
+
+
+def test_one_model_alone_on_the_data_sets_where_it_is_finished(project, capsys):
+    assert main(["--root", str(project), "x", "--model", "dela"]) == 0
+    out = project / "reports/x/partial-dela"
+    first = "**Partial snapshot of the x profile: 12 of 16 cells are finished. Reported: dela on 1 of 2 data sets " \
+            "(emotions). Not reported yet: dela on yeast (0 of 4 cells).**"
+    assert (out / "findings.md").read_text().splitlines()[0] == first
+    assert "python -m mlabs.partial_report x --model dela" in (out / "README.md").read_text()
+    assert "x (partial, dela) profile" in (out / "report.html").read_text()
+    main_table = (out / "tables/main_macro_auc.md").read_text()
+    assert "dela" in main_table and "c2ae" not in main_table and "yeast" not in main_table
+    assert sorted(p.name for p in (out / "cells").iterdir()) == ["emotions-dela.json"]
+    assert capsys.readouterr().out.splitlines()[0] == first.strip("*")
+    # the snapshot of the complete model is another folder, left as it was
+    complete = project / "reports/x/partial/findings.md"
+    assert not complete.exists() or "Reported: c2ae on all 2 data sets" in complete.read_text().splitlines()[0]
+
+
+def test_a_model_alone_that_is_not_in_the_profile_or_finished_nowhere_is_a_one_line_error(project, capsys):
+    assert main(["--root", str(project), "x", "--model", "clif"]) == 2
+    assert "model 'clif' is not trained by profile x (its models: c2ae, dela)" in capsys.readouterr().err
+    (project / "profiles/w").mkdir(exist_ok=True)
+    (project / "profiles/w/overlay.yaml").write_text(OVERLAY.replace("[c2ae, dela]", "[c2ae, mpvae]"))
+    assert profiles_main(["--root", str(project)]) == 0
+    (project / "artifacts/w").mkdir(parents=True, exist_ok=True)
+    if not (project / "artifacts/w/prepared").exists():
+        (project / "artifacts/w/prepared").symlink_to(project / "artifacts/x/prepared")
+    assert main(["--root", str(project), "w", "--model", "mpvae"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: mpvae has no data set of w with every cell finished yet "
+                                               "(0 of 8 cells finished): nothing to report")
+    assert not (project / "reports/w/partial-mpvae").exists()
