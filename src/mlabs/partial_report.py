@@ -158,7 +158,8 @@ def write_partial(name: str, root: str | Path = ".", model: str | None = None) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m mlabs.partial_report PROFILE``: the partial snapshot of a profile still training."""
+    """``python -m mlabs.partial_report PROFILE [--model MODEL]``: the partial snapshot of a profile
+    still training (with --model: of that model alone, on the data sets where it is finished)."""
     parser = argparse.ArgumentParser(prog="python -m mlabs.partial_report", description=main.__doc__)
     parser.add_argument("profile", help="a profile of profiles/, e.g. breadth")
     parser.add_argument("--model", default=None,

@@ -308,7 +308,7 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         figure(f"figures/cd_{metric}.png", plot_critical_difference(fr))
 
     # the paper's claim: gains against data-set characteristics
-    labels = {}
+    labels, shapes = {}, {}
     if prepared_dir is not None:
         from ..data.store import load_prepared
 
@@ -317,13 +317,13 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
             if path.is_file():
                 prepared = load_prepared(path)
                 labels[ds] = (prepared.Y, prepared.fold)
+                # training samples and labels as the grid's estimate counts them (mlabs.grid)
+                shapes[ds] = (int(len(prepared.Y) * (prepared.n_folds - 1) / prepared.n_folds), prepared.Y.shape[1])
     # machine-dependent: from the uncached timing sidecars, so in a file of its own
     timing, timed, total = timing_table(results, results_root, curves)
-    # (training samples as the grid's estimate counts them: every fold but the test fold)
-    shapes = {ds: (int(len(y) * (n_folds - 1) / n_folds), y.shape[1]) for ds, (y, _) in labels.items()}
-    hours, hours_timed, _ = training_time_table(results, results_root, shapes)
+    hours, hours_timed, hours_total = training_time_table(results, results_root, shapes)
     text("tables", "tables/timing.md", timing_markdown(timing, timed, total) + "\n"
-         + training_time_markdown(hours, hours_timed, total))
+         + training_time_markdown(hours, hours_timed, hours_total))
     text("tables", "tables/timing.csv", timing.to_csv(index=False, float_format="%.6g"))
 
     chars = dataset_characteristics(datasets_dir, sorted(finished_cells(results)["dataset"].unique()), labels)

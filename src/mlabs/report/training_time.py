@@ -1,16 +1,18 @@
-"""How long the reported cells took to train, against the estimate the grid printed before them.
+"""How long the reported cells took to train, against :mod:`mlabs.cost`'s estimate for them.
 
-A grid prints a time estimate before it starts (:mod:`mlabs.cost`) and, at its end, the time it
-took against that estimate. A long profile is trained in parts, over several runs and machines,
-so no single run's log holds its training time; the cells' timing sidecars do. This table sums
-them per data set and model and sets the estimate for the same cells beside the sum.
+A grid prints a time estimate before it starts and, at its end, the time it took against that
+estimate. A long profile is trained in parts, over several runs and machines, so no single run's
+log holds its training time; the cells' timing sidecars do. This table sums them per data set and
+model and sets beside the sum the estimate for the same cells on one slot: the per-cell figures
+the grid adds up before it divides them over its slots and adds the shared warm-ups, which are in
+neither column here.
 
 Per cell, the measured time is the wall time of its selection epochs (training, the per-epoch
-validation and checkpoints): the sidecar's ``train_seconds``, which covers the cell's last run,
-so a cell resumed after an interruption is scaled from the epochs of that run to all its
-selection epochs. The estimate is ``selection epochs x`` :func:`mlabs.cost.epoch_seconds`, as
-the grid computes it. The shared warm-ups are in neither. Like every timing, these numbers depend
-on the machine and its load and are absent for cells restored by ``dvc pull``.
+validation and checkpoints): the sidecar's ``train_seconds``, which covers the cell's last run.
+A cell resumed after an interruption is scaled from that run to all its selection epochs by their
+training-pass seconds (``epoch_seconds``, kept across resumes): the time of an uninterrupted run,
+without the work an interruption lost. Like every timing, these numbers depend on the machine and
+its load and are absent for cells restored by ``dvc pull``.
 """
 
 from __future__ import annotations
@@ -28,24 +30,45 @@ from .collect import finished_cells
 __all__ = ["cell_training_seconds", "training_time_table", "training_time_markdown"]
 
 COLUMNS = ["dataset", "model", "cells", "timed", "resumed", "measured_h", "estimate_h", "ratio"]
+COUNTS = ["cells", "timed", "resumed"]
 
 
 def cell_training_seconds(timing: Mapping, epochs: int, warmup_epochs: int) -> tuple[float, bool] | None:
-    """Wall seconds of a cell's selection epochs from its timing sidecar, and whether it resumed.
+    """Wall seconds of a cell's selection epochs, from its timing sidecar.
 
-    ``train_seconds`` covers epochs ``first_epoch`` to ``epochs``; a cell that resumed from a
-    checkpoint (``first_epoch`` after the first selection epoch) is scaled to all its
-    ``epochs - warmup_epochs`` selection epochs at the rate of that last run. None when the
-    sidecar lacks what it takes.
+    Parameters
+    ----------
+    timing : mapping
+        The sidecar (:func:`mlabs.results.load_timing`): ``train_seconds``, the wall time of
+        epochs ``first_epoch`` to ``epochs`` of the cell's last run, and ``epoch_seconds``, the
+        training pass of every epoch (kept across resumes).
+    epochs, warmup_epochs : int
+        The cell's epochs, warm-up included, and its warm-up epochs.
+
+    Returns
+    -------
+    (float, bool) or None
+        The seconds of all ``epochs - warmup_epochs`` selection epochs and whether the cell
+        resumed (``first_epoch`` after the first selection epoch): a resumed cell's last run is
+        scaled by the training-pass seconds of all its selection epochs over those of the run
+        (by the count of epochs where ``epoch_seconds`` is incomplete). None for a sidecar that
+        lacks what it takes or contradicts the cell (``first_epoch`` outside the selection epochs,
+        negative or non-finite seconds).
     """
     try:
         seconds, first = float(timing["train_seconds"]), int(timing["first_epoch"])
     except (KeyError, TypeError, ValueError):
         return None
-    ran, selecting = epochs - first + 1, epochs - warmup_epochs
-    if ran < 1 or selecting < 1 or not np.isfinite(seconds):
+    if not (warmup_epochs < first <= epochs and np.isfinite(seconds) and seconds >= 0):
         return None
-    return seconds * selecting / ran, first > warmup_epochs + 1
+    resumed = first > warmup_epochs + 1
+    if not resumed:
+        return seconds, False
+    passes = np.asarray(timing.get("epoch_seconds") or [], dtype=float)
+    ran, selecting = passes[first - 1:epochs], passes[warmup_epochs:epochs]
+    if len(passes) >= epochs and np.isfinite(selecting).all() and ran.sum() > 0:
+        return seconds * float(selecting.sum() / ran.sum()), True
+    return seconds * (epochs - warmup_epochs) / (epochs - first + 1), True
 
 
 def training_time_table(results: pd.DataFrame, results_root: str | Path,
@@ -78,51 +101,75 @@ def training_time_table(results: pd.DataFrame, results_root: str | Path,
     rows = []
     for r in ok.itertuples():
         timing = load_timing(Path(results_root) / r.path)
-        if pd.isna(r.epochs) or not timing:
-            continue
-        warmup = 0 if pd.isna(r.warmup_epochs) else int(r.warmup_epochs)
-        measured = cell_training_seconds(timing, int(r.epochs), warmup)
+        measured = None
+        if timing and not pd.isna(r.epochs):
+            warmup = 0 if pd.isna(r.warmup_epochs) else int(r.warmup_epochs)
+            measured = cell_training_seconds(timing, int(r.epochs), warmup)
         if measured is None:
+            rows.append({"dataset": r.dataset, "model": r.model, "timed": 0, "resumed": 0, "seconds": np.nan,
+                         "estimate": np.nan})
             continue
         shape = shapes.get(r.dataset)
         known = shape is not None or (r.dataset, r.model) in EPOCH_SECONDS   # else it would scale from a guess
         per_epoch = epoch_seconds(r.dataset, r.model, *(shape or (0, 0))) if known else np.nan
-        rows.append({"dataset": r.dataset, "model": r.model, "seconds": measured[0], "resumed": measured[1],
-                     "estimate": (int(r.epochs) - warmup) * per_epoch})
-    if not rows:
+        rows.append({"dataset": r.dataset, "model": r.model, "timed": 1, "resumed": int(measured[1]),
+                     "seconds": measured[0], "estimate": (int(r.epochs) - warmup) * per_epoch})
+    n_timed = sum(row["timed"] for row in rows)
+    if not n_timed:
         return pd.DataFrame(columns=COLUMNS), 0, len(ok)
-    timed = pd.DataFrame(rows)
-    table = timed.groupby(["dataset", "model"], sort=True).agg(
-        timed=("seconds", "size"), resumed=("resumed", "sum"), measured=("seconds", "sum"),
-        estimate=("estimate", lambda s: s.sum(min_count=len(s)))).reset_index()
-    finished = ok.groupby(["dataset", "model"]).size()
-    table["cells"] = finished.reindex(pd.MultiIndex.from_frame(table[["dataset", "model"]])).to_numpy()
-    table["measured_h"], table["estimate_h"] = table["measured"] / 3600, table["estimate"] / 3600
-    table["ratio"] = table["measured"] / table["estimate"]
-    table["resumed"] = table["resumed"].astype(int)
-    return table[COLUMNS], len(timed), len(ok)
+    cells = pd.DataFrame(rows)
+    timed = cells[cells["timed"] == 1]
+    table = cells.groupby(["dataset", "model"], sort=True).agg(
+        cells=("timed", "size"), timed=("timed", "sum"), resumed=("resumed", "sum")).reset_index()
+    sums = timed.groupby(["dataset", "model"]).agg(
+        measured=("seconds", "sum"), estimate=("estimate", lambda s: s.sum(min_count=len(s))))
+    index = pd.MultiIndex.from_frame(table[["dataset", "model"]])
+    table["measured_h"] = sums["measured"].reindex(index).to_numpy() / 3600
+    table["estimate_h"] = sums["estimate"].reindex(index).to_numpy() / 3600
+    table["ratio"] = table["measured_h"] / table["estimate_h"]
+    return table[COLUMNS], n_timed, len(ok)
 
 
 def training_time_markdown(table: pd.DataFrame, timed: int, total: int) -> str:
-    """The markdown of :func:`training_time_table`: the totals per model and overall, then the blocks."""
+    """The markdown of :func:`training_time_table`: totals per model and in all, then the blocks.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`training_time_table`'s table.
+    timed, total : int
+        Its finished cells with a usable sidecar, and its finished cells.
+
+    Returns
+    -------
+    str
+        A section headed "Training time against the estimate" (the end of ``tables/timing.md``).
+    """
     from .tables import to_markdown
 
     head = ("## Training time against the estimate\n\n"
-            "What the cells took, summed from their timing sidecars, against the estimate the grid prints before "
-            "it trains them (`mlabs.cost`: one slot of a quiet 2-core CPU). Measured: the wall time of each "
+            "What the cells took, summed from their timing sidecars, against `mlabs.cost`'s estimate for the "
+            "same cells on one slot of a quiet 2-core CPU (the figure a grid prints divides that over its slots "
+            "and adds the shared warm-ups, which are in neither column here). Measured: the wall time of each "
             "cell's selection epochs (training, per-epoch validation, checkpoints); a cell resumed after an "
-            "interruption (`resumed`) is scaled from its last run to all its selection epochs. The shared "
-            "warm-ups are in neither. `ratio` = measured / estimate: above 1 where other jobs shared the cores "
-            "or the machine is slower than the one the estimate was measured on.\n\n")
+            "interruption (`resumed`) is scaled from its last run to all its selection epochs, so the time an "
+            "interruption lost is not counted. `ratio` = measured / estimate: above 1 where other jobs shared "
+            "the cores or the machine is slower than the one the estimate was measured on.\n\n")
     if table.empty:
         return head + f"No finished cell has a timing sidecar (0 of {total}).\n"
-    counts = ["cells", "timed", "resumed", "measured_h"]
-    # an estimate missing for some cells leaves its totals missing, rather than too small
-    totals = [{"model": model, **block[counts].sum().to_dict(), "estimate_h": block["estimate_h"].sum(skipna=False)}
-              for model, block in [*table.groupby("model", sort=True), ("all", table)]]
-    totals = pd.DataFrame(totals)
-    totals[["cells", "timed", "resumed"]] = totals[["cells", "timed", "resumed"]].astype(int)
+    totals = pd.DataFrame([{"model": model, **block[COUNTS].sum().to_dict(), **_timed_sums(block)}
+                           for model, block in [*table.groupby("model", sort=True), ("all", table)]])
+    totals[COUNTS] = totals[COUNTS].astype(int)
     totals["ratio"] = totals["measured_h"] / totals["estimate_h"]
     return (head + f"Timed cells: {timed} of {total} finished.\n\n### Per model\n\n"
             + to_markdown(totals, floatfmt=".3g") + "\n### Per data set and model\n\n"
             + to_markdown(table, floatfmt=".3g"))
+
+
+def _timed_sums(blocks: pd.DataFrame) -> dict[str, float]:
+    """Measured and estimated hours summed over the blocks with timed cells; an estimate missing
+    for one of them leaves the estimate missing rather than too small."""
+    timed = blocks[blocks["timed"] > 0]
+    if timed.empty:
+        return {"measured_h": np.nan, "estimate_h": np.nan}
+    return {"measured_h": timed["measured_h"].sum(), "estimate_h": timed["estimate_h"].sum(skipna=False)}
