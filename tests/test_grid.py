@@ -131,6 +131,27 @@ def test_pool_runs_warmups_first_then_untimed_pairs_then_longest_cells(tmp_path,
         backend.close()
 
 
+def test_a_resuming_grid_sets_the_pace_of_its_finished_cells_beside_the_estimate(tmp_path, prepared_dir, capsys):
+    """The finished cells of the same data sets and models took 500x their estimate (their
+    sidecars say 10 s for one selection epoch of 0.02 s): the line says so, and how long the rest
+    takes at that pace; a pair without finished cells gives no pace."""
+    spec = spec_for(tmp_path, prepared_dir)
+    first = [Cell("emotions", "c2ae", m, fold=0, seed=0) for m in ("random", "adaptive")]
+    run_grid(first, spec, n_jobs=1, progress=False)
+    for cell in first:
+        sidecar = cell_dir(spec.out_root, cell, spec.config.selection) / "timing.json"
+        timing = json.loads(sidecar.read_text())
+        sidecar.write_text(json.dumps({**timing, "train_seconds": 10.0, "first_epoch": 2}))
+    capsys.readouterr()
+    run_grid(first + [Cell("emotions", "c2ae", "random", fold=1, seed=0)], spec, n_jobs=1, progress=True)
+    out = capsys.readouterr().out
+    assert "(2 cells already finished)" in out
+    assert "; the 2 finished cells of these data sets and models took 500.00x their estimate here, which " \
+           "makes about" in out
+    run_grid([Cell("emotions", "dela", "random", fold=0, seed=0)], spec, n_jobs=1, progress=True)
+    assert "finished cells of these data sets" not in capsys.readouterr().out
+
+
 def test_grid_prints_what_it_trains_and_a_time_estimate_before_starting():
     from mlabs.cost import describe_elapsed, describe_estimate, epoch_seconds, estimate_seconds
 

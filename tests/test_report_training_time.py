@@ -1,5 +1,6 @@
 """Tests of :mod:`mlabs.report.training_time`: the cells' training time summed from their timing
-sidecars, against the estimate of :mod:`mlabs.cost` for the same cells.
+sidecars (:func:`mlabs.cost.cell_training_seconds`), against the estimate of :mod:`mlabs.cost` for the
+same cells.
 
 Cell trees are written with :func:`test_report.write_cell`; their sidecars are rewritten here
 with known seconds (EPOCHS = 5 epochs, of which WARMUP = 2 warm-up: 3 selection epochs).
@@ -11,9 +12,9 @@ import numpy as np
 import pytest
 
 from mlabs import report
-from mlabs.cost import EPOCH_SECONDS, epoch_seconds
+from mlabs.cost import EPOCH_SECONDS, cell_training_seconds, epoch_seconds
 from mlabs.data import load_dataset, prepare, save_prepared
-from mlabs.report.training_time import cell_training_seconds, training_time_markdown, training_time_table
+from mlabs.report.training_time import training_time_markdown, training_time_table
 from mlabs.results import write_timing
 from test_report import EPOCHS, MACHINE, WARMUP, fake_figures, write_cell as _write_cell
 

@@ -4,15 +4,22 @@ The estimate multiplies each pending cell's epochs by a per-epoch cost on one th
 2-core CPU: measured for the (data set, model) pairs in :data:`EPOCH_SECONDS`, and for other
 pairs scaled from the model's emotions cost by ``(n_train * q)`` to the power 0.8. It is a
 planning figure for a quiet machine, not a promise: other jobs on the same cores, or settings
-other than the default profile's (a wider model, many more labels), change it.
+other than the default profile's (a wider model, many more labels), change it. So it is checked
+against what cells take (:func:`cell_training_seconds`, from a finished cell's timing sidecar): a
+grid that resumes sets beside its estimate the pace of its finished cells of the same data sets
+and models, and the report sums the cells' times against their estimate
+(:mod:`mlabs.report.training_time`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Iterable, Mapping
 
-__all__ = ["EPOCH_SECONDS", "epoch_seconds", "estimate_seconds", "describe_estimate", "describe_elapsed"]
+import numpy as np
+
+__all__ = ["EPOCH_SECONDS", "epoch_seconds", "estimate_seconds", "cell_training_seconds", "describe_estimate",
+           "describe_elapsed"]
 
 #: (data set, model) -> seconds per epoch on one thread (training and predicting the validation
 #: half). C2AE and DELA on the 14 data sets, with the default profile's model settings:
@@ -61,6 +68,44 @@ def estimate_seconds(tasks: Iterable[tuple[str, str, int, int, int]], slots: int
     return max(sum(seconds) / max(min(slots, len(seconds)), 1), max(seconds))
 
 
+def cell_training_seconds(timing: Mapping, epochs: int, warmup_epochs: int) -> tuple[float, bool] | None:
+    """Wall seconds of a cell's selection epochs, from its timing sidecar.
+
+    Parameters
+    ----------
+    timing : mapping
+        The sidecar (:func:`mlabs.results.load_timing`): ``train_seconds``, the wall time of
+        epochs ``first_epoch`` to ``epochs`` of the cell's last run, and ``epoch_seconds``, the
+        training pass of every epoch (kept across resumes).
+    epochs, warmup_epochs : int
+        The cell's epochs, warm-up included, and its warm-up epochs.
+
+    Returns
+    -------
+    (float, bool) or None
+        The seconds of all ``epochs - warmup_epochs`` selection epochs and whether the cell
+        resumed (``first_epoch`` after the first selection epoch): a resumed cell's last run is
+        scaled by the training-pass seconds of all its selection epochs over those of the run
+        (by the count of epochs where ``epoch_seconds`` is incomplete). None for a sidecar that
+        lacks what it takes or contradicts the cell (``first_epoch`` outside the selection epochs,
+        negative or non-finite seconds).
+    """
+    try:
+        seconds, first = float(timing["train_seconds"]), int(timing["first_epoch"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (warmup_epochs < first <= epochs and np.isfinite(seconds) and seconds >= 0):
+        return None
+    resumed = first > warmup_epochs + 1
+    if not resumed:
+        return seconds, False
+    passes = np.asarray(timing.get("epoch_seconds") or [], dtype=float)
+    ran, selecting = passes[first - 1:epochs], passes[warmup_epochs:epochs]
+    if len(passes) >= epochs and np.isfinite(selecting).all() and ran.sum() > 0:
+        return seconds * float(selecting.sum() / ran.sum()), True
+    return seconds * (epochs - warmup_epochs) / (epochs - first + 1), True
+
+
 def _duration(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
@@ -68,12 +113,19 @@ def _duration(seconds: float) -> str:
 
 
 def describe_estimate(n_cells: int, n_warmups: int, n_done: int, seconds: float, slots: int,
-                      executor: str) -> str:
-    """One line: what will be trained and roughly how long it takes."""
+                      executor: str, pace: tuple[int, float] | None = None) -> str:
+    """One line: what will be trained and roughly how long it takes; with ``pace`` (finished
+    cells, measured / estimated), also how long at the pace those cells had here."""
     where = (f"{slots} local slot{'s' if slots != 1 else ''}" if executor == "local"
              else "one slot (divide by the number of cells the Ray cluster runs at once)")
-    return (f"grid: {n_cells} cells and {n_warmups} warm-ups to train ({n_done} cells already finished); "
+    line = (f"grid: {n_cells} cells and {n_warmups} warm-ups to train ({n_done} cell{'s' if n_done != 1 else ''} "
+            f"already finished); "
             f"roughly {_duration(seconds)} on {where} (mlabs.cost; a CPU estimate, for planning)")
+    if pace is None:
+        return line
+    n, ratio = pace
+    return (f"{line}; the {n} finished cell{'s' if n != 1 else ''} of these data sets and models took "
+            f"{ratio:.2f}x their estimate here, which makes about {_duration(seconds * ratio)}")
 
 
 def describe_elapsed(n_cells: int, n_warmups: int, seconds: float, estimated: float) -> str:

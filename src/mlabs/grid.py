@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .cost import describe_elapsed, describe_estimate, estimate_seconds
+from .cost import cell_training_seconds, describe_elapsed, describe_estimate, epoch_seconds, estimate_seconds
 from .progress import progress_bar, progress_note
-from .results import cell_dir, failed_result, is_done, load_result, warmup_path
+from .results import cell_dir, failed_result, is_done, load_result, load_timing, warmup_path
 from .store import CellStore
 from .training import Cell, TrainConfig, check_method_supports_model, check_selection_options, run_cell, run_warmup
 
@@ -109,32 +109,42 @@ def _execute_cell(cell: Cell, spec: GridSpec, warmup_only: bool) -> dict:
                     store=spec.cell_store)
 
 
+def _fingerprint(cell: Cell, spec: GridSpec) -> str:
+    """The cell's fingerprint under the current settings and its fold's data."""
+    prepared = str(Path(spec.prepared_dir) / f"{cell.dataset}.npz")
+    return spec.config.fingerprint(cell.model, cell.method, _digest(prepared, cell.fold))
+
+
 def _is_done(cell: Cell, spec: GridSpec, warmup_only: bool) -> bool:
     """Finished under the current settings (a changed setting makes a cell or warm-up stale)."""
-    prepared = str(Path(spec.prepared_dir) / f"{cell.dataset}.npz")
     if warmup_only:
         path = warmup_path(spec.warmup_root, cell)
         if not path.exists():
             return False
         import torch
+        prepared = str(Path(spec.prepared_dir) / f"{cell.dataset}.npz")
         meta = torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
         return meta.get("config") == spec.config.warmup_fingerprint(cell.model, _digest(prepared, cell.fold))
-    fingerprint = spec.config.fingerprint(cell.model, cell.method, _digest(prepared, cell.fold))
     if spec.store is not None:
-        return spec.cell_store.has(CellStore.key(cell, fingerprint))
+        return spec.cell_store.has(CellStore.key(cell, _fingerprint(cell, spec)))
     result = load_result(cell_dir(spec.out_root, cell, spec.config.selection))
     if result is None or result.get("status") != "ok":
         return False
-    return is_done(result, fingerprint)
+    return is_done(result, _fingerprint(cell, spec))
+
+
+def _result_dir(cell: Cell, spec: GridSpec) -> Path:
+    """Where a finished cell's result lies: its folder in the store, or in the output root."""
+    if spec.store is None:
+        return cell_dir(spec.out_root, cell, spec.config.selection)
+    return spec.cell_store.path(CellStore.key(cell, _fingerprint(cell, spec)))
 
 
 def _stored(cell: Cell, spec: GridSpec) -> dict | None:
     """A finished cell's result read back (from the store, or from the output root)."""
     if spec.store is None:
-        return load_result(cell_dir(spec.out_root, cell, spec.config.selection))
-    prepared = str(Path(spec.prepared_dir) / f"{cell.dataset}.npz")
-    fingerprint = spec.config.fingerprint(cell.model, cell.method, _digest(prepared, cell.fold))
-    return spec.cell_store.get(CellStore.key(cell, fingerprint))
+        return load_result(_result_dir(cell, spec))
+    return spec.cell_store.get(CellStore.key(cell, _fingerprint(cell, spec)))
 
 
 def stored_results(cells: Sequence[Cell], spec: GridSpec) -> list[dict | None]:
@@ -228,8 +238,9 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
     tasks = len(warm_todo) + len(cell_todo)
     estimate = None   # (line, seconds); what is left depends on what was cached: progress, not a result
     if progress and tasks:
+        todo = set(cell_todo)
         estimate = _estimate(cell_todo, warm_todo, len(cells) - len(cell_todo) if not warmup_only else 0,
-                             spec, executor, n_jobs)
+                             spec, executor, n_jobs, done=[c for c in cells if c not in todo])
         progress_note(estimate[0])
     started = time.monotonic()
     if executor == "ray":
@@ -290,9 +301,9 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
 
 
 def _estimate(cell_todo: list[Cell], warm_todo: list[Cell], n_done: int, spec: GridSpec, executor: str,
-              n_jobs: int | None) -> tuple[str, float]:
-    """The line printed before a grid starts (what it trains and roughly how long it takes) and
-    the estimated wall seconds."""
+              n_jobs: int | None, done: Sequence[Cell] = ()) -> tuple[str, float]:
+    """The line printed before a grid starts (what it trains and roughly how long it takes, and at
+    the pace of the ``done`` cells of the same data sets and models) and the estimated wall seconds."""
     cfg = spec.config
     shapes = {}
     for ds in {c.dataset for c in cell_todo + warm_todo}:
@@ -306,7 +317,29 @@ def _estimate(cell_todo: list[Cell], warm_todo: list[Cell], n_done: int, spec: G
     slots = (n_jobs or os.cpu_count() or 1) if executor == "local" else 1
     slots = max(min(slots, len(tasks)), 1)     # a slot without a task neither helps nor is used
     seconds = estimate_seconds(tasks, slots)
-    return describe_estimate(len(cell_todo), len(warm_todo), n_done, seconds, slots, executor), seconds
+    pace = _pace(done, {(c.dataset, c.model) for c in cell_todo}, spec, shapes)
+    return describe_estimate(len(cell_todo), len(warm_todo), n_done, seconds, slots, executor, pace), seconds
+
+
+def _pace(done: Sequence[Cell], pairs: set[tuple[str, str]], spec: GridSpec,
+          shapes: dict[str, tuple[int, int]]) -> tuple[int, float] | None:
+    """How the finished cells of the (data set, model) ``pairs`` compare with their estimate, from
+    their timing sidecars: (timed cells, measured / estimated seconds), None without any. A grid
+    that resumes on a busy or slower machine thus says how long it will really take."""
+    cfg = spec.config
+    measured = estimated = 0.0
+    timed = 0
+    for cell in done:
+        if (cell.dataset, cell.model) not in pairs:
+            continue
+        timing = load_timing(_result_dir(cell, spec))
+        seconds = cell_training_seconds(timing, cfg.epochs, cfg.warmup_epochs) if timing else None
+        if seconds is None:
+            continue
+        measured += seconds[0]
+        estimated += (cfg.epochs - cfg.warmup_epochs) * epoch_seconds(cell.dataset, cell.model, *shapes[cell.dataset])
+        timed += 1
+    return (timed, measured / estimated) if timed and estimated > 0 else None
 
 
 def check_device(device: str) -> None:

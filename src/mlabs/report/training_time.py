@@ -23,52 +23,14 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from ..cost import EPOCH_SECONDS, epoch_seconds
+from ..cost import EPOCH_SECONDS, cell_training_seconds, epoch_seconds
 from ..results import load_timing
 from .collect import finished_cells
 
-__all__ = ["cell_training_seconds", "training_time_table", "training_time_markdown"]
+__all__ = ["training_time_table", "training_time_markdown"]
 
 COLUMNS = ["dataset", "model", "cells", "timed", "resumed", "measured_h", "estimate_h", "ratio"]
 COUNTS = ["cells", "timed", "resumed"]
-
-
-def cell_training_seconds(timing: Mapping, epochs: int, warmup_epochs: int) -> tuple[float, bool] | None:
-    """Wall seconds of a cell's selection epochs, from its timing sidecar.
-
-    Parameters
-    ----------
-    timing : mapping
-        The sidecar (:func:`mlabs.results.load_timing`): ``train_seconds``, the wall time of
-        epochs ``first_epoch`` to ``epochs`` of the cell's last run, and ``epoch_seconds``, the
-        training pass of every epoch (kept across resumes).
-    epochs, warmup_epochs : int
-        The cell's epochs, warm-up included, and its warm-up epochs.
-
-    Returns
-    -------
-    (float, bool) or None
-        The seconds of all ``epochs - warmup_epochs`` selection epochs and whether the cell
-        resumed (``first_epoch`` after the first selection epoch): a resumed cell's last run is
-        scaled by the training-pass seconds of all its selection epochs over those of the run
-        (by the count of epochs where ``epoch_seconds`` is incomplete). None for a sidecar that
-        lacks what it takes or contradicts the cell (``first_epoch`` outside the selection epochs,
-        negative or non-finite seconds).
-    """
-    try:
-        seconds, first = float(timing["train_seconds"]), int(timing["first_epoch"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    if not (warmup_epochs < first <= epochs and np.isfinite(seconds) and seconds >= 0):
-        return None
-    resumed = first > warmup_epochs + 1
-    if not resumed:
-        return seconds, False
-    passes = np.asarray(timing.get("epoch_seconds") or [], dtype=float)
-    ran, selecting = passes[first - 1:epochs], passes[warmup_epochs:epochs]
-    if len(passes) >= epochs and np.isfinite(selecting).all() and ran.sum() > 0:
-        return seconds * float(selecting.sum() / ran.sum()), True
-    return seconds * (epochs - warmup_epochs) / (epochs - first + 1), True
 
 
 def training_time_table(results: pd.DataFrame, results_root: str | Path,
