@@ -106,6 +106,6 @@ def test_the_report_writes_it_into_the_timing_file_with_the_grids_shapes(tmp_pat
     report.write_report(tmp_path / "runs", tmp_path / "out", prepared_dir=tmp_path / "prepared")
     text = (tmp_path / "out/tables/timing.md").read_text()
     assert "## Training time against the estimate" in text and "Timed cells: 2 of 2 finished." in text
-    n_train = int(len(prepared.Y) * (prepared.n_folds - 1) / prepared.n_folds)
+    n_train = int(len(prepared.Y) * (prepared.n_folds - 1) / prepared.n_folds)   # written out: the oracle
     estimate = 2 * (EPOCHS - WARMUP) * epoch_seconds("mine", "c2ae", n_train, prepared.Y.shape[1]) / 3600
     assert f"| mine | c2ae | 2 | 2 | 0 | {2 * 1.5 / 3600:.3g} | {estimate:.3g} |" in text

@@ -18,8 +18,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["EPOCH_SECONDS", "epoch_seconds", "estimate_seconds", "cell_training_seconds", "describe_estimate",
-           "describe_elapsed"]
+__all__ = ["EPOCH_SECONDS", "epoch_seconds", "training_shape", "estimate_seconds", "cell_training_seconds",
+           "describe_estimate", "describe_elapsed"]
 
 #: (data set, model) -> seconds per epoch on one thread (training and predicting the validation
 #: half). C2AE and DELA on the 14 data sets, with the default profile's model settings:
@@ -57,6 +57,12 @@ def epoch_seconds(dataset: str, model: str, n_train: int, n_labels: int) -> floa
         return EPOCH_SECONDS[(dataset, model)]
     base = EPOCH_SECONDS.get(("emotions", model), 0.3)
     return base * (max(n_train * n_labels, 1) / _EMOTIONS_SIZE) ** _EXPONENT
+
+
+def training_shape(n_samples: int, n_folds: int, n_labels: int) -> tuple[int, int]:
+    """``(n_train, n_labels)`` of a data set's folds as the estimate counts them: every fold but the
+    test fold."""
+    return int(n_samples * (n_folds - 1) / n_folds), n_labels
 
 
 def estimate_seconds(tasks: Iterable[tuple[str, str, int, int, int]], slots: int) -> float:

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .cost import cell_training_seconds, describe_elapsed, describe_estimate, epoch_seconds, estimate_seconds
+from .cost import (cell_training_seconds, describe_elapsed, describe_estimate, epoch_seconds, estimate_seconds,
+                   training_shape)
 from .progress import progress_bar, progress_note
 from .results import cell_dir, failed_result, is_done, load_result, load_timing, warmup_path
 from .store import CellStore
@@ -67,6 +68,10 @@ class GridSpec:
     def cell_store(self) -> CellStore | None:
         return None if self.store is None else CellStore(self.store)
 
+    def prepared_path(self, dataset: str) -> str:
+        """The prepared file of ``dataset``."""
+        return str(Path(self.prepared_dir) / f"{dataset}.npz")
+
 
 @functools.lru_cache(maxsize=4)
 def _prepared(path: str):
@@ -97,7 +102,7 @@ def _execute(cell: Cell, spec: GridSpec, warmup_only: bool) -> dict:
 
 
 def _execute_cell(cell: Cell, spec: GridSpec, warmup_only: bool) -> dict:
-    path = str(Path(spec.prepared_dir) / f"{cell.dataset}.npz")
+    path = spec.prepared_path(cell.dataset)
     try:
         split = _split(path, cell.fold)
         if warmup_only:
@@ -111,8 +116,7 @@ def _execute_cell(cell: Cell, spec: GridSpec, warmup_only: bool) -> dict:
 
 def _fingerprint(cell: Cell, spec: GridSpec) -> str:
     """The cell's fingerprint under the current settings and its fold's data."""
-    prepared = str(Path(spec.prepared_dir) / f"{cell.dataset}.npz")
-    return spec.config.fingerprint(cell.model, cell.method, _digest(prepared, cell.fold))
+    return spec.config.fingerprint(cell.model, cell.method, _digest(spec.prepared_path(cell.dataset), cell.fold))
 
 
 def _is_done(cell: Cell, spec: GridSpec, warmup_only: bool) -> bool:
@@ -122,9 +126,9 @@ def _is_done(cell: Cell, spec: GridSpec, warmup_only: bool) -> bool:
         if not path.exists():
             return False
         import torch
-        prepared = str(Path(spec.prepared_dir) / f"{cell.dataset}.npz")
         meta = torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
-        return meta.get("config") == spec.config.warmup_fingerprint(cell.model, _digest(prepared, cell.fold))
+        digest = _digest(spec.prepared_path(cell.dataset), cell.fold)
+        return meta.get("config") == spec.config.warmup_fingerprint(cell.model, digest)
     if spec.store is not None:
         return spec.cell_store.has(CellStore.key(cell, _fingerprint(cell, spec)))
     result = load_result(cell_dir(spec.out_root, cell, spec.config.selection))
@@ -239,8 +243,8 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
     estimate = None   # (line, seconds); what is left depends on what was cached: progress, not a result
     if progress and tasks:
         todo = set(cell_todo)
-        estimate = _estimate(cell_todo, warm_todo, len(cells) - len(cell_todo) if not warmup_only else 0,
-                             spec, executor, n_jobs, done=[c for c in cells if c not in todo])
+        done = [] if warmup_only else [c for c in cells if c not in todo]
+        estimate = _estimate(cell_todo, warm_todo, done, spec, executor, n_jobs)
         progress_note(estimate[0])
     started = time.monotonic()
     if executor == "ray":
@@ -300,16 +304,17 @@ def run_grid(cells: Sequence[Cell], spec: GridSpec, *, executor: str = "local",
     return ordered
 
 
-def _estimate(cell_todo: list[Cell], warm_todo: list[Cell], n_done: int, spec: GridSpec, executor: str,
-              n_jobs: int | None, done: Sequence[Cell] = ()) -> tuple[str, float]:
-    """The line printed before a grid starts (what it trains and roughly how long it takes, and at
-    the pace of the ``done`` cells of the same data sets and models) and the estimated wall seconds."""
+def _estimate(cell_todo: list[Cell], warm_todo: list[Cell], done: Sequence[Cell], spec: GridSpec, executor: str,
+              n_jobs: int | None) -> tuple[str, float]:
+    """The line printed before a grid starts (what it trains, how many cells are ``done`` already,
+    roughly how long it takes, and at the pace of those of the same data sets and models) and the
+    estimated wall seconds."""
     cfg = spec.config
     shapes = {}
     for ds in {c.dataset for c in cell_todo + warm_todo}:
         try:
-            prepared = _prepared(str(Path(spec.prepared_dir) / f"{ds}.npz"))
-            shapes[ds] = (int(len(prepared.Y) * (prepared.n_folds - 1) / prepared.n_folds), prepared.Y.shape[1])
+            prepared = _prepared(spec.prepared_path(ds))
+            shapes[ds] = training_shape(len(prepared.Y), prepared.n_folds, prepared.Y.shape[1])
         except Exception:  # noqa: BLE001 - a missing file is reported by the cell itself
             shapes[ds] = (1000, 10)
     tasks = [(c.dataset, c.model, max(cfg.epochs - cfg.warmup_epochs, 1), *shapes[c.dataset]) for c in cell_todo]
@@ -318,7 +323,7 @@ def _estimate(cell_todo: list[Cell], warm_todo: list[Cell], n_done: int, spec: G
     slots = max(min(slots, len(tasks)), 1)     # a slot without a task neither helps nor is used
     seconds = estimate_seconds(tasks, slots)
     pace = _pace(done, {(c.dataset, c.model) for c in cell_todo}, spec, shapes)
-    return describe_estimate(len(cell_todo), len(warm_todo), n_done, seconds, slots, executor, pace), seconds
+    return describe_estimate(len(cell_todo), len(warm_todo), len(done), seconds, slots, executor, pace), seconds
 
 
 def _pace(done: Sequence[Cell], pairs: set[tuple[str, str]], spec: GridSpec,
@@ -594,7 +599,7 @@ class _RayBackend:
     def submit(self, cell: Cell, is_warmup: bool) -> None:
         ray, spec = self.ray, self.spec
         if cell.dataset not in self.prepared:
-            self.prepared[cell.dataset] = ray.put((Path(spec.prepared_dir) / f"{cell.dataset}.npz").read_bytes())
+            self.prepared[cell.dataset] = ray.put(Path(spec.prepared_path(cell.dataset)).read_bytes())
         warm = None
         if not is_warmup:
             path = warmup_path(spec.warmup_root, cell)

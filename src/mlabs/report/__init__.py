@@ -92,6 +92,7 @@ from .ablation import (ablation_findings, imbalance_weight_table, ingredient_mar
                        selection_strength_markdown, selection_strength_table, timing_markdown, timing_table)
 from .machines import write_machines
 from .training_time import training_time_markdown, training_time_table
+from ..cost import training_shape
 from .statistics import (MIN_DATASETS, MIN_DATASETS_BAYES, POOLED, FriedmanResult, add_holm, bayes_verdict, friedman_markdown,
                          friedman_nemenyi, holm, paired_differences, verdict, verdict_table, verdicts_by_seed, wilcoxon_table)
 from .within_dataset import (corrected_ttest, correlated_bayes, prepared_test_train_ratio, protocol_test_train_ratio,
@@ -317,8 +318,7 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
             if path.is_file():
                 prepared = load_prepared(path)
                 labels[ds] = (prepared.Y, prepared.fold)
-                # training samples and labels as the grid's estimate counts them (mlabs.grid)
-                shapes[ds] = (int(len(prepared.Y) * (prepared.n_folds - 1) / prepared.n_folds), prepared.Y.shape[1])
+                shapes[ds] = training_shape(len(prepared.Y), prepared.n_folds, prepared.Y.shape[1])
     # machine-dependent: from the uncached timing sidecars, so in a file of its own
     timing, timed, total = timing_table(results, results_root, curves)
     hours, hours_timed, hours_total = training_time_table(results, results_root, shapes)

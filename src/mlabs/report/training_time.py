@@ -71,9 +71,10 @@ def training_time_table(results: pd.DataFrame, results_root: str | Path,
             rows.append({"dataset": r.dataset, "model": r.model, "timed": 0, "resumed": 0, "seconds": np.nan,
                          "estimate": np.nan})
             continue
+        # an unmeasured pair is scaled by the data set's shape; without it the estimate is missing
         shape = shapes.get(r.dataset)
-        known = shape is not None or (r.dataset, r.model) in EPOCH_SECONDS   # else it would scale from a guess
-        per_epoch = epoch_seconds(r.dataset, r.model, *(shape or (0, 0))) if known else np.nan
+        per_epoch = EPOCH_SECONDS.get((r.dataset, r.model)) or (epoch_seconds(r.dataset, r.model, *shape)
+                                                                 if shape else np.nan)
         rows.append({"dataset": r.dataset, "model": r.model, "timed": 1, "resumed": int(measured[1]),
                      "seconds": measured[0], "estimate": (int(r.epochs) - warmup) * per_epoch})
     n_timed = sum(row["timed"] for row in rows)
