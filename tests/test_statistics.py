@@ -76,6 +76,12 @@ def test_no_post_hoc_test_unless_the_friedman_test_rejects():
     fr = report.friedman_nemenyi(results, "macro_auc", ["a", "b", "c"])
     assert fr.f_statistic == np.inf and fr.exact and fr.p_value == pytest.approx(6.0 ** -7)
     assert fr.nemenyi is not None
+    # two data sets ranking three methods alike (docs/statistics.md): exact 1/6, where the chi-square
+    # approximation would give 0.14 and F_F is infinite
+    results = frame({(f"d{i}", "m", method): [0.5 + 0.1 * j] for i in range(2) for j, method in enumerate("abc")})
+    fr = report.friedman_nemenyi(results, "macro_auc", ["a", "b", "c"])
+    assert fr.exact and fr.f_statistic == np.inf and fr.p_value == pytest.approx(1 / 6)
+    assert stats.chi2.sf(4.0, 2) == pytest.approx(0.135, abs=0.001)
     values = 0.6 + 0.01 * rng.standard_normal((8, 4)) + 0.01 * np.arange(4)
     results = frame({(f"d{i}", "m", method): [values[i, j]] for i in range(8) for j, method in enumerate("abcd")})
     fr = report.friedman_nemenyi(results, "macro_auc", list("abcd"))
