@@ -309,6 +309,30 @@ def test_corrupt_gzip(tmp_path):
         load_mulan(plain, xml)
 
 
+def test_errors_about_a_users_own_file_do_not_advise_dvc(tmp_path, data_dir):
+    # DVC restores the shipped files only: a file of the user's own gets "check the path" instead
+    arff, xml = _write_pair(tmp_path, DENSE, ["lab_a"])
+    for call in (lambda: load_mulan(tmp_path / "nope.arff", xml), lambda: load_mulan(arff, tmp_path / "nope.xml")):
+        with pytest.raises(DataError, match="nope") as info:
+            call()
+        assert "dvc pull" not in str(info.value) and "check the path" in str(info.value)
+    _copy_shipped("emotions", data_dir, tmp_path)
+    shipped = tmp_path / "emotions.arff.gz"
+    shipped.write_bytes(shipped.read_bytes()[:50_000])
+    with pytest.raises(DataError, match="dvc pull"):
+        load_mulan(shipped, tmp_path / "emotions.xml")
+
+
+def test_prepare_says_a_file_without_rows_has_too_few_instances(tmp_path):
+    header = DENSE.split("% comment in data")[0]
+    data = load_mulan(*_write_pair(tmp_path, header, ["lab_a", "lab_b"]))
+    assert data.n_samples == 0
+    with pytest.raises(DataError, match=r"0 instances are too few for 5 folds.*data rows"):
+        prepare(data, min_label_positives=21)
+    with pytest.raises(DataError, match=r"0 instances are too few"):
+        prepare(data, batch_size=128)
+
+
 def test_truncated_arff_dense(tmp_path):
     arff, xml = _write_pair(tmp_path, DENSE[:-8], ["lab_a", "lab_b"])  # last row cut mid-way
     with pytest.raises(DataError, match=r"toy\.arff, line 15: 4 values, expected 5"):

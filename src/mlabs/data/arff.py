@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from .registry import FIX_MISSING_FILES, MULAN_NS, DataError
+from .registry import MULAN_NS, DataError, fix_for_file
 
 __all__ = ["MultiLabelData", "load_mulan", "NOMINAL_ENCODINGS", "LABEL_POSITIONS"]
 
@@ -116,15 +116,15 @@ def _read_text(path: Path) -> str:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"file not found: {path}; {FIX_MISSING_FILES}") from None
+        raise DataError(f"file not found: {path}; {fix_for_file(path)}") from None
     is_gzip = raw[:2] == b"\x1f\x8b"
     if is_gzip:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{path}: corrupt or truncated gzip file ({exc}); {FIX_MISSING_FILES}") from exc
+            raise DataError(f"{path}: corrupt or truncated gzip file ({exc}); {fix_for_file(path)}") from exc
     elif path.suffix == ".gz":
-        raise DataError(f"{path}: named .gz but is not a gzip file; {FIX_MISSING_FILES}")
+        raise DataError(f"{path}: named .gz but is not a gzip file; {fix_for_file(path)}")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -309,7 +309,7 @@ def _read_label_names(xml_path: Path) -> list[str]:
     try:
         root = ET.parse(xml_path).getroot()
     except FileNotFoundError:
-        raise DataError(f"file not found: {xml_path}; {FIX_MISSING_FILES}") from None
+        raise DataError(f"file not found: {xml_path}; {fix_for_file(xml_path)}") from None
     except ET.ParseError as exc:
         raise DataError(f"{xml_path}: not a valid XML label file ({exc})") from exc
     # Hierarchical MULAN files nest <label> elements; every one of them is a label.

@@ -218,6 +218,9 @@ def prepare(data: MultiLabelData, feature_ratio: float | None = None, min_label_
         raise TypeError(f"data must be a MultiLabelData, got {type(data).__name__}")
     where = f"data set {data.name!r}" + (f" ({', '.join(data.files)})" if data.files else "")
     n = data.n_samples
+    if n < 2 * int(n_folds):     # first: the label filter's and batch's errors would hide it
+        raise DataError(f"{where}: {n} instances are too few for {n_folds} folds with validation and test halves; "
+                        "check that the file has its data rows, or lower data.n_folds in params.yaml")
     if batch_size is not None:
         # the smallest training part: all folds but the largest one (ceil(n / n_folds) instances)
         n_train = n - -(-n // int(n_folds))

@@ -9,6 +9,8 @@ from pathlib import Path
 MULAN_NS = "http://mulan.sourceforge.net/labels"
 #: the fix named by every "file missing or corrupt" error
 FIX_MISSING_FILES = "run `dvc pull` (or `dvc checkout data.dvc`) in the project root, or set MLABS_DATA_DIR"
+#: the fix for a missing or corrupt file of the user's own (DVC does not restore those)
+FIX_OWN_FILE = "check the path, or copy the file again from its source (docs/data.md, 'Add your own data set')"
 
 
 class DataError(ValueError):
@@ -159,6 +161,12 @@ _REGISTRY: tuple[DatasetInfo, ...] = (
 _BY_NAME = {info.name: info for info in _REGISTRY}
 #: the shipped data sets by case-folded name
 BY_FOLDED_NAME = {info.name.casefold(): info for info in _REGISTRY}
+
+
+def fix_for_file(path) -> str:
+    """What to do about a missing or corrupt ``path``: DVC restores a shipped file, not one of the user's."""
+    shipped = {f for info in _REGISTRY for f in (info.arff_file, info.xml_file)}
+    return FIX_MISSING_FILES if Path(path).name in shipped else FIX_OWN_FILE
 
 
 def dataset_names() -> list[str]:
