@@ -110,7 +110,8 @@ def test_page_is_byte_identical_when_rendered_again(default_copy, tmp_path):
 
 
 def test_claims_come_first_then_tables_then_folded_detail(default_page):
-    positions = [default_page.index(s) for s in ("Claims and verdicts", "Claim 1", "Claim 2", "Claim 3", "Claim 4",
+    positions = [default_page.index(s) for s in ("What this profile found", "Claims and verdicts", "claim 1 (tested)",
+                                                  "claim 2 (tested)", "claim 3 (tested)", "claim 4 (tested)",
                                                   "Method − random", "vs imbalance", "Main tables",
                                                   "Per-test detail", "<details>", "Provenance")]
     assert positions == sorted(positions)
@@ -123,7 +124,9 @@ def test_claims_come_first_then_tables_then_folded_detail(default_page):
 def test_every_figure_and_table_carries_its_provenance(default_page, default_copy):
     figures = re.findall(r"<figure>.*?</figure>", default_page, flags=re.S)
     tables = re.findall(r"<section>.*?</section>", default_page, flags=re.S)
-    assert len(figures) == len(list((default_copy / "figures").glob("*.png")))
+    # a placeholder figure (it says why it could not be drawn) is one line of text, not an image
+    placeholders = re.findall(r'<p class="missing">figures/[^:]+\.png: ', default_page)
+    assert placeholders and len(figures) + len(placeholders) == len(list((default_copy / "figures").glob("*.png")))
     assert len(tables) >= 10
     for block in figures + tables:
         assert "drawn by <code>mlabs." in block, block[-400:]
@@ -171,7 +174,7 @@ def test_claims_name_level_unit_n_tests_and_holm_family(default_page, one_page):
                  "Nadeau-Bengio corrected resampled t-test", "Bayesian correlated t-test",
                  "Holm family: Holm over 6 metrics", "practically equivalent",
                  "Friedman test on macro-AUC over data sets: not computed (n = 1 data set;",
-                 "Claim 4", "Not computed: n = 1 data set; a rank correlation needs at least 4."):
+                 "claim 4 (tested)", "Not computed: n = 1 data set; a rank correlation needs at least 4."):
         assert text in one, text
     assert "Wilcoxon" not in one
 
@@ -208,7 +211,7 @@ def test_missing_or_odd_inputs_give_short_text_not_an_exception(default_copy, tm
 @pytest.mark.parametrize("report_dir", COMMITTED, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_committed_report_renders(report_dir):
     page = render_html(report_dir)  # whatever report code wrote it: missing parts are "not available"
-    assert "Claim 1" in page and page.endswith("</body></html>\n")
+    assert "claim 1 (tested)" in page and page.endswith("</body></html>\n")
 
 
 def test_paired_differences_give_the_corrected_interval_of_the_fold_differences():
@@ -268,3 +271,25 @@ def test_page_opens_in_headless_chromium_with_the_network_off(project, folder, t
     shot = Image.open(io.BytesIO(seen.screenshot)).convert("RGB")
     colours = shot.getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 50  # text and figures, not a blank page
+
+
+def test_the_page_opens_with_what_the_profile_found(default_page):
+    head = default_page[default_page.index("What this profile found"):default_page.index("Claims and verdicts")]
+    assert "<b>adaptive</b> vs random (" in head and "unit: " in head
+    assert "test metrics (6): " in head and "convergence measures (2): " in head and "Bayesian: " in head
+
+
+def test_the_headline_names_the_significant_verdicts_with_their_wins_ties_and_losses():
+    from mlabs.report.page import _headline
+
+    rows = pd.DataFrame({"metric": ["macro_auc", "macro_f1", "epochs_to_95"], "method": "adaptive",
+                         "level": "across data sets", "unit": "14 data sets (mean of 5 folds and 1 model)",
+                         "verdict": ["no significant difference", "worse", "better"],
+                         "bayes_verdict": ["practically equivalent", "undecided", "undecided"],
+                         "wins": [5, 2, 3], "ties": [4, 1, 11], "losses": [5, 11, 0], "p_holm": [1.0, 0.02, 0.01]})
+    text = re.sub(r"<[^>]+>", "", _headline(rows, ["adaptive"]))
+    assert ("adaptive vs random (across data sets, unit: 14 data sets (mean of 5 folds and 1 model)):test metrics "
+            "(2): worse on macro_f1 (Holm p = 0.02, wins/ties/losses 2/1/11); no significant difference on the "
+            "other 1 of 2; Bayesian: practically equivalent on 1, undecided on 1.convergence measures (1): "
+            "better on epochs_to_95 (Holm p = 0.01, wins/ties/losses 3/11/0); Bayesian: undecided on 1.") in text
+    assert "no verdicts" in _headline(rows.iloc[:0], ["adaptive"])

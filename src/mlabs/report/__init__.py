@@ -80,7 +80,7 @@ from .._io import atomic_path, write_json_atomic, write_text_atomic
 from ..convergence import CONVERGENCE_METRICS, convergence_results
 from ..metrics import REPORTED_METRICS
 from .collect import CELL_COLUMNS, collect_curves, collect_results, finished_cells, select_main_setting
-from .conventions import BASELINE, TIE_MARGIN, method_order, tie_margin
+from .conventions import BASELINE, PLACEHOLDER_PREFIX, TIE_MARGIN, method_order, tie_margin
 from .dvc_outputs import PLOT_CURVES, headline_metrics, plot_data  # PLOT_CURVES: the plots dvc.yaml names
 from .characteristics import (characteristic_correlations, dataset_characteristics, dataset_differences,
                               label_correlation_strength)
@@ -126,6 +126,16 @@ _OWNED_PATTERNS = ("tables/main_*.md", "tables/main_*.csv", "figures/convergence
                    "tables/ablation.md", "tables/ablation.csv", "figures/ablation.png")
 
 
+#: the header of tables/datasets.md: what its columns mean
+DATASETS_LEGEND = (
+    "The data sets as shipped and, primed (d', q', cardinality', MeanIR', label-less'), after the study's "
+    "preprocessing (feature selection, labels with too few positives dropped: `labels dropped`). MeanIR: the "
+    "mean over labels of IRLbl = (count of the most frequent label) / (count of the label); max IRLbl its "
+    "largest; cardinality: labels per sample; label-less: samples without a label. `imb_w_*`: the "
+    "imbalance weights of fold 0's training samples as adaptive selection uses them (share above 1, mean, "
+    "90th percentile, max); `imb_w_raw_*`: the same without the per-label normalisation (docs/method.md).\n\n")
+
+
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name))
 
@@ -133,7 +143,10 @@ def _safe_name(name: str) -> str:
 def _save_figure(fig: Figure, path: Path) -> Path:
     # PNG metadata carries no timestamp; fixing "Software" keeps bytes independent of the version
     with atomic_path(path, fsync=False) as tmp:
-        fig.savefig(tmp, format="png", metadata={"Software": "mlabs.report"})
+        metadata = {"Software": "mlabs.report"}
+        if getattr(fig, "mlabs_placeholder", None):
+            metadata["Description"] = PLACEHOLDER_PREFIX + fig.mlabs_placeholder
+        fig.savefig(tmp, format="png", metadata=metadata)
     return path
 
 
@@ -347,7 +360,8 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
             weights = imbalance_weight_table(prepared_dir, list(ds["dataset"]), k_neighbors)
             if len(weights):
                 ds = ds.merge(weights, left_on="dataset", right_index=True, how="left")
-        text("tables", "tables/datasets.md", to_markdown(ds) if len(ds) else f"No statistics in {datasets_dir}.\n")
+        text("tables", "tables/datasets.md", DATASETS_LEGEND + to_markdown(ds) if len(ds)
+             else f"No statistics in {datasets_dir}.\n")
         text("tables", "tables/datasets.csv", ds.to_csv(index=False))
     text("tables", "tables/failed.md", failed_markdown(results, excluded))
 

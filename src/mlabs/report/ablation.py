@@ -193,8 +193,12 @@ def selection_strength_markdown(table: pd.DataFrame) -> str:
             "`p_ratio` = p_max / p_min of the selection distribution (1 = uniform; — where some sample cannot be "
             "drawn); `kl_uniform` = KL(p ‖ uniform) in nats (0 = uniform); `distinct_share` = distinct samples "
             "drawn in the epoch / N; `drawn_fraction` = samples drawn in the epoch / N (below 1 when an epoch "
-            "prunes, InfoBatch). For `reweight`, p is the distribution its loss weights N p come from: its batches "
-            "are shuffled.\n\n")
+            "prunes, InfoBatch; above 1 for the adaptive family, whose epoch is ceil(N / B) full batches where "
+            "random's last batch holds the remainder: the same number of optimiser steps, up to B − 1 more "
+            "samples). For `reweight`, p is the distribution its loss weights N p come from: its batches are "
+            "shuffled. For `chain`, p is the distribution its chain seeds are drawn from; the walk's picks, "
+            "restricted to one label's positives, are not in it (where the batches went: "
+            "`figures/minority_share.png`).\n\n")
     if table.empty:
         return head + "No selection-strength columns in the curves of the reported cells.\n"
     return head + to_markdown(table, floatfmt=".4g")

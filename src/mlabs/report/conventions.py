@@ -13,7 +13,7 @@ from ..convergence import CONVERGENCE_METRICS
 from ..metrics import HIGHER_IS_BETTER
 from ..selection.registry import SAMPLERS
 
-__all__ = ["BASELINE", "METHOD_ORDER", "TIE_MARGIN", "higher_is_better", "method_order", "tie_margin"]
+__all__ = ["BASELINE", "METHOD_ORDER", "PLACEHOLDER_PREFIX", "TIE_MARGIN", "higher_is_better", "method_order", "tie_margin"]
 
 #: The order of the methods in tables and the colours of figures: the registry's. Known methods
 #: come first, in this order; any other method follows alphabetically.
@@ -22,6 +22,8 @@ METHOD_ORDER = tuple(SAMPLERS)
 BASELINE = "random"
 #: every value the report compares -> whether higher is better
 _DIRECTION = {**HIGHER_IS_BETTER, **CONVERGENCE_METRICS}
+#: how a placeholder figure (one that says why it could not be drawn) marks its PNG's description
+PLACEHOLDER_PREFIX = "mlabs placeholder: "
 #: a difference up to this is a tie (metrics in [0, 1]); epochs to 95 % use 1 epoch
 TIE_MARGIN = 0.005
 

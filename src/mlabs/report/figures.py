@@ -39,6 +39,8 @@ def placeholder_figure(title: str, message: str) -> Figure:
     ax.axis("off")
     ax.set_title(title)
     ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=10, transform=ax.transAxes)
+    # saved into the PNG's metadata (mlabs.report._save_figure): the page shows one line instead
+    fig.mlabs_placeholder = f"{title}: {message}"
     return fig
 
 

@@ -132,7 +132,8 @@ def findings(results: pd.DataFrame, verdicts: pd.DataFrame, methods: Sequence[st
         lines += ["## Convergence", "",
                   f"`epochs_to_95`: first epoch whose validation macro-AUC reaches 95 % of the random run's best in "
                   f"the same fold; {len(never)} of {len(convergence)} runs never do and count as epochs + 1"
-                  + (f" (by method {never.groupby('method').size().to_dict()})" if len(never) else "")
+                  + (" (by method: " + ", ".join(f"{m} {k}" for m, k in never.groupby("method").size().items()) + ")"
+                     if len(never) else "")
                   + ". `curve_area`: mean validation macro-AUC over the selection epochs.", ""]
     if correlations is not None and len(correlations):
         done = correlations[correlations["rho"].notna()]

@@ -36,7 +36,7 @@ import yaml
 from ..convergence import CONVERGENCE_METRICS
 from ..metrics import REPORTED_METRICS
 from .characteristics import MIN_DATASETS_CORRELATION
-from .conventions import BASELINE, method_order
+from .conventions import BASELINE, PLACEHOLDER_PREFIX, TIE_MARGIN, method_order, tie_margin
 from .statistics import BAYES_THRESHOLD, MIN_DATASETS
 
 __all__ = ["PAGE_NAME", "render_page", "report_code_digest", "main"]
@@ -278,6 +278,49 @@ pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}
 """
 
 
+def _placeholder(path: Path) -> str | None:
+    """What a placeholder figure says (why the figure could not be drawn), None for a real figure."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            text = str(image.info.get("Description", ""))
+    except OSError:
+        return None
+    return text[len(PLACEHOLDER_PREFIX):] if text.startswith(PLACEHOLDER_PREFIX) else None
+
+
+#: the caption of each figure a report writes (glob on the file name; {} = the name's variable part)
+FIGURE_TITLES = (
+    ("convergence_*.png", "Validation macro-AUC (top) and training loss (bottom) by epoch on {}, one column per "
+                          "model: mean over folds (and seeds), shaded ± std; dotted line: end of the shared "
+                          "warm-up"),
+    ("motivation_*.png", "Training loss of samples with minority labels (solid) and without (dashed) on {}, mean "
+                         "over models and folds (left), and their ratio per run, averaged the same way (right)"),
+    ("cd_*.png", "Critical-difference diagram of {} over data sets: average rank (1 = best); methods joined by a "
+                 "bar do not differ by the Nemenyi test at α = 0.05 (drawn only when the Friedman test rejects)"),
+    ("minority_share.png", "How often samples with minority labels were drawn, relative to their share of the "
+                           "training set (1 = as under shuffled batches), per data set and method: mean over the "
+                           "selection epochs; error bars: std over models and folds"),
+    ("selection_strength.png", "How far each method's selection distribution p was from uniform by epoch: "
+                               "p_max / p_min (log scale) and KL(p ‖ uniform), mean over cells; dotted line: end "
+                               "of the warm-up. For chain, p is the distribution of its chain seeds only"),
+    ("sensitivity_se.png", "Test metrics against the selection pressure s_e (log2 axis) for adaptive, from the "
+                           "sensitivity cells: mean ± std over models and folds; random (no s_e) as the "
+                           "horizontal line with its ± std band"),
+    ("sensitivity_batch.png", "Test metrics against the batch size (log2 axis) for random and adaptive, from the "
+                              "sensitivity cells"),
+)
+
+
+def _figure_title(name: str) -> str:
+    for pattern, title in FIGURE_TITLES:
+        if fnmatch(name, pattern):
+            head, star, tail = pattern.partition("*")
+            return title.format(name[len(head): len(name) - len(tail)] if star else "")
+    return f"figures/{name}"
+
+
 class _Page:
     def __init__(self, report_dir: Path, prov: Provenance):
         self.dir = report_dir
@@ -305,7 +348,11 @@ class _Page:
                 self.missing(title or f"figures/{name}", f"not available (figures/{name} is missing)")
             return
         self.shown.add(name)
-        self.figure_bytes(path.read_bytes(), title or f"figures/{name}", _code_of(name, FIGURE_CODE))
+        why = _placeholder(path)
+        if why is not None:
+            self.missing(f"figures/{name}", why)
+            return
+        self.figure_bytes(path.read_bytes(), title or _figure_title(name), _code_of(name, FIGURE_CODE))
 
     def figures(self, pattern: str, grid: bool = False) -> None:
         paths = [p for p in sorted((self.dir / "figures").glob(pattern)) if p.name not in self.shown]
@@ -392,6 +439,11 @@ def _listing(rows: pd.DataFrame, show) -> str:
     return ", ".join(f"{html.escape(_text(r.get('metric'), '?'))} ({show(r)})" for _, r in rows.iterrows())
 
 
+def _wtl(row) -> str:
+    """``wins/ties/losses w/t/l`` of a verdict row (ties: within the tie margin)."""
+    return "wins/ties/losses " + "/".join(_fmt(row.get(k), ".0f", "?") for k in ("wins", "ties", "losses"))
+
+
 def _method_claim(rows: pd.DataFrame, method: str) -> str:
     """One paragraph: ``method`` against the baseline on the claim's metrics, both tests, unit, n, family."""
     first = rows.iloc[0]
@@ -416,8 +468,8 @@ def _method_claim(rows: pd.DataFrame, method: str) -> str:
         hits = rows[verdicts == word]
         if len(hits):
             said.append(f"{_verdict_span(word)} on " + _listing(hits, lambda r: (
-                f"Δ = {_fmt(r.get('mean_diff'), '+.3g')}, {html.escape(effect_name)} = {_fmt(r.get('effect'), '.2f')}, "
-                f"Holm p = {_fmt(r.get('p_holm'), '.2g')}")))
+                f"Δ = {_fmt(r.get('mean_diff'), '+.3g')}, {_wtl(r)}, "
+                f"{html.escape(effect_name)} = {_fmt(r.get('effect'), '.2f')}, Holm p = {_fmt(r.get('p_holm'), '.2g')}")))
     rest = rows[~verdicts.isin(["better", "worse"])]
     untested = int(rest.get("p_value", pd.Series(math.nan, index=rest.index)).map(_num).isna().sum())
     if "verdict" not in rows:
@@ -442,8 +494,9 @@ def _method_claim(rows: pd.DataFrame, method: str) -> str:
             k = int((bayes == word).sum())
             if k:
                 said.append(f"{word} on {k}" + (" (too few data sets or folds)" if word == "not computed" else ""))
-        out.append(f"{html.escape(bayesian)} (rope = the tie margin; a verdict needs a posterior probability "
-                   f"above {BAYES_THRESHOLD:g}): {'; '.join(said) or 'not available'}.")
+        out.append(f"{html.escape(bayesian)} (rope = the tie margin, ±{TIE_MARGIN:g} on a metric and "
+                   f"±{tie_margin('epochs_to_95'):g} epoch on epochs_to_95; a verdict needs a posterior "
+                   f"probability above {BAYES_THRESHOLD:g}): {'; '.join(said) or 'not available'}.")
     else:
         out.append(f"{html.escape(bayesian)}: not available.")
     families = list(rows.get("family", pd.Series(dtype=object)).dropna().astype(str))
@@ -452,22 +505,78 @@ def _method_claim(rows: pd.DataFrame, method: str) -> str:
     return f"<p>{' '.join(out)}</p>"
 
 
-def _claims(page: _Page, tables: Path, metrics_json: dict, order: Sequence[str]) -> None:
+def _tally(rows: pd.DataFrame) -> str:
+    """The verdicts of ``rows`` in one phrase: the significant ones by name, the rest counted, then
+    the Bayesian verdicts counted."""
+    verdicts = rows["verdict"].astype(str) if "verdict" in rows else pd.Series("not available", index=rows.index)
+    said = []
+    for word in ("better", "worse"):
+        hits = rows[verdicts == word]
+        if len(hits):
+            said.append(f"{_verdict_span(word)} on " + _listing(hits, lambda r: f"Holm p = {_fmt(r.get('p_holm'), '.2g')}, "
+                                                                           + _wtl(r)))
+    quiet = int((verdicts == "no significant difference").sum())
+    if quiet:
+        said.append(f"no significant difference on {'the other ' if said else ''}{quiet} of {len(rows)}")
+    other = len(rows) - quiet - sum(int((verdicts == w).sum()) for w in ("better", "worse"))
+    if other:
+        said.append(f"not computed on {other} of {len(rows)}")
+    if "bayes_verdict" in rows:
+        counts = rows["bayes_verdict"].astype(str).value_counts()
+        order = ("better", "practically equivalent", "worse", "undecided", "not computed")
+        bayes = [f"{_verdict_span(w) if w in ('better', 'worse', 'practically equivalent') else w} on {counts[w]}"
+                 for w in order if w in counts]
+        said.append("Bayesian: " + ", ".join(bayes))
+    return "; ".join(said)
+
+
+def _headline(verdicts: pd.DataFrame, methods: Sequence[str]) -> str:
+    """What the profile found, before the details: per method, its verdicts on the test metrics and on
+    the convergence measures, with the unit and n."""
+    items = []
+    for method in methods:
+        rows = verdicts[verdicts["method"] == method]
+        if rows.empty:
+            continue
+        first = rows.iloc[0]
+        parts = []
+        for label, names in (("test metrics", REPORTED_METRICS), ("convergence measures", CONVERGENCE_METRICS)):
+            part = rows[rows["metric"].isin(list(names))]
+            if len(part):
+                parts.append(f"{label} ({len(part)}): {_tally(part)}.")
+        items.append(f"<li><b>{html.escape(method)}</b> vs {BASELINE} ({html.escape(_text(first.get('level'), 'level not recorded'))}"
+                     f", unit: {html.escape(_text(first.get('unit'), 'not recorded'))}):<br>{'<br>'.join(parts)}</li>")
+    if not items:
+        return "<p>What this profile found: no verdicts (tables/verdicts.csv is missing or empty).</p>"
+    return ('<div class="claim"><h2>What this profile found</h2><ul>' + "".join(items) + "</ul>"
+            "<p>better / worse need a Holm-adjusted p below 0.05, more wins than losses (or the reverse) and a "
+            "mean difference beyond the tie margin; practically equivalent: the Bayesian test puts more than "
+            f"{BAYES_THRESHOLD:g} of its posterior within the tie margin. Each test in full: the claims "
+            "below.</p></div>")
+
+
+def _read_verdicts(tables: Path) -> pd.DataFrame | None:
     verdicts = _read_csv(tables / "verdicts.csv")
     if verdicts is None or not {"metric", "method"} <= set(verdicts.columns):
+        return None
+    return verdicts.astype({"metric": str, "method": str})
+
+
+def _claims(page: _Page, tables: Path, metrics_json: dict, order: Sequence[str]) -> None:
+    verdicts = _read_verdicts(tables)
+    if verdicts is None:
         page.add("<p>Verdicts: not available (tables/verdicts.csv is missing or unreadable).</p>")
         verdicts = pd.DataFrame(columns=["metric", "method"])
-    verdicts = verdicts.astype({"metric": str, "method": str})
     present = list(dict.fromkeys(verdicts["method"]))
     methods = [m for m in order if m != BASELINE and m in present] + [m for m in present if m not in order]
     claims = (
-        ("Claim 1: selecting batches adaptively improves the test metrics over shuffled batches.",
+        ("The paper's claim 1 (tested): selecting batches adaptively improves the test metrics over shuffled batches.",
          list(REPORTED_METRICS),
          "Each test metric at the epoch of best validation macro-AUC, Δ = method − random in the metric's units. "
          "better / worse need a Holm-adjusted p below the level, more wins than losses (or the reverse) and a "
          "mean difference beyond the tie margin (tables/verdicts.md); the tests per data set over its folds are "
          "in tables/within_dataset.md (per-test detail)."),
-        ("Claim 2: it reaches a given validation macro-AUC in fewer epochs.",
+        ("The paper's claim 2 (tested): it reaches a given validation macro-AUC in fewer epochs.",
          list(CONVERGENCE_METRICS),
          "epochs_to_95: first epoch reaching 95 % of random's best validation macro-AUC in the same fold "
          "(lower is better); curve_area: mean validation macro-AUC over the selection epochs. Same tests and "
@@ -479,11 +588,11 @@ def _claims(page: _Page, tables: Path, metrics_json: dict, order: Sequence[str])
         body = "".join(paragraphs) or "<p>Not computed: no verdict for these metrics in tables/verdicts.csv.</p>"
         page.add(f'<div class="claim"><h3>{title}</h3>{body}'
                  f'<p class="prov">{how} · {page.prov.caption("mlabs.report.statistics.verdict_table")}</p></div>')
-    _friedman_claim(page, metrics_json)
+    _friedman_claim(page, metrics_json, len(methods) + (BASELINE in present))
     _characteristics_claim(page, tables)
 
 
-def _friedman_claim(page: _Page, metrics_json: dict) -> None:
+def _friedman_claim(page: _Page, metrics_json: dict, n_methods: int) -> None:
     fr = metrics_json.get("friedman_macro_auc")
     fr = fr if isinstance(fr, dict) else {}
     n = _num(fr.get("n_datasets"))
@@ -496,14 +605,17 @@ def _friedman_claim(page: _Page, metrics_json: dict) -> None:
     if not fr:
         text = "Friedman test on macro-AUC: not available (metrics.json has no friedman_macro_auc)."
     elif math.isnan(p):
-        text = (f"Friedman test on macro-AUC over data sets: not computed ({n_text}; it needs at least "
-                f"{MIN_DATASETS} data sets and 3 methods, tables/friedman.md says which was missing)." + rank_text)
+        lacking = ([f"at least 3 methods, and this report compares {n_methods}"] if n_methods < 3 else []) + (
+            [f"at least {MIN_DATASETS} data sets"] if math.isnan(n) or n < MIN_DATASETS else [])
+        text = (f"Friedman test on macro-AUC over data sets: not computed ({n_text}; it needs "
+                f"{' and '.join(lacking) or 'what tables/friedman.md names'})."
+                + (rank_text if not math.isnan(n) and n >= 2 else ""))
     else:
         post = (" The Nemenyi post-hoc test and the critical-difference diagrams are below." if p < 0.05 else
                 " It does not reject equal performance at α = 0.05, so no post-hoc test follows (Demšar 2006).")
         text = (f"Friedman test on macro-AUC, blocks = data sets (value = mean over folds and "
                 f"models; {n_text}): p = {p:.3g}.{rank_text}{post}")
-    page.add('<div class="claim"><h3>Claim 3: the methods rank differently over data sets.</h3>'
+    page.add('<div class="claim"><h3>The paper\'s claim 3 (tested): the methods rank differently over data sets.</h3>'
              f"<p>{text}</p>"
              f'<p class="prov">metrics.json · {page.prov.caption("mlabs.report.statistics.friedman_nemenyi")}</p></div>')
 
@@ -514,7 +626,7 @@ _MAX_LISTED = 4
 
 def _characteristics_claim(page: _Page, tables: Path) -> None:
     corr = _read_csv(tables / "characteristics.csv")
-    title = "Claim 4: the gain over random grows with imbalance, the number of labels or label correlation."
+    title = "The paper's claim 4 (tested): the gain over random grows with imbalance, the number of labels or label correlation."
     if corr is None or not {"method", "outcome", "characteristic", "rho"} <= set(corr.columns):
         text = "Not available (tables/characteristics.csv is missing)."
     else:
@@ -573,14 +685,18 @@ def render_html(report_dir: str | Path, *, lock: str | Path | None = None, param
     cell_text = (f"Cells: {_fmt(cells.get('ok'), '.0f', 'not recorded')} finished, "
                  f"{_fmt(cells.get('failed'), '.0f', 'not recorded')} failed." if cells
                  else "Cells: not recorded (metrics.json is missing).")
-    page.add(f"<h1>Multi-label adaptive batch selection: the {html.escape(profile)} profile</h1>"
-             f"<p>Data sets: {html.escape(', '.join(datasets) or 'none')}. "
+    page.add(f"<h1>Multi-label adaptive batch selection: the {html.escape(profile)} profile</h1>")
+    if notice:
+        page.add(f'<p class="notice"><b>{html.escape(notice)}</b></p>')
+    page.add(f"<p>Data sets: {html.escape(', '.join(datasets) or 'none')}. "
              f"Models: {html.escape(', '.join(models) or 'none')}. "
              f"Methods compared with {BASELINE} (shuffled batches): "
              f"{html.escape(', '.join(m for m in order if m != BASELINE) or 'none')}. {cell_text} "
              "The full text of the findings is in findings.md (at the end of this page).</p>")
-    if notice:
-        page.add(f'<p class="notice"><b>{html.escape(notice)}</b></p>')
+    verdicts = _read_verdicts(tables)
+    if verdicts is not None:
+        page.add(_headline(verdicts, [m for m in order if m != BASELINE]
+                           + [m for m in dict.fromkeys(verdicts["method"]) if m not in order and m != BASELINE]))
 
     page.add("<h2>Claims and verdicts</h2>")
     _claims(page, tables, metrics_json, order)
@@ -598,7 +714,7 @@ def render_html(report_dir: str | Path, *, lock: str | Path | None = None, param
             page.figure(path.name)
 
     page.add("<h2>Main tables</h2>")
-    page.table("tables/datasets.md", "Data sets", required=True)
+    page.table("tables/datasets.md", "Data sets (columns explained above the table)", required=True)
     page.table("tables/verdicts.md", "Verdicts against random", required=True)
     for metric in REPORTED_METRICS:
         page.table(f"tables/main_{metric}.md", f"Test {metric} (mean ± std over runs, best in bold)", required=True)

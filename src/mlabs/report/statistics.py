@@ -195,7 +195,7 @@ def _wilcoxon(x: np.ndarray, y: np.ndarray, min_pairs: int = 2) -> tuple[float, 
     notes += sorted({str(w.message).split(";")[0].split(".")[0] for w in caught})
     if n < 6:
         # with fewer than 6 pairs the two-sided exact p-value cannot go below 0.05
-        notes.append(f"only {n} pairs: p >= 0.0625")
+        notes.append(f"only {n} pairs: p >= {2.0 ** (1 - n):.3g}")     # all n the same way: 2 / 2^n
     return float(res.statistic), float(res.pvalue), "; ".join(notes)
 
 

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..convergence import CONVERGENCE_METRICS
 from .collect import finished_cells
 from .conventions import higher_is_better, method_order
 
@@ -61,7 +62,7 @@ def _best_mask(means: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def main_table(results: pd.DataFrame, metric: str, methods: Sequence[str] | None = None) -> pd.DataFrame:
-    """Data set x model table of ``"mean ± std"`` strings (4 decimals), one column per method.
+    """Data set x model table of ``"mean ± std"`` strings (4 decimals; 1 for epochs_to_95), one column per method.
 
     Parameters
     ----------
@@ -80,8 +81,9 @@ def main_table(results: pd.DataFrame, metric: str, methods: Sequence[str] | None
     """
     mean, std, _ = summary(results, metric, methods)
     table = pd.DataFrame(index=mean.index, columns=mean.columns, dtype=object)
+    digits = 1 if metric == "epochs_to_95" else _DECIMALS     # epochs: a tenth is what folds resolve
     for col in mean.columns:
-        table[col] = [f"{m:.{_DECIMALS}f} ± {s:.{_DECIMALS}f}" if np.isfinite(m) else "—"
+        table[col] = [f"{m:.{digits}f} ± {s:.{digits}f}" if np.isfinite(m) else "—"
                       for m, s in zip(mean[col], std[col])]
     return table
 
@@ -98,7 +100,8 @@ def main_table_markdown(results: pd.DataFrame, metric: str, methods: Sequence[st
         shown[col] = [f"**{v}**" if b else v for v, b in zip(shown[col], best[col])]
     runs = sorted({int(x) for x in n.stack().dropna().unique()})
     direction = "higher" if higher_is_better(metric) else "lower"
-    header = (f"Test `{metric}` ({direction} is better), mean ± std (ddof=0) over "
+    kind = "Test" if metric not in CONVERGENCE_METRICS else "Validation-curve measure"
+    header = (f"{kind} `{metric}` ({direction} is better), mean ± std (ddof=0) over "
               f"{'/'.join(map(str, runs))} runs per cell; best per row in bold (ties at 4 decimals all bold).\n\n")
     return header + to_markdown(shown.reset_index())
 
