@@ -72,7 +72,8 @@ def test_reports_the_complete_model_and_says_what_is_missing(project):
     out = write_partial("x", project)
     assert out == project / "reports/x/partial"
     first = "**Partial snapshot of the x profile: 12 of 16 cells are finished. Reported: c2ae on all 2 data sets. " \
-            "Not reported yet: dela (4 of 8 cells).**"
+            "Not reported yet: dela (4 of 8 cells). dela alone where it is finished: " \
+            "`python -m mlabs.partial_report x --model dela`.**"
     assert (out / "findings.md").read_text().splitlines()[0] == first
     assert (out / "README.md").read_text().splitlines()[0] == first
     page = (out / "report.html").read_text()

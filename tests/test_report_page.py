@@ -293,3 +293,14 @@ def test_the_headline_names_the_significant_verdicts_with_their_wins_ties_and_lo
             "other 1 of 2; Bayesian: practically equivalent on 1, undecided on 1.convergence measures (1): "
             "better on epochs_to_95 (Holm p = 0.01, wins/ties/losses 3/11/0); Bayesian: undecided on 1.") in text
     assert "no verdicts" in _headline(rows.iloc[:0], ["adaptive"])
+
+
+def test_the_headline_says_when_too_few_data_sets_leave_no_verdict_possible():
+    from mlabs.report.page import _headline
+
+    rows = pd.DataFrame({"metric": ["macro_auc"], "method": "adaptive", "level": "across data sets",
+                         "unit": "3 data sets (mean of 5 folds and 2 models)", "n": [3],
+                         "verdict": ["no significant difference"], "bayes_verdict": ["not computed"]})
+    assert "with n = 3 data sets the Wilcoxon test cannot reach p &lt; 0.05: its p is at least 0.25" in \
+        _headline(rows, ["adaptive"])
+    assert "cannot reach" not in _headline(rows.assign(n=[14]), ["adaptive"])

@@ -71,8 +71,11 @@ class Progress:
         else:
             missing = [f"{d} ({f} of {t} cells)" for d in self.datasets if d not in datasets
                        for f, t in [self.counts(dataset=d)]]
+        pending = [m for m in self.models if m not in models] if model is None else []
+        alone = "".join(f" {m} alone where it is finished: `python -m mlabs.partial_report {name} --model {m}`."
+                        for m in pending)
         return (f"Partial snapshot of the {name} profile: {finished} of {total} cells are finished. "
-                f"Reported: {', '.join(models)} {where}. Not reported yet: {', '.join(missing) or 'nothing'}.")
+                f"Reported: {', '.join(models)} {where}. Not reported yet: {', '.join(missing) or 'nothing'}.{alone}")
 
 
 def _complete(counts: tuple[int, int]) -> bool:

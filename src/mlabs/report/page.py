@@ -518,6 +518,11 @@ def _tally(rows: pd.DataFrame) -> str:
     quiet = int((verdicts == "no significant difference").sum())
     if quiet:
         said.append(f"no significant difference on {'the other ' if said else ''}{quiet} of {len(rows)}")
+        n = min((_num(v) for v in rows.get("n", [])), default=math.nan)
+        if _text(rows.iloc[0].get("level")) == "across data sets" and n < 6:
+            # all n data sets the same way gives the smallest two-sided p, 2 / 2^n
+            said[-1] += (f" (with n = {n:.0f} data sets the Wilcoxon test cannot reach p &lt; 0.05: its p is at "
+                         f"least {2.0 ** (1 - n):.3g}, so no verdict was possible)")
     other = len(rows) - quiet - sum(int((verdicts == w).sum()) for w in ("better", "worse"))
     if other:
         said.append(f"not computed on {other} of {len(rows)}")
