@@ -429,6 +429,11 @@ def test_write_report_writes_exactly_what_it_declares(runs_root, tmp_path, monke
     assert declared == on_disk == expected_files(out, datasets=True, sensitivity=True)
     assert "none" not in (out / "tables/failed.md").read_text()
     assert "NonFiniteLoss" in (out / "tables/failed.md").read_text()
+    # the markdown verdicts: the verdicts right after the unit, the long Holm family last
+    header = next(line for line in (out / "tables/verdicts.md").read_text().splitlines() if line.startswith("| metric"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert columns[6:8] == ["verdict", "bayes_verdict"] and columns[-1] == "family"
+    assert sorted(columns) == sorted(pd.read_csv(out / "tables/verdicts.csv").columns)
     ds_table = pd.read_csv(out / "tables/datasets.csv")
     assert list(ds_table["dataset"]) == ["ds_a", "ds_b"] and "cardinality" in ds_table
     metrics = json.loads((out / "metrics.json").read_text())

@@ -136,6 +136,15 @@ DATASETS_LEGEND = (
     "90th percentile, max); `imb_w_raw_*`: the same without the per-label normalisation (docs/method.md).\n\n")
 
 
+def _verdicts_shown(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """The verdict table as the markdown shows it: the verdicts right after the unit, the long Holm
+    family last (the CSV keeps the computed order)."""
+    first = [c for c in ("metric", "method", "baseline", "level", "unit", "n", "verdict", "bayes_verdict")
+             if c in verdicts]
+    return verdicts[first + [c for c in verdicts.columns if c not in first and c != "family"]
+                    + (["family"] if "family" in verdicts else [])]
+
+
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name))
 
@@ -295,7 +304,8 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
          "unit and n. better / worse need Holm-adjusted p < "
          f"{alpha:g} (`family`), more wins than losses (or the reverse) and a mean difference beyond the tie "
          "margin. `bayes_verdict`: the posterior probability above 0.95 (practically equivalent = within the tie "
-         "margin), else undecided.\n\n" + to_markdown(verdicts, floatfmt=".4g"))
+         "margin), else undecided. `effect`: the effect size, of the kind `effect_size` names; `family` (the "
+         "Holm family) comes last.\n\n" + to_markdown(_verdicts_shown(verdicts), floatfmt=".4g"))
     by_seed = verdicts_by_seed(both, order, BASELINE, alpha, ratio)
     seed_text = ("The verdicts of `verdicts.md` computed on each seed's runs alone (model initialisation and "
                  "batch draws differ between seeds; folds are the same). `holds`: every seed gives the same "
