@@ -615,8 +615,9 @@ def test_verdicts_by_seed_say_which_verdicts_hold(tmp_path):
     assert {"seed 0", "seed 1", "holds"} <= set(table.columns)
     row = table[(table["metric"] == "macro_auc") & (table["method"] == "adaptive")].iloc[0]
     assert row["holds"] == "yes" and row["seed 0"].startswith("better (4/0/0")  # 4 folds, pooled over models
+    assert row["same_sign"] == "yes"
     row = table[(table["metric"] == "ranking_loss") & (table["method"] == "adaptive")].iloc[0]
-    assert row["holds"] == "no"
+    assert row["holds"] == "no" and row["same_sign"] == "no"     # a gain under seed 0, none under seed 1
     assert row["seed 0"].startswith("better") and row["seed 1"].startswith("no significant difference")
     text = report.findings(results, report.verdict_table(results, ["random", "adaptive"]), ["random", "adaptive"],
                            by_seed=table)

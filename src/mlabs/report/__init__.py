@@ -309,7 +309,8 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
     by_seed = verdicts_by_seed(both, order, BASELINE, alpha, ratio)
     seed_text = ("The verdicts of `verdicts.md` computed on each seed's runs alone (model initialisation and "
                  "batch draws differ between seeds; folds are the same). `holds`: every seed gives the same "
-                 "verdict.\n\n")
+                 "verdict; `same_sign`: the mean difference has the same sign under every seed (a verdict of no "
+                 "significant difference can hold while the direction flips).\n\n")
     text("tables", "tables/verdicts_by_seed.md",
          seed_text + (to_markdown(by_seed) if len(by_seed) else "Only one seed in the results.\n"))
 

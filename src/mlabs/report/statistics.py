@@ -626,8 +626,8 @@ def verdicts_by_seed(results: pd.DataFrame, order: Sequence[str], baseline: str 
     """:func:`verdict_table` computed on each seed's runs alone, side by side.
 
     One row per (metric, method) with a column ``seed <s>`` per seed (the verdict and, in
-    brackets, its W/T/L, Holm-adjusted p and n) and ``holds``: whether every seed gives the same
-    verdict. ``results`` must carry the convergence rows to include them (pass the concatenation,
+    brackets, its W/T/L, Holm-adjusted p and n), ``holds``: whether every seed gives the same
+    verdict, and ``same_sign``: whether the mean difference has the same sign under every seed. ``results`` must carry the convergence rows to include them (pass the concatenation,
     see :func:`write_report`). Empty when the results hold fewer than two seeds.
     """
     ok = finished_cells(results)
@@ -640,8 +640,13 @@ def verdicts_by_seed(results: pd.DataFrame, order: Sequence[str], baseline: str 
         col = table.assign(**{f"seed {int(seed)}": [
             f"{r.verdict} ({r.wins}/{r.ties}/{r.losses}, Holm p = {format_p(r.p_holm)}, n = {r.unit})"
             for r in table.itertuples()]})
-        col = col[["metric", "method", f"seed {int(seed)}", "verdict"]].rename(columns={"verdict": f"_v{seed}"})
+        col = col[["metric", "method", f"seed {int(seed)}", "verdict", "mean_diff"]].rename(
+            columns={"verdict": f"_v{seed}", "mean_diff": f"_d{seed}"})
         frame = col if frame is None else frame.merge(col, on=["metric", "method"], how="outer")
-    verdict_cols = [f"_v{seed}" for seed in seeds]
+    verdict_cols, diff_cols = [f"_v{seed}" for seed in seeds], [f"_d{seed}" for seed in seeds]
     frame["holds"] = frame[verdict_cols].nunique(axis=1, dropna=False).eq(1).map({True: "yes", False: "no"})
-    return frame.drop(columns=verdict_cols)
+    # a verdict that holds with the mean difference changing sign is no sign of a reproducible effect
+    signs = np.sign(frame[diff_cols].astype(float))
+    frame["same_sign"] = (signs.nunique(axis=1, dropna=False).eq(1) & signs.notna().all(axis=1)).map(
+        {True: "yes", False: "no"})
+    return frame.drop(columns=verdict_cols + diff_cols)
