@@ -32,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from mlabs.code_digest import cell_code_roots, code_digest, digest_modules, warmup_code_roots  # noqa: E402
+from mlabs.code_digest import (cell_code_roots, code_digest, digest_modules, module_file,  # noqa: E402
+                               warmup_code_roots)
 from mlabs.config import load_params, sensitivity_cells, train_cells, train_config  # noqa: E402
 from mlabs.cost import epoch_seconds, training_shape  # noqa: E402
 from mlabs.data.registry import BY_FOLDED_NAME  # noqa: E402
@@ -131,8 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     profiles = profile_params(args.profiles)
     with tempfile.TemporaryDirectory() as tmp:
         if args.module:
-            unknown = [m for m in args.module if not (ROOT / "src" / Path(*m.split("."))).with_suffix(".py").is_file()
-                       and not (ROOT / "src" / Path(*m.split(".")) / "__init__.py").is_file()]
+            unknown = [m for m in args.module if module_file(m) is None]
             if unknown:
                 raise SystemExit(f"error: no module {', '.join(unknown)} under src/; name modules as mlabs.x.y")
             impact, what = Impact(modules=args.module), f"a change of {', '.join(args.module)}"

@@ -327,9 +327,9 @@ def test_prepare_says_a_file_without_rows_has_too_few_instances(tmp_path):
     header = DENSE.split("% comment in data")[0]
     data = load_mulan(*_write_pair(tmp_path, header, ["lab_a", "lab_b"]))
     assert data.n_samples == 0
-    with pytest.raises(DataError, match=r"0 instances are too few for 5 folds.*data rows"):
+    with pytest.raises(DataError, match=r"0 samples are too few for 5 folds.*data rows"):
         prepare(data, min_label_positives=21)
-    with pytest.raises(DataError, match=r"0 instances are too few"):
+    with pytest.raises(DataError, match=r"0 samples are too few"):
         prepare(data, batch_size=128)
 
 

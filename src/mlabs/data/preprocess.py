@@ -110,6 +110,15 @@ def _global_numpy_seed(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
+def check_fold_count(n: int, n_folds) -> None:
+    """Refuse an ``n_folds`` that is not an integer >= 2, or too few samples to give every fold a
+    validation and a test half."""
+    if int(n_folds) != n_folds or n_folds < 2:
+        raise ValueError(f"n_folds must be an integer >= 2, got {n_folds!r}")
+    if n < 2 * n_folds:
+        raise DataError(f"{n} samples are too few for {n_folds} folds with validation and test halves")
+
+
 def make_folds(Y, n_folds: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Iterative stratification (order 1) into ``n_folds`` folds, each halved into validation/test.
 
@@ -127,12 +136,9 @@ def make_folds(Y, n_folds: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     Y = np.asarray(Y)
     _check_2d("Y", Y)
     n = Y.shape[0]
-    if int(n_folds) != n_folds or n_folds < 2:
-        raise ValueError(f"n_folds must be an integer >= 2, got {n_folds!r}")
+    check_fold_count(n, n_folds)
     if int(seed) != seed or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
-    if n < 2 * n_folds:
-        raise DataError(f"{n} samples are too few for {n_folds} folds with validation and test halves")
     fold = np.full(n, -1, dtype=np.int64)
     splitter = IterativeStratification(n_splits=int(n_folds), order=1)
     with _global_numpy_seed(int(seed)):
@@ -218,9 +224,11 @@ def prepare(data: MultiLabelData, feature_ratio: float | None = None, min_label_
         raise TypeError(f"data must be a MultiLabelData, got {type(data).__name__}")
     where = f"data set {data.name!r}" + (f" ({', '.join(data.files)})" if data.files else "")
     n = data.n_samples
-    if n < 2 * int(n_folds):     # first: the label filter's and batch's errors would hide it
-        raise DataError(f"{where}: {n} instances are too few for {n_folds} folds with validation and test halves; "
-                        "check that the file has its data rows, or lower data.n_folds in params.yaml")
+    try:                        # first: the label filter's and batch's errors would hide it
+        check_fold_count(n, n_folds)
+    except DataError as exc:
+        raise DataError(f"{where}: {exc}; check that the file has its data rows, or lower data.n_folds in "
+                        "params.yaml") from None
     if batch_size is not None:
         # the smallest training part: all folds but the largest one (ceil(n / n_folds) instances)
         n_train = n - -(-n // int(n_folds))

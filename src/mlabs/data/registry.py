@@ -163,10 +163,12 @@ _BY_NAME = {info.name: info for info in _REGISTRY}
 BY_FOLDED_NAME = {info.name.casefold(): info for info in _REGISTRY}
 
 
+_SHIPPED_FILES = frozenset(f for info in _REGISTRY for f in (info.arff_file, info.xml_file))
+
+
 def fix_for_file(path) -> str:
     """What to do about a missing or corrupt ``path``: DVC restores a shipped file, not one of the user's."""
-    shipped = {f for info in _REGISTRY for f in (info.arff_file, info.xml_file)}
-    return FIX_MISSING_FILES if Path(path).name in shipped else FIX_OWN_FILE
+    return FIX_MISSING_FILES if Path(path).name in _SHIPPED_FILES else FIX_OWN_FILE
 
 
 def dataset_names() -> list[str]:

@@ -37,7 +37,7 @@ from ..convergence import CONVERGENCE_METRICS
 from ..metrics import REPORTED_METRICS
 from .characteristics import MIN_DATASETS_CORRELATION
 from .conventions import BASELINE, PLACEHOLDER_PREFIX, TIE_MARGIN, method_order, tie_margin
-from .statistics import BAYES_THRESHOLD, MIN_DATASETS
+from .statistics import BAYES_THRESHOLD, MIN_DATASETS, wilcoxon_min_p
 
 __all__ = ["PAGE_NAME", "render_page", "report_code_digest", "main"]
 
@@ -519,10 +519,9 @@ def _tally(rows: pd.DataFrame) -> str:
     if quiet:
         said.append(f"no significant difference on {'the other ' if said else ''}{quiet} of {len(rows)}")
         n = min((_num(v) for v in rows.get("n", [])), default=math.nan)
-        if _text(rows.iloc[0].get("level")) == "across data sets" and n < 6:
-            # all n data sets the same way gives the smallest two-sided p, 2 / 2^n
+        if _text(rows.iloc[0].get("level")) == "across data sets" and wilcoxon_min_p(n) >= 0.05:
             said[-1] += (f" (with n = {n:.0f} data sets the Wilcoxon test cannot reach p &lt; 0.05: its p is at "
-                         f"least {2.0 ** (1 - n):.3g}, so no verdict was possible)")
+                         f"least {wilcoxon_min_p(n):.3g}, so no verdict was possible)")
     other = len(rows) - quiet - sum(int((verdicts == w).sum()) for w in ("better", "worse"))
     if other:
         said.append(f"not computed on {other} of {len(rows)}")
@@ -567,13 +566,19 @@ def _read_verdicts(tables: Path) -> pd.DataFrame | None:
     return verdicts.astype({"metric": str, "method": str})
 
 
-def _claims(page: _Page, tables: Path, metrics_json: dict, order: Sequence[str]) -> None:
-    verdicts = _read_verdicts(tables)
+def _compared(verdicts: pd.DataFrame, order: Sequence[str]) -> list[str]:
+    """The methods of ``verdicts`` compared with the baseline, in the report's order."""
+    present = list(dict.fromkeys(verdicts["method"]))
+    return [m for m in order if m != BASELINE and m in present] + [m for m in present if m not in order and m != BASELINE]
+
+
+def _claims(page: _Page, tables: Path, metrics_json: dict, order: Sequence[str],
+            verdicts: pd.DataFrame | None) -> None:
     if verdicts is None:
         page.add("<p>Verdicts: not available (tables/verdicts.csv is missing or unreadable).</p>")
         verdicts = pd.DataFrame(columns=["metric", "method"])
     present = list(dict.fromkeys(verdicts["method"]))
-    methods = [m for m in order if m != BASELINE and m in present] + [m for m in present if m not in order]
+    methods = _compared(verdicts, order)
     claims = (
         ("The paper's claim 1 (tested): selecting batches adaptively improves the test metrics over shuffled batches.",
          list(REPORTED_METRICS),
@@ -700,11 +705,10 @@ def render_html(report_dir: str | Path, *, lock: str | Path | None = None, param
              "The full text of the findings is in findings.md (at the end of this page).</p>")
     verdicts = _read_verdicts(tables)
     if verdicts is not None:
-        page.add(_headline(verdicts, [m for m in order if m != BASELINE]
-                           + [m for m in dict.fromkeys(verdicts["method"]) if m not in order and m != BASELINE]))
+        page.add(_headline(verdicts, _compared(verdicts, order)))
 
     page.add("<h2>Claims and verdicts</h2>")
-    _claims(page, tables, metrics_json, order)
+    _claims(page, tables, metrics_json, order, verdicts)
     page.figure("forest.png", "Method − random per data set and model, with 95 % intervals "
                               "(test metrics and the two convergence measures; grey: tie margin)", required=True)
     if len(datasets) >= 2:  # one data set: the figure is a placeholder, shown with the other figures

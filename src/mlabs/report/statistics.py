@@ -193,10 +193,15 @@ def _wilcoxon(x: np.ndarray, y: np.ndarray, min_pairs: int = 2) -> tuple[float, 
         except ValueError as exc:  # scipy refuses some degenerate inputs
             return np.nan, np.nan, f"not computed: {exc}"
     notes += sorted({str(w.message).split(";")[0].split(".")[0] for w in caught})
-    if n < 6:
-        # with fewer than 6 pairs the two-sided exact p-value cannot go below 0.05
-        notes.append(f"only {n} pairs: p >= {2.0 ** (1 - n):.3g}")     # all n the same way: 2 / 2^n
+    if wilcoxon_min_p(n) >= 0.05:
+        notes.append(f"only {n} pairs: p >= {wilcoxon_min_p(n):.3g}")
     return float(res.statistic), float(res.pvalue), "; ".join(notes)
+
+
+def wilcoxon_min_p(n: int) -> float:
+    """The smallest two-sided exact p-value of the signed-rank test on ``n`` pairs: all of them the
+    same way, 2 / 2^n (so below 6 pairs it cannot reach 0.05)."""
+    return 2.0 ** (1 - n)
 
 
 def _zeroed(x, y, margin: float) -> np.ndarray:
