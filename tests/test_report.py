@@ -460,6 +460,20 @@ def test_figures_are_deterministic(runs_root, tmp_path):
     assert a.read_bytes() == b.read_bytes()
 
 
+def test_every_method_keeps_one_colour_of_its_own_in_every_figure():
+    from matplotlib.colors import to_hex
+
+    from mlabs.report.conventions import METHOD_ORDER
+    from mlabs.report.figures import METHOD_COLOURS, _palette
+
+    # a sampler added to the registry without a colour would share one through the fallback
+    assert set(METHOD_ORDER) <= set(METHOD_COLOURS)
+    few, many = _palette(["random", "adaptive"]), _palette([*METHOD_ORDER, "my_sampler", "other"])
+    assert few["adaptive"] == many["adaptive"]
+    colours = [to_hex(c) for c in many.values()]
+    assert len(set(colours)) == len(colours)
+
+
 def fake_figures(monkeypatch) -> dict[str, str]:
     """Replace PNG rendering (the slow part) by a record of each figure's texts."""
     recorded = {}

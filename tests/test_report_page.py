@@ -304,3 +304,17 @@ def test_the_headline_says_when_too_few_data_sets_leave_no_verdict_possible():
     assert "with n = 3 data sets the Wilcoxon test cannot reach p &lt; 0.05: its p is at least 0.25" in \
         _headline(rows, ["adaptive"])
     assert "cannot reach" not in _headline(rows.assign(n=[14]), ["adaptive"])
+
+
+def test_the_headline_counts_a_metric_without_a_p_value_as_not_computed():
+    # statistics.verdict writes "no significant difference" where no test could run; the headline and
+    # the claim paragraphs share one wording (page._frequentist) and must not count it as a finding
+    from mlabs.report.page import _headline, _method_claim
+
+    rows = pd.DataFrame({"metric": ["macro_auc", "macro_f1"], "method": "adaptive", "level": "across data sets",
+                         "unit": "14 data sets", "n": [14, 14], "verdict": "no significant difference",
+                         "p_value": [0.4, float("nan")], "p_holm": [0.8, float("nan")],
+                         "bayes_verdict": ["practically equivalent", "not computed"]})
+    for text in (_headline(rows, ["adaptive"]), _method_claim(rows, "adaptive")):
+        assert "no significant difference on 1 of 2" in text
+        assert "not computed on 1 of 2 (too few pairs; the detail tables say which)" in text

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullLocator
 
 from .collect import finished_cells, most_frequent
-from .conventions import METHOD_ORDER, higher_is_better, method_order, tie_margin
+from .conventions import higher_is_better, method_order, tie_margin
 from .statistics import POOLED, FriedmanResult, format_p
 
 __all__ = ["placeholder_figure", "plot_convergence", "plot_motivation", "plot_minority_share",
@@ -44,13 +44,26 @@ def placeholder_figure(title: str, message: str) -> Figure:
     return fig
 
 
+#: one colour per method, kept across every figure and profile: the study's three methods in the
+#: colour-blind palette's blue, orange and green, the baselines in hues far from those and from each
+#: other (the colour-blind palette's next ones, vermilion and sand, sat too close to orange)
+METHOD_COLOURS = {
+    "random": "#0173b2", "adaptive": "#de8f05", "chain": "#029e73", "online_batch": "#882255",
+    "active_bias": "#88ccee", "recency_bias": "#332288", "balanced": "#aa4499", "uncertainty": "#999933",
+    "d2ace": "#949494", "reweight": "#cc6677", "infobatch": "#44aa99",
+}
+
+
 def _palette(methods: Sequence[str]) -> dict[str, tuple]:
+    import matplotlib.colors as mcolors
     import seaborn as sns
 
-    # colours follow the canonical order, so a method keeps its colour across figures
-    names = list(METHOD_ORDER) + sorted(set(methods) - set(METHOD_ORDER))
-    colours = sns.color_palette("colorblind", n_colors=max(len(names), 3))
-    return {m: colours[i % len(colours)] for i, m in enumerate(names)}
+    # a method the table does not know (a user's own sampler) gets a colour no known method has
+    unknown = sorted(set(methods) - set(METHOD_COLOURS))
+    spare = [c for c in sns.color_palette("tab20", 20) if mcolors.to_hex(c) not in METHOD_COLOURS.values()]
+    palette = {m: mcolors.to_rgb(c) for m, c in METHOD_COLOURS.items()}
+    palette.update({m: spare[i % len(spare)] for i, m in enumerate(unknown)})
+    return palette
 
 
 def _warmup(frame: pd.DataFrame) -> float:

@@ -462,38 +462,12 @@ def _method_claim(rows: pd.DataFrame, method: str) -> str:
         where = "; ".join(f"{html.escape(', '.join(ms))}: unit {html.escape(u)}, n = {n}" for (u, n), ms in units.items())
     out = [f"<b>{html.escape(method)}</b> vs {BASELINE}, {html.escape(level)} ({where})."]
 
-    verdicts = rows["verdict"].astype(str) if "verdict" in rows else pd.Series("", index=rows.index)
-    said = []
-    for word in ("better", "worse"):
-        hits = rows[verdicts == word]
-        if len(hits):
-            said.append(f"{_verdict_span(word)} on " + _listing(hits, lambda r: (
-                f"Δ = {_fmt(r.get('mean_diff'), '+.3g')}, {_wtl(r)}, "
-                f"{html.escape(effect_name)} = {_fmt(r.get('effect'), '.2f')}, Holm p = {_fmt(r.get('p_holm'), '.2g')}")))
-    rest = rows[~verdicts.isin(["better", "worse"])]
-    untested = int(rest.get("p_value", pd.Series(math.nan, index=rest.index)).map(_num).isna().sum())
-    if "verdict" not in rows:
-        said.append("verdict not available")
-    elif len(rest) > untested:
-        said.append(f"no significant difference on {'the other ' if said else ''}{len(rest) - untested} "
-                    f"of {len(rows)}")
-    if untested and "verdict" in rows:
-        said.append(f"not computed on {untested} of {len(rows)} (too few pairs; the detail tables say "
-                    "which)")
+    said = _frequentist(rows, lambda r: (
+        f"Δ = {_fmt(r.get('mean_diff'), '+.3g')}, {_wtl(r)}, "
+        f"{html.escape(effect_name)} = {_fmt(r.get('effect'), '.2f')}, Holm p = {_fmt(r.get('p_holm'), '.2g')}"))
     out.append(f"{html.escape(frequentist[0].upper() + frequentist[1:])}: {'; '.join(said)}.")
-
     if "bayes_verdict" in rows:
-        bayes = rows["bayes_verdict"].astype(str)
-        said = []
-        for word in ("better", "practically equivalent", "worse"):
-            hits = rows[bayes == word]
-            if len(hits):
-                said.append(f"{_verdict_span(word)} on " + _listing(
-                    hits, lambda r, k=_BAYES_WORD[word]: f"P = {_fmt(r.get(k), '.3f')}"))
-        for word in ("undecided", "not computed"):
-            k = int((bayes == word).sum())
-            if k:
-                said.append(f"{word} on {k}" + (" (too few data sets or folds)" if word == "not computed" else ""))
+        said = _bayesian(rows, named=True)
         out.append(f"{html.escape(bayesian)} (rope = the tie margin, ±{TIE_MARGIN:g} on a metric and "
                    f"±{tie_margin('epochs_to_95'):g} epoch on epochs_to_95; a verdict needs a posterior "
                    f"probability above {BAYES_THRESHOLD:g}): {'; '.join(said) or 'not available'}.")
@@ -505,32 +479,55 @@ def _method_claim(rows: pd.DataFrame, method: str) -> str:
     return f"<p>{' '.join(out)}</p>"
 
 
+def _frequentist(rows: pd.DataFrame, detail, quiet_note: str = "") -> list[str]:
+    """The frequentist verdicts of ``rows`` as phrases: better and worse by metric, each with
+    ``detail(row)``; the rest counted, those without a p-value (too few pairs) apart; ``quiet_note``
+    follows the count of no significant difference."""
+    if "verdict" not in rows:
+        return ["verdict not available"]
+    verdicts = rows["verdict"].astype(str)
+    said = [f"{_verdict_span(word)} on " + _listing(rows[verdicts == word], detail)
+            for word in ("better", "worse") if (verdicts == word).any()]
+    rest = rows[~verdicts.isin(["better", "worse"])]
+    # statistics.verdict says "no significant difference" also where no test ran (no p-value): tell
+    # them apart where the table has its p-values
+    untested = int(rest["p_value"].map(_num).isna().sum()) if "p_value" in rest else 0
+    if len(rest) > untested:
+        said.append(f"no significant difference on {'the other ' if said else ''}{len(rest) - untested} "
+                    f"of {len(rows)}{quiet_note}")
+    if untested:
+        said.append(f"not computed on {untested} of {len(rows)} (too few pairs; the detail tables say which)")
+    return said
+
+
+def _bayesian(rows: pd.DataFrame, named: bool) -> list[str]:
+    """The Bayesian verdicts of ``rows`` as phrases: with ``named``, better / practically equivalent /
+    worse by metric with their posterior probability, else only counted."""
+    verdicts = rows["bayes_verdict"].astype(str)
+    said = []
+    for word in ("better", "practically equivalent", "worse"):
+        hits = rows[verdicts == word]
+        if len(hits):
+            said.append(f"{_verdict_span(word)} on " + (
+                _listing(hits, lambda r, k=_BAYES_WORD[word]: f"P = {_fmt(r.get(k), '.3f')}") if named else f"{len(hits)}"))
+    for word in ("undecided", "not computed"):
+        k = int((verdicts == word).sum())
+        if k:
+            said.append(f"{word} on {k}" + (" (too few data sets or folds)" if named and word == "not computed" else ""))
+    return said
+
+
 def _tally(rows: pd.DataFrame) -> str:
     """The verdicts of ``rows`` in one phrase: the significant ones by name, the rest counted, then
     the Bayesian verdicts counted."""
-    verdicts = rows["verdict"].astype(str) if "verdict" in rows else pd.Series("not available", index=rows.index)
-    said = []
-    for word in ("better", "worse"):
-        hits = rows[verdicts == word]
-        if len(hits):
-            said.append(f"{_verdict_span(word)} on " + _listing(hits, lambda r: f"Holm p = {_fmt(r.get('p_holm'), '.2g')}, "
-                                                                           + _wtl(r)))
-    quiet = int((verdicts == "no significant difference").sum())
-    if quiet:
-        said.append(f"no significant difference on {'the other ' if said else ''}{quiet} of {len(rows)}")
-        n = min((_num(v) for v in rows.get("n", [])), default=math.nan)
-        if _text(rows.iloc[0].get("level")) == "across data sets" and wilcoxon_min_p(n) >= 0.05:
-            said[-1] += (f" (with n = {n:.0f} data sets the Wilcoxon test cannot reach p &lt; 0.05: its p is at "
-                         f"least {wilcoxon_min_p(n):.3g}, so no verdict was possible)")
-    other = len(rows) - quiet - sum(int((verdicts == w).sum()) for w in ("better", "worse"))
-    if other:
-        said.append(f"not computed on {other} of {len(rows)}")
+    n = min((_num(v) for v in rows.get("n", [])), default=math.nan)
+    note = ""
+    if _text(rows.iloc[0].get("level")) == "across data sets" and wilcoxon_min_p(n) >= 0.05:
+        note = (f" (with n = {n:.0f} data sets the Wilcoxon test cannot reach p &lt; 0.05: its p is at "
+                f"least {wilcoxon_min_p(n):.3g}, so no verdict was possible)")
+    said = _frequentist(rows, lambda r: f"Holm p = {_fmt(r.get('p_holm'), '.2g')}, " + _wtl(r), note)
     if "bayes_verdict" in rows:
-        counts = rows["bayes_verdict"].astype(str).value_counts()
-        order = ("better", "practically equivalent", "worse", "undecided", "not computed")
-        bayes = [f"{_verdict_span(w) if w in ('better', 'worse', 'practically equivalent') else w} on {counts[w]}"
-                 for w in order if w in counts]
-        said.append("Bayesian: " + ", ".join(bayes))
+        said.append("Bayesian: " + ", ".join(_bayesian(rows, named=False)))
     return "; ".join(said)
 
 
