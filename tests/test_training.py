@@ -265,6 +265,16 @@ def test_fingerprint_counts_only_the_cells_own_method_options():
     assert base.fingerprint("dela", "chain", "d") != longer.fingerprint("dela", "chain", "d")
 
 
+def test_where_a_cell_trains_is_not_in_its_fingerprint():
+    # docs/scaling.md: moving a finished profile to a GPU or a cluster trains nothing again (the
+    # draws and results are meant to be the same on every machine); the protocol still counts
+    base = small_config()
+    for same in (small_config(device="cuda"), small_config(checkpoint_seconds=0.0)):
+        assert same.fingerprint("dela", "adaptive", "d") == base.fingerprint("dela", "adaptive", "d")
+        assert same.warmup_fingerprint("dela", "d") == base.warmup_fingerprint("dela", "d")
+    assert small_config(threshold=0.4).fingerprint("dela", "adaptive", "d") != base.fingerprint("dela", "adaptive", "d")
+
+
 def test_selection_options_are_checked_per_method():
     with pytest.raises(ValueError, match="selection.quantize: not a batch-selection method"):
         small_config(selection={"quantize": True})
