@@ -54,6 +54,8 @@ def test_friedman_reproduces_demsar_worked_example():
     assert (13 * chi2 / (14 * 3 - chi2)) == pytest.approx(3.69, abs=0.005)
     assert fr.f_statistic == pytest.approx(13 * fr.statistic / (14 * 3 - fr.statistic))
     assert fr.p_value == pytest.approx(stats.f.sf(fr.f_statistic, 3, 39)) and fr.p_value < fr.p_chi2 < 0.05
+    # the values docs/statistics.md quotes for the code
+    assert (round(fr.statistic, 2), round(fr.f_statistic, 2), round(fr.p_value, 3)) == (10.23, 4.19, 0.012)
     # Nemenyi critical difference: q_0.05 = 2.569 for 4 classifiers, CD = 1.25 for 14 data sets
     assert fr.cd == pytest.approx(1.25, abs=0.005)
     assert critical_difference(4, 14) == pytest.approx(2.569 * np.sqrt(4 * 5 / (6 * 14)), abs=1e-3)
