@@ -86,7 +86,7 @@ repro-compare: data ## run the compare profile (profiles/compare; report in repo
 repro-imbalanced: data ## run the imbalanced profile (yeast, scene, enron with DELA and CLIF)
 	$(call PROFILE_REPRO,imbalanced)
 
-repro-seeds: data ## run the seeds profile (the default with a second seed)
+repro-seeds: data ## run the seeds profile (the default main grid with a second seed; no sweep)
 	$(call PROFILE_REPRO,seeds)
 
 repro-breadth: data ## run the breadth profile (14 data sets, C2AE and DELA; resumable, many hours)

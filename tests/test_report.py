@@ -510,6 +510,16 @@ def test_write_report_placeholders_for_missing_sensitivity_and_few_methods(runs_
     assert "no finished" in recorded["sensitivity_se.png"]
 
 
+def test_write_report_refuses_missing_prepared_data_before_writing(runs_root, tmp_path):
+    # a report without the prepared folds would silently lose the label correlation and the
+    # imbalance-weight columns; a folder lacking one of the reported data sets is as bad
+    (tmp_path / "prepared").mkdir()
+    for prepared, named in ((tmp_path / "absent", "absent"), (tmp_path / "prepared", "ds_a")):
+        with pytest.raises(FileNotFoundError, match=rf"prepared data not found: .*{named}.*make pull"):
+            report.write_report(runs_root, tmp_path / "out", prepared_dir=prepared, datasets=["ds_a"])
+    assert not (tmp_path / "out").exists()
+
+
 def test_write_report_on_empty_root(tmp_path, monkeypatch):
     fake_figures(monkeypatch)
     out = tmp_path / "reports"

@@ -86,6 +86,15 @@ def test_stage_declares_no_code_it_does_not_import(stage):
     assert not superfluous, f"dvc.yaml stage {stage} depends on code its notebook never imports: {sorted(superfluous)}"
 
 
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_stage_lists_each_dep_once(stage):
+    body = STAGES[stage].get("do", STAGES[stage])
+    for key in ("deps", "params"):
+        entries = [str(e) for e in body.get(key, [])]
+        assert len(entries) == len(set(entries)), \
+            f"dvc.yaml stage {stage} lists {key} twice: {sorted({e for e in entries if entries.count(e) > 1})}"
+
+
 @pytest.mark.parametrize("stage, notebook, deps, params, model", INSTANCES, ids=[i[0] for i in INSTANCES])
 def test_stage_declares_the_params_its_notebook_reads(stage, notebook, deps, params, model):
     # params["a"]["b"] or params["a"]["b"]["c"]: read at that depth; declaring it or any prefix covers it

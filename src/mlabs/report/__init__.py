@@ -196,6 +196,8 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         Folder of the prepared data (``artifacts/prepared``): the training labels give each data
         set's label correlation for the characteristics analysis (NaN without it), and with
         ``datasets_dir`` the data-set table's imbalance-weight columns (fold 0's training part).
+        When given, it must hold ``<name>.npz`` of every data set in ``datasets``
+        (``FileNotFoundError`` before anything is written).
     k_neighbors : int
         Neighbours of those imbalance weights (``selection.adaptive.k_neighbors``).
 
@@ -209,6 +211,16 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         longer in the results, or the curves of a dropped method) are removed, so the notebook
         that globs ``figures/convergence_*.png`` shows only current ones.
     """
+    if prepared_dir is not None:
+        # without the prepared folds the data-set table and the characteristics lose columns but
+        # the report would still look complete (a notebook run after `make lab`, which restores
+        # only the raw data): stop before writing anything
+        lacking = [ds for ds in (datasets or []) if not (Path(prepared_dir) / f"{ds}.npz").is_file()]
+        if not Path(prepared_dir).is_dir() or lacking:
+            what = f"{prepared_dir}" if not Path(prepared_dir).is_dir() else f"{prepared_dir}/{{{','.join(lacking)}}}.npz"
+            raise FileNotFoundError(f"prepared data not found: {what}; restore it with `make pull` (or run the "
+                                    "pipeline), or pass prepared_dir=None for a report without label "
+                                    "correlation and imbalance weights")
     out = Path(out_dir)
     for sub in ("tables", "figures", "plots"):
         (out / sub).mkdir(parents=True, exist_ok=True)

@@ -789,10 +789,11 @@ def render_page(report_dir: str | Path, out: str | Path | None = None, *, lock: 
         The page (default: ``<report_dir>/report.html``).
     lock : str or Path, optional
         The profile's ``dvc.lock``, source of the parameter digest and data checksums (default:
-        ``<report_dir>/dvc.lock``, else the one beside ``report_dir``).
+        ``<report_dir>/dvc.lock`` of an older snapshot, else the profile's: the root ``dvc.lock``
+        for ``reports/``, ``profiles/<name>/dvc.lock`` for ``reports/<name>``).
     params_file : str or Path, optional
-        Parameter file to digest when there is no lock (default: ``params-<name>.yaml``, else
-        ``params.yaml`` at the project root).
+        Parameter file to digest when there is no lock (default: found as ``lock`` is, the root
+        ``params.yaml`` or ``profiles/<name>/params.yaml``).
     results_root : str or Path, optional
         The cell results (``artifacts/runs``): their ``code_digest`` values, when they record one,
         are listed as the cells' code.
