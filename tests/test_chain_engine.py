@@ -10,7 +10,7 @@ import mlabs.selection.chain.engine as engine
 import mlabs.selection.first_positions as first_positions
 from mlabs.selection import ChainBatchSampler
 from mlabs.selection.chain import label_walk_table
-from test_selection import _chain_reference_batch, _labels, _two_sample_chi2
+from test_selection import _chain_reference_batch, _labels, _seed_label, _two_sample_chi2
 
 
 def _sampler(y, b, s_e=2.0, seed=4, **kw):
@@ -37,7 +37,7 @@ def _seeds(s, batch):
             step += 1
         else:
             seeds.append(t)
-            label, step = int(s._engine.seed_label[x]), 0
+            label, step = _seed_label(y, x), 0
     return seeds, exhausted
 
 

@@ -231,6 +231,11 @@ def test_missing_values_are_imputed_with_the_training_mean(tmp_path):
     # held out (validation or test), it gets the mean of the training part too
     held = fold_split(prep, fold)
     assert not np.isnan(held.X_val).any() and not np.isnan(held.X_test).any()
+    col = prep.X[held.train_idx, 1]
+    lo, hi = np.nanmin(col), np.nanmax(col)
+    X_held, idx_held = np.vstack([held.X_val, held.X_test]), np.concatenate([held.val_idx, held.test_idx])
+    k = int(np.flatnonzero(idx_held == 7)[0])
+    assert X_held[k, 1] == pytest.approx((np.nanmean(col) - lo) / (hi - lo), abs=1e-6)
 
 
 def test_prepared_file_is_byte_identical_on_rerun(tmp_path, reference):

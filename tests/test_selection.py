@@ -495,6 +495,31 @@ def test_rows_with_repeat_matches_brute_force(rows, b, n, dtype):
     assert got.tolist() == expected and len(expected) > 0
 
 
+def test_the_default_score_weights_the_loss_so_minority_samples_lead_at_equal_loss():
+    # the test below gives its minority samples a larger loss too, so it cannot tell whether the
+    # imbalance weights count at all: here every loss is equal, so only w can favour them
+    rng = np.random.default_rng(1)
+    n = 400
+    X = rng.normal(size=(n, 3))
+    Y = np.zeros((n, 3), dtype=np.float32)
+    Y[:, 0] = 1
+    Y[:200, 1] = 1
+    minority = np.arange(0, n, 10)
+    Y[minority, 2] = 1
+    losses = torch.full((n,), 0.5, dtype=torch.float64)
+    s = AdaptiveBatchSampler(Y, 20, features=X, selection_pressure=16.0, warmup_epochs=0, seed=0)
+    s.update(torch.arange(n), losses)
+    w = imbalance_weights(X, Y, k=s.k_neighbors).to(torch.float64)
+    torch.testing.assert_close(s.scores(), w * losses)       # w . L, w checked against brute force above
+    assert w[minority].mean() > w[np.setdiff1d(np.arange(n), minority)].mean()
+    expected = selection_probabilities(w * losses, selection_pressure=16.0)
+    torch.testing.assert_close(s.probabilities(), expected)  # before the epoch's refresh
+    next(iter(s))
+    torch.testing.assert_close(s.probabilities(), expected)  # the refresh the draws use
+    others = np.setdiff1d(np.arange(n), minority)
+    assert expected[minority].min() >= expected[others].max() and expected[minority].mean() > expected[others].mean()
+
+
 def test_hard_minority_samples_selected_more_often():
     rng = np.random.default_rng(0)
     n = 400
@@ -705,6 +730,14 @@ def test_update_validation():
     assert torch.all(s.loss_table == 0)          # nothing was written by the failed calls
 
 
+def _seed_label(y, i) -> int:
+    """The chain seed's label by the definition (docs/method.md, section 5): sample ``i``'s positive
+    label with the largest IRLbl, that is the fewest positives (ties: the smaller index); -1: none."""
+    counts = torch.as_tensor(y).sum(dim=0)
+    pos = torch.as_tensor(y)[i].nonzero().reshape(-1)
+    return int(pos[counts[pos].argmin()]) if pos.numel() else -1
+
+
 def _chain_reference_batch(s, p, g):
     """One chain batch built step by step from the definition (docs/method.md section 5)."""
     y, a = s.labels, s.correlation.double()
@@ -733,8 +766,7 @@ def _chain_reference_batch(s, p, g):
         i = int(torch.multinomial(w, 1, generator=g))
         batch.append(i)
         if current < 0:
-            pos = y[i].nonzero().reshape(-1)
-            current = int(s._engine.seed_label[i]) if pos.numel() else -1
+            current = _seed_label(y, i)
             visited = {current} if current >= 0 else set()
     return batch
 

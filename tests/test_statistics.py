@@ -58,6 +58,15 @@ def test_friedman_reproduces_demsar_worked_example():
     assert (round(fr.statistic, 2), round(fr.f_statistic, 2), round(fr.p_value, 3)) == (10.23, 4.19, 0.012)
     # Nemenyi critical difference: q_0.05 = 2.569 for 4 classifiers, CD = 1.25 for 14 data sets
     assert fr.cd == pytest.approx(1.25, abs=0.005)
+    # the pairwise Nemenyi p-values (the diagram's crossbars) from the studentized range of the
+    # rank differences, each below 0.05 exactly where the difference exceeds CD (here: none, the
+    # largest is c45 vs c45_m_cf, 1.18 < 1.25, p = 0.074)
+    ranks = fr.ranks.to_numpy()
+    diff = np.abs(ranks[:, None] - ranks[None, :])
+    expected = stats.studentized_range.sf(diff / np.sqrt(4 * 5 / (6 * 14)) * np.sqrt(2), 4, np.inf)
+    np.fill_diagonal(expected, 1.0)
+    np.testing.assert_allclose(fr.nemenyi.loc[DEMSAR_METHODS, DEMSAR_METHODS].to_numpy(), expected, atol=1e-6)
+    assert ((expected < 0.05) == (diff > fr.cd)).all() and fr.nemenyi.loc["c45", "c45_m_cf"] == pytest.approx(0.074, abs=5e-4)
     assert critical_difference(4, 14) == pytest.approx(2.569 * np.sqrt(4 * 5 / (6 * 14)), abs=1e-3)
     # the paper's conclusion: C4.5+m+cf (rank 1.964) differs from C4.5 (3.143), 1.18 < CD: not
     # significant by Nemenyi at 0.05, as the paper says
@@ -261,6 +270,19 @@ def test_verdicts_across_fourteen_data_sets_name_unit_and_n():
                             "over 14 data sets (mean of 5 folds and 2 models)"
 
 
+def test_verdicts_rest_on_the_holm_adjusted_p_value():
+    # six data sets, adaptive ahead on every one on two metrics: each Wilcoxon p = 2 / 2^6 = 0.031,
+    # significant alone, but Holm over the family of two gives 0.0625 for both: no verdict
+    results = _two_methods([f"d{i}" for i in range(6)])
+    results["macro_f1"] = results["macro_auc"] - 0.3
+    table = report.verdict_table(results, ["random", "adaptive"], metrics=["macro_auc", "macro_f1"])
+    assert table["p_value"].tolist() == pytest.approx([2 / 2 ** 6] * 2)
+    assert table["p_holm"].tolist() == pytest.approx([4 / 2 ** 6] * 2)
+    assert (table["verdict"] == "no significant difference").all()
+    alone = report.verdict_table(results, ["random", "adaptive"], metrics=["macro_auc"])
+    assert alone["p_holm"].tolist() == pytest.approx([2 / 2 ** 6]) and alone["verdict"].tolist() == ["better"]
+
+
 def test_verdicts_within_one_data_set_use_the_correlated_tests():
     results = _two_methods(["emotions"])
     table = report.verdict_table(results, ["random", "adaptive"], metrics=["macro_auc"])
@@ -330,10 +352,19 @@ def test_label_correlation_strength_hand_example_and_chain_matrix():
     Y = (np.random.default_rng(6).random((200, 6)) < 0.3).astype(int)
     A = label_correlation(Y).numpy()
     assert report.label_correlation_strength(Y) == pytest.approx(A.sum() / (6 * 5))
-    # per fold on the training labels only: changing a held-out... every sample is held out once,
-    # so the mean over folds differs from the whole-data value but stays in [0, 1]
+    # per fold on the training labels only (every other fold), then the mean over folds: the
+    # whole-data value (checked by hand above) of each training part; held-out labels would differ
     fold = np.arange(200) % 5
-    assert 0 <= report.label_correlation_strength(Y, fold) <= 1
+    training = np.mean([report.label_correlation_strength(Y[fold != f]) for f in range(5)])
+    held_out = np.mean([report.label_correlation_strength(Y[fold == f]) for f in range(5)])
+    assert report.label_correlation_strength(Y, fold) == pytest.approx(training)
+    assert abs(training - held_out) > 1e-3
+    # a hand example with three folds: training parts {1, 2}, {0, 2}, {0, 1}
+    Y = np.array([[1, 1], [1, 0], [1, 0], [0, 1], [1, 1], [0, 1]])
+    fold = np.array([0, 0, 1, 1, 2, 2])
+    # without fold 0 (rows 2-5): n = (2, 3), C_01 = 1: (1/2 + 1/3) / 2; without fold 1 (rows 0, 1,
+    # 4, 5): n = (3, 3), C_01 = 2: 2/3; without fold 2 (rows 0-3): n = (3, 2), C_01 = 1: (1/3 + 1/2) / 2
+    assert report.label_correlation_strength(Y, fold) == pytest.approx((5 / 12 + 2 / 3 + 5 / 12) / 3)
 
 
 def test_characteristic_correlations_rank_and_holm():

@@ -25,6 +25,14 @@ def test_key_depends_on_the_cell_and_the_fingerprint_only():
     assert key != CellStore.key(cell, "abd")
     assert key != CellStore.key(Cell("emotions", "c2ae", "random", fold=1), "abc")
     assert len(key) == 24 and int(key, 16) >= 0
+    # every part of the cell's identity separates keys: the fingerprint leaves the seed, s_e and
+    # batch size out (they are the cell's own), so only the key keeps those cells apart
+    base = {"dataset": "emotions", "model": "c2ae", "method": "random", "fold": 0, "seed": 0,
+            "selection_pressure": 2.0, "batch_size": 128}
+    other = {"dataset": "yeast", "model": "dela", "method": "adaptive", "fold": 1, "seed": 1,
+             "selection_pressure": 4.0, "batch_size": 64}
+    keys = {name: CellStore.key({**base, name: value}, "abc") for name, value in other.items()}
+    assert key not in keys.values() and len(set(keys.values())) == len(other)
 
 
 def test_put_get_round_trip_and_a_stored_cell_is_kept(tmp_path):

@@ -50,7 +50,7 @@ _TESTED = {"chain": ("mean_ir", "labels", "cardinality", "label_correlation"),
 def label_correlation_strength(Y, fold: np.ndarray | None = None) -> float:
     """Mean off-diagonal conditional probability P(j | i) = C_ij / n_i over ordered label pairs.
 
-    The mean of the chain sampler's symmetric matrix ``(P(j|i) + P(i|j)) / 2``
+    The mean of the off-diagonal entries of the chain sampler's symmetric matrix ``(P(j|i) + P(i|j)) / 2``
     (:func:`mlabs.selection.imbalance.label_correlation`) is the same number. With ``fold`` it is
     computed on each fold's training labels (every other fold) and averaged over the folds, so no
     held-out label enters it; labels without a positive in a training part are left out.
