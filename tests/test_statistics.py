@@ -266,6 +266,7 @@ def test_verdicts_across_fourteen_data_sets_name_unit_and_n():
     assert row["unit"] == "14 data sets (mean of 5 folds and 2 models)"
     assert row["verdict"] == "better" and row["bayes_verdict"] == "better"
     assert row["effect"] == pytest.approx(1.0) and row["p_value"] == pytest.approx(2 / 2 ** 14)
+    assert row["effect_measure"] == "rank-biserial r"   # the column that names the kind of ``effect``
     assert row["family"] == "Holm over 1 metric for adaptive vs random, across data sets, pooled over models, " \
                             "over 14 data sets (mean of 5 folds and 2 models)"
 

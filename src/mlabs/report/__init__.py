@@ -316,7 +316,7 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
          "unit and n. better / worse need Holm-adjusted p < "
          f"{alpha:g} (`family`), more wins than losses (or the reverse) and a mean difference beyond the tie "
          "margin. `bayes_verdict`: the posterior probability above 0.95 (practically equivalent = within the tie "
-         "margin), else undecided. `effect`: the effect size, of the kind `effect_size` names; `family` (the "
+         "margin), else undecided. `effect`: the effect size, of the kind `effect_measure` names; `family` (the "
          "Holm family) comes last.\n\n" + to_markdown(_verdicts_shown(verdicts), floatfmt=".4g"))
     by_seed = verdicts_by_seed(both, order, BASELINE, alpha, ratio)
     seed_text = ("The verdicts of `verdicts.md` computed on each seed's runs alone (model initialisation and "

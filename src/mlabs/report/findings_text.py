@@ -24,7 +24,7 @@ def _verdict_line(r) -> str:
     """One verdict: the frequentist and the Bayesian outcome, then unit, n, effect and the probabilities."""
     test = "Wilcoxon signed-rank" if r.level == "across data sets" else "corrected resampled t-test"
     bayes = "Bayesian signed-rank" if r.level == "across data sets" else "Bayesian correlated t-test"
-    effect = f"{r.effect_size} = {r.effect:+.2f}" if np.isfinite(r.effect) else f"{r.effect_size} n/a"
+    effect = f"{r.effect_measure} = {r.effect:+.2f}" if np.isfinite(r.effect) else f"{r.effect_measure} n/a"
     probs = (f"P(better) {r.p_better:.2f}, P(equivalent) {r.p_equivalent:.2f}, P(worse) {r.p_worse:.2f}"
              if np.isfinite(r.p_better) else
              f"not computed (fewer than {MIN_DATASETS_BAYES} data sets)" if r.level == "across data sets" else

@@ -449,7 +449,8 @@ def _method_claim(rows: pd.DataFrame, method: str) -> str:
     first = rows.iloc[0]
     level = _text(first.get("level"), "level not recorded")
     frequentist, bayesian = _TESTS.get(level, ("test not recorded", "Bayesian test not recorded"))
-    effect_name = _text(first.get("effect_size"), "effect")
+    # effect_measure: the column names the measure; snapshots before it was renamed call it effect_size
+    effect_name = _text(first.get("effect_measure", first.get("effect_size")), "effect")
     # the metrics of a claim may differ in n (a convergence measure can miss runs): name each unit
     units = {}
     for _, r in rows.iterrows():

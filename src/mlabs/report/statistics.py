@@ -575,7 +575,7 @@ def bayes_verdict(row: pd.Series, threshold: float = BAYES_THRESHOLD) -> str:
 
 
 VERDICT_COLUMNS = ["metric", "method", "baseline", "level", "unit", "n", "wins", "ties", "losses", "mean_diff",
-                   "effect", "effect_size", "p_value", "p_holm", "family", "p_better", "p_equivalent", "p_worse",
+                   "effect", "effect_measure", "p_value", "p_holm", "family", "p_better", "p_equivalent", "p_worse",
                    "verdict", "bayes_verdict"]
 
 
@@ -609,12 +609,12 @@ def verdict_table(results: pd.DataFrame, order: Sequence[str], baseline: str = "
         if n_datasets >= MIN_DATASETS:
             table = (across[across["metric"] == metric].drop(columns=["metric"]) if across is not None
                      else wilcoxon_table(results, metric, baseline, order))
-            table = table[table["model"] == POOLED].assign(level="across data sets", effect_size="rank-biserial r",
+            table = table[table["model"] == POOLED].assign(level="across data sets", effect_measure="rank-biserial r",
                                                            effect=lambda t: t["rank_biserial"])
         else:
             table = (within[metric] if within is not None and metric in within
                      else within_dataset_table(results, metric, baseline, order, test_train_ratio=test_train_ratio))
-            table = table[table["model"] == W_POOLED].assign(level="within data set", effect_size="d (mean / sd)",
+            table = table[table["model"] == W_POOLED].assign(level="within data set", effect_measure="d (mean / sd)",
                                                              effect=lambda t: t["d"])
         rows.append(table.assign(metric=metric))
     if not rows:
