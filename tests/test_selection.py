@@ -495,17 +495,22 @@ def test_rows_with_repeat_matches_brute_force(rows, b, n, dtype):
     assert got.tolist() == expected and len(expected) > 0
 
 
+def _minority_problem(n: int = 400, seed: int = 0):
+    """Features, labels and the rows of a minority label: label 0 on all, 1 on half, 2 on every tenth."""
+    X = np.random.default_rng(seed).normal(size=(n, 3))
+    Y = np.zeros((n, 3), dtype=np.float32)
+    Y[:, 0] = 1
+    Y[: n // 2, 1] = 1
+    minority = np.arange(0, n, 10)
+    Y[minority, 2] = 1
+    return X, Y, minority
+
+
 def test_the_default_score_weights_the_loss_so_minority_samples_lead_at_equal_loss():
     # the test below gives its minority samples a larger loss too, so it cannot tell whether the
     # imbalance weights count at all: here every loss is equal, so only w can favour them
-    rng = np.random.default_rng(1)
-    n = 400
-    X = rng.normal(size=(n, 3))
-    Y = np.zeros((n, 3), dtype=np.float32)
-    Y[:, 0] = 1
-    Y[:200, 1] = 1
-    minority = np.arange(0, n, 10)
-    Y[minority, 2] = 1
+    X, Y, minority = _minority_problem(seed=1)
+    n = len(Y)
     losses = torch.full((n,), 0.5, dtype=torch.float64)
     s = AdaptiveBatchSampler(Y, 20, features=X, selection_pressure=16.0, warmup_epochs=0, seed=0)
     s.update(torch.arange(n), losses)
@@ -521,14 +526,8 @@ def test_the_default_score_weights_the_loss_so_minority_samples_lead_at_equal_lo
 
 
 def test_hard_minority_samples_selected_more_often():
-    rng = np.random.default_rng(0)
-    n = 400
-    X = rng.normal(size=(n, 3))
-    Y = np.zeros((n, 3), dtype=np.float32)
-    Y[:, 0] = 1
-    Y[:200, 1] = 1
-    minority = np.arange(0, n, 10)              # 40 samples carry the minority label 2
-    Y[minority, 2] = 1
+    X, Y, minority = _minority_problem(seed=0)  # 40 samples carry the minority label 2
+    n = len(Y)
     losses = torch.full((n,), 0.2, dtype=torch.float64)
     losses[minority] = 0.8                      # and they are hard
     counts = {}
