@@ -510,6 +510,16 @@ def test_write_report_placeholders_for_missing_sensitivity_and_few_methods(runs_
     assert "no finished" in recorded["sensitivity_se.png"]
 
 
+def test_unprepared_names_the_data_sets_without_their_folds_in_order(tmp_path):
+    from mlabs.report.collect import prepared_file, unprepared
+
+    prepared_file(tmp_path, "b").write_bytes(b"")
+    (tmp_path / "c.npz").mkdir()   # a folder of that name is not the prepared file
+    assert prepared_file(tmp_path, "b") == tmp_path / "b.npz"
+    assert unprepared(tmp_path, ["c", "b", "a"]) == ["c", "a"]
+    assert unprepared(tmp_path / "absent", ["b"]) == ["b"]
+
+
 def test_write_report_refuses_missing_prepared_data_before_writing(runs_root, tmp_path):
     # a report without the prepared folds would silently lose the label correlation and the
     # imbalance-weight columns; a folder lacking one of the reported data sets is as bad

@@ -107,6 +107,7 @@ def write_partial(name: str, root: str | Path = ".", model: str | None = None) -
         model yet (with ``model``: no data set on that model).
     """
     from .report import write_report
+    from .report.collect import unprepared
     from .report.page import render_page
 
     root = Path(root)
@@ -116,10 +117,10 @@ def write_partial(name: str, root: str | Path = ".", model: str | None = None) -
         raise ValueError(f"model {model!r} is not trained by profile {name} (its models: "
                          f"{', '.join(params['train']['models'])})")
     prepared = root / rewrite_path("artifacts/prepared", name)
-    unprepared = [d for d in params["data"]["datasets"] if not (prepared / f"{d}.npz").is_file()]
-    if unprepared:
-        raise ValueError(f"{len(unprepared)} data sets of {name} are not prepared ({', '.join(unprepared[:3])}"
-                         f"{', ...' if len(unprepared) > 3 else ''}): run "
+    lacking = unprepared(prepared, params["data"]["datasets"])
+    if lacking:
+        raise ValueError(f"{len(lacking)} data sets of {name} are not prepared ({', '.join(lacking[:3])}"
+                         f"{', ...' if len(lacking) > 3 else ''}): run "
                          f"`dvc repro profiles/{name}/dvc.yaml:prepare` (after `python -m mlabs.profiles {name}`)")
     spec = GridSpec(str(prepared), str(root / "artifacts/warmup"), str(root / "artifacts/work"),
                     train_config(params), store=str(root / "cells"))

@@ -83,8 +83,8 @@ class DELA(MultiLabelModel):
     off_noise : float, default 0.5
         Lower clamp of the gate's forward value (official). The authors' code
         comments the clamp out; ``off_noise=0`` reproduces that defect (KL
-        term ~27.6 per off gate and straight-through gradients of order 1e6),
-        and is not recommended.
+        term about 13.8 per off gate and dimension, half of -2 log 1e-6, and
+        straight-through gradients of order 1e6), and is not recommended.
     beta : float, default 1.0
         KL weight (official default; the authors use 1e-4, the official tuned
         configurations 1e-4 ... 1.0).

@@ -79,7 +79,8 @@ from matplotlib.figure import Figure
 from .._io import atomic_path, write_json_atomic, write_text_atomic
 from ..convergence import CONVERGENCE_METRICS, convergence_results
 from ..metrics import REPORTED_METRICS
-from .collect import CELL_COLUMNS, collect_curves, collect_results, finished_cells, select_main_setting
+from .collect import (CELL_COLUMNS, collect_curves, collect_results, finished_cells, prepared_file,
+                      select_main_setting, unprepared)
 from .conventions import BASELINE, PLACEHOLDER_PREFIX, TIE_MARGIN, method_order, tie_margin
 from .dvc_outputs import PLOT_CURVES, headline_metrics, plot_data  # PLOT_CURVES: the plots dvc.yaml names
 from .characteristics import (characteristic_correlations, dataset_characteristics, dataset_differences,
@@ -215,10 +216,10 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         # without the prepared folds the data-set table and the characteristics lose columns but
         # the report would still look complete (a notebook run after `make lab`, which restores
         # only the raw data): stop before writing anything
-        lacking = [ds for ds in (datasets or []) if not (Path(prepared_dir) / f"{ds}.npz").is_file()]
-        if not Path(prepared_dir).is_dir() or lacking:
-            what = f"{prepared_dir}" if not Path(prepared_dir).is_dir() else f"{prepared_dir}/{{{','.join(lacking)}}}.npz"
-            raise FileNotFoundError(f"prepared data not found: {what}; restore it with `make pull` (or run the "
+        lacking = unprepared(prepared_dir, datasets or [])
+        if lacking or not Path(prepared_dir).is_dir():
+            missing = ", ".join(str(prepared_file(prepared_dir, ds)) for ds in lacking) or str(prepared_dir)
+            raise FileNotFoundError(f"prepared data not found: {missing}; restore it with `make pull` (or run the "
                                     "pipeline), or pass prepared_dir=None for a report without label "
                                     "correlation and imbalance weights")
     out = Path(out_dir)
@@ -350,7 +351,7 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         from ..data.store import load_prepared
 
         for ds in sorted(finished_cells(results)["dataset"].unique()):
-            path = Path(prepared_dir) / f"{ds}.npz"
+            path = prepared_file(prepared_dir, ds)
             if path.is_file():
                 prepared = load_prepared(path)
                 labels[ds] = (prepared.Y, prepared.fold)

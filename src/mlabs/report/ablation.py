@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..results import load_timing
-from .collect import CELL_COLUMNS, finished_cells
+from .collect import CELL_COLUMNS, finished_cells, prepared_file, unprepared
 from .conventions import BASELINE, method_order, tie_margin
 from .statistics import POOLED, dataset_means, format_p, verdict_table
 
@@ -109,11 +109,9 @@ def imbalance_weight_table(prepared_dir: str | Path, datasets: Sequence[str], k_
 
     columns = [f"{prefix}_{stat}" for prefix in _WEIGHT_KINDS for stat in ("share_above_1", "mean", "p90", "max")]
     rows = {}
-    for name in datasets:
-        path = Path(prepared_dir) / f"{name}.npz"
-        if not path.is_file():
-            continue
-        split = fold_split(load_prepared(path), fold)
+    lacking = unprepared(prepared_dir, datasets)
+    for name in (ds for ds in datasets if ds not in lacking):
+        split = fold_split(load_prepared(prepared_file(prepared_dir, name)), fold)
         row = {}
         for prefix, normalise in _WEIGHT_KINDS.items():
             w = imbalance_weights(split.X_train, split.Y_train, k=k_neighbors, normalise=normalise)

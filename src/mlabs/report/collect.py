@@ -2,7 +2,7 @@
 
 The tree is written by :mod:`mlabs.training`: one folder per cell,
 ``<dataset>/<model>/<method>[-se<s_e>]-b<batch>/fold<k>-seed<s>/`` with ``result.json`` and
-``curves.tsv`` (and, where the cell was trained on this machine, the uncached timing sidecar
+``curves.tsv`` (and, where the cell has one, the timing sidecar
 ``timing.json``). The "result" of a cell is its test metrics at the epoch of best validation
 macro-AUC.
 """
@@ -21,11 +21,21 @@ from ..results import load_timing, parse_cell_dir
 from .conventions import BASELINE
 
 __all__ = ["CELL_COLUMNS", "collect_results", "collect_curves", "select_main_setting", "finished_cells",
-           "most_frequent"]
+           "most_frequent", "prepared_file", "unprepared"]
 
 #: Columns that identify a cell (one training run).
 CELL_COLUMNS = ["dataset", "model", "method", "selection_pressure", "batch_size", "fold", "seed"]
 _INT_COLUMNS = ("batch_size", "fold", "seed", "best_epoch", "epochs", "warmup_epochs")
+
+
+def prepared_file(prepared_dir: str | Path, dataset: str) -> Path:
+    """Where the prepare stage writes the folds of ``dataset`` under ``prepared_dir``."""
+    return Path(prepared_dir) / f"{dataset}.npz"
+
+
+def unprepared(prepared_dir: str | Path, datasets: Sequence[str]) -> list[str]:
+    """The data sets of ``datasets``, in their order, whose prepared folds are not in ``prepared_dir``."""
+    return [ds for ds in datasets if not prepared_file(prepared_dir, ds).is_file()]
 
 
 def _result_files(root: str | Path) -> list[Path]:

@@ -575,7 +575,6 @@ def _claims(page: _Page, tables: Path, metrics_json: dict, order: Sequence[str],
     if verdicts is None:
         page.add("<p>Verdicts: not available (tables/verdicts.csv is missing or unreadable).</p>")
         verdicts = pd.DataFrame(columns=["metric", "method"])
-    present = list(dict.fromkeys(verdicts["method"]))
     methods = _compared(verdicts, order)
     claims = (
         ("The paper's claim 1 (tested): selecting batches adaptively improves the test metrics over shuffled batches.",
@@ -596,7 +595,7 @@ def _claims(page: _Page, tables: Path, metrics_json: dict, order: Sequence[str],
         body = "".join(paragraphs) or "<p>Not computed: no verdict for these metrics in tables/verdicts.csv.</p>"
         page.add(f'<div class="claim"><h3>{title}</h3>{body}'
                  f'<p class="prov">{how} · {page.prov.caption("mlabs.report.statistics.verdict_table")}</p></div>')
-    _friedman_claim(page, metrics_json, len(methods) + (BASELINE in present))
+    _friedman_claim(page, metrics_json, len(methods) + int((verdicts["method"] == BASELINE).any()))
     _characteristics_claim(page, tables)
 
 

@@ -632,8 +632,9 @@ def verdicts_by_seed(results: pd.DataFrame, order: Sequence[str], baseline: str 
 
     One row per (metric, method) with a column ``seed <s>`` per seed (the verdict and, in
     brackets, its W/T/L, Holm-adjusted p and n), ``holds``: whether every seed gives the same
-    verdict, and ``same_sign``: whether the mean difference has the same sign under every seed. ``results`` must carry the convergence rows to include them (pass the concatenation,
-    see :func:`write_report`). Empty when the results hold fewer than two seeds.
+    verdict, and ``same_sign``: whether the mean difference has the same sign under every seed.
+    ``results`` must carry the convergence rows to include them (pass the concatenation, see
+    :func:`write_report`). Empty when the results hold fewer than two seeds.
     """
     ok = finished_cells(results)
     seeds = sorted(ok["seed"].dropna().unique())
