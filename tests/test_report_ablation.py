@@ -238,16 +238,38 @@ def test_timing_table_from_sidecars_relative_to_random(tmp_path):
     assert "machine-dependent" in text and "Timed cells: 9 of 9" in text and TIMING_UNAVAILABLE not in text
 
 
-def test_timing_table_without_sidecars_says_so(tmp_path, monkeypatch):
-    for method in ("random", "adaptive"):
-        write_cell(tmp_path / "runs", "ds_a", "m1", method, 0, timing=False)   # restored by `dvc pull`
+def test_timing_table_without_sidecars_says_so_and_keeps_the_trained_fraction(tmp_path, monkeypatch):
+    # the trained fraction comes from the curves: a report rebuilt where no cell has its sidecar
+    # still shows how much of the data InfoBatch trained on
+    for method, frac in (("random", 1.0), ("infobatch", 0.75)):
+        folder = write_cell(tmp_path / "runs", "ds_a", "m1", method, 0, timing=False)   # no sidecar
+        add_strength(folder, 1.0, 0.0, 10, [1.0] * WARMUP + [frac] * (EPOCHS - WARMUP))
     results = report.collect_results(tmp_path / "runs")
-    table, timed, total = timing_table(results, tmp_path / "runs")
-    assert table.empty and (timed, total) == (0, 2)
+    table, timed, total = timing_table(results, tmp_path / "runs", report.collect_curves(tmp_path / "runs"))
+    assert (timed, total) == (0, 2)
+    table = table.set_index("method")
+    assert list(table["cells"]) == [0, 0] and table[["epoch_seconds", "ratio"]].isna().all().all()
+    assert table.loc["infobatch", "trained_fraction"] == pytest.approx(0.75)
     fake_figures(monkeypatch)
     report.write_report(tmp_path / "runs", tmp_path / "out")
     text = (tmp_path / "out/tables/timing.md").read_text()
     assert "Timings not available (cells restored without their timing sidecars): 0 of 2" in text
+    assert "| infobatch | 1 | 0 |" in text and "0.75" in text   # blocks, timed blocks, ..., trained fraction
+
+
+def test_timing_table_takes_the_median_over_the_timed_cells_only(tmp_path):
+    for method, s in (("random", 0.1), ("adaptive", 0.2)):
+        for fold in range(3):
+            folder = write_cell(tmp_path, "ds_a", "m1", method, fold, timing=False)
+            if fold < 2:   # fold 2 has no sidecar: neither a time nor a count
+                write_timing(folder, fingerprint="0" * 16, epoch_seconds=[5.0] * WARMUP + [s * (fold + 1)] * (EPOCHS - WARMUP),
+                             train_seconds=1.0, first_epoch=WARMUP + 1, machine=MACHINE)
+    table, timed, total = timing_table(report.collect_results(tmp_path), tmp_path)
+    assert (timed, total) == (4, 6)
+    table = table.set_index("method")
+    assert list(table.loc[["random", "adaptive"], "cells"]) == [2, 2]
+    assert table.loc["random", "epoch_seconds"] == pytest.approx(0.15) and table.loc["adaptive", "ratio"] == pytest.approx(2.0)
+    assert "Timed cells: 4 of 6" in timing_markdown(table.reset_index(), timed, total)
 
 
 def test_only_the_timing_file_changes_when_the_sidecars_are_gone(tmp_path, monkeypatch):

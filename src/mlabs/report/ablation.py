@@ -15,8 +15,9 @@ Four parts, each computed from what the report already reads (docs/statistics.md
   the adaptive family against ``reweight`` (drawing batches from p against weighting the loss by
   N p), with the report's own tests over data sets (:func:`~mlabs.report.statistics.verdict_table`
   with ``baseline=``);
-- **wall time per epoch relative to random** (:func:`timing_table`): from the uncached timing
-  sidecars, so machine-dependent and absent after ``dvc pull``; written to its own file.
+- **wall time per epoch relative to random** (:func:`timing_table`): from the cells' timing
+  sidecars, so machine-dependent and absent where a cell has none, beside the trained fraction
+  from the curves; written to its own file.
 """
 
 from __future__ import annotations
@@ -278,34 +279,34 @@ def timing_table(results: pd.DataFrame, results_root: str | Path,
     """Wall time per selection epoch of each method relative to random, from the timing sidecars.
 
     Per cell, the mean of ``epoch_seconds`` (:func:`mlabs.results.load_timing`) over the selection
-    epochs (after the warm-up); per (data set, model, method) the median over its cells; ``ratio``
-    = that median / random's of the same data set and model. ``trained_fraction`` is the mean over
-    the block's selection epochs of ``drawn_fraction`` from the curves (samples trained on per
-    epoch / N; InfoBatch's saving), which does not depend on the machine.
+    epochs (after the warm-up); per (data set, model, method) the median over its cells that have a
+    sidecar (``cells`` counts them; NaN where none has); ``ratio`` = that median / random's of the
+    same data set and model. ``trained_fraction`` is the mean over the block's selection epochs of
+    ``drawn_fraction`` from the curves (samples trained on per epoch / N; InfoBatch's saving), which
+    does not depend on the machine and is there whether or not the cells were timed.
 
     Returns
     -------
     table : pandas.DataFrame
-        ``dataset, model, method, cells, epoch_seconds, ratio, trained_fraction``; empty when no
-        finished cell has a sidecar.
+        ``dataset, model, method, cells, epoch_seconds, ratio, trained_fraction``, one row per block
+        with finished cells; empty when there is none.
     timed, total : int
         Finished cells with a usable sidecar, and finished cells.
     """
     columns = ["dataset", "model", "method", "cells", "epoch_seconds", "ratio", "trained_fraction"]
     ok = finished_cells(results)
+    if ok.empty:
+        return pd.DataFrame(columns=columns), 0, 0
     rows = []
     for r in ok.itertuples():
-        timing = load_timing(Path(results_root) / r.path)
-        if not timing:
-            continue
+        timing = load_timing(Path(results_root) / r.path) or {}
         warmup = 0 if pd.isna(r.warmup_epochs) else int(r.warmup_epochs)
         seconds = [s for s in timing.get("epoch_seconds", [])[warmup:] if np.isfinite(s)]
-        if seconds:
-            rows.append({"dataset": r.dataset, "model": r.model, "method": r.method, "seconds": float(np.mean(seconds))})
-    if not rows:
-        return pd.DataFrame(columns=columns), 0, len(ok)
+        rows.append({"dataset": r.dataset, "model": r.model, "method": r.method,
+                     "seconds": float(np.mean(seconds)) if seconds else np.nan})
     cells = pd.DataFrame(rows)
-    table = cells.groupby(["dataset", "model", "method"]).agg(cells=("seconds", "size"),
+    # "count" and "median" skip the cells without a sidecar
+    table = cells.groupby(["dataset", "model", "method"]).agg(cells=("seconds", "count"),
                                                               epoch_seconds=("seconds", "median")).reset_index()
     base = table[table["method"] == BASELINE].set_index(["dataset", "model"])["epoch_seconds"]
     table["ratio"] = table["epoch_seconds"].to_numpy() / base.reindex(
@@ -317,7 +318,7 @@ def timing_table(results: pd.DataFrame, results_root: str | Path,
         table["trained_fraction"] = frac.reindex(pd.MultiIndex.from_frame(table[["dataset", "model", "method"]])).to_numpy()
     order = {m: i for i, m in enumerate(method_order(table["method"]))}
     table = table.assign(_o=table["method"].map(order)).sort_values(["dataset", "model", "_o"], kind="mergesort")
-    return table.drop(columns="_o")[columns].reset_index(drop=True), len(cells), len(ok)
+    return table.drop(columns="_o")[columns].reset_index(drop=True), int(cells["seconds"].notna().sum()), len(ok)
 
 
 def timing_markdown(table: pd.DataFrame, timed: int, total: int) -> str:
@@ -327,16 +328,21 @@ def timing_markdown(table: pd.DataFrame, timed: int, total: int) -> str:
     head = ("# Wall time per epoch relative to random (machine-dependent)\n\n"
             "From the timing sidecars that training writes next to each cell's result, outside DVC's cache: "
             "these numbers depend on the machine and its load, differ between machines, and are absent for "
-            "cells restored by `dvc pull` (docs/statistics.md). Per cell the mean wall time of a selection "
+            "cells without a sidecar (docs/statistics.md). Per cell the mean wall time of a selection "
             "epoch (training pass only: after the warm-up, without evaluation); per data set and model the "
-            "median over its cells; `ratio` = that / random's. `trained_fraction` = samples trained on per "
-            "selection epoch / N (from the curves, not machine-dependent: below 1 where InfoBatch prunes).\n\n")
+            "median over its timed cells (`cells`); `ratio` = that / random's. `trained_fraction` = samples "
+            "trained on per selection epoch / N (from the curves, not machine-dependent: below 1 where "
+            "InfoBatch prunes).\n\n")
+    timed_line = (f"Timed cells: {timed} of {total} finished." if timed else
+                  f"{TIMING_UNAVAILABLE[0].upper()}{TIMING_UNAVAILABLE[1:]}: 0 of {total} finished cells have one"
+                  + ("; the trained fractions below come from the curves." if total else "."))
     if table.empty:
-        return head + f"{TIMING_UNAVAILABLE[0].upper()}{TIMING_UNAVAILABLE[1:]}: 0 of {total} finished cells have one.\n"
-    summary = (table.dropna(subset=["ratio"]).groupby("method", sort=False)
-               .agg(blocks=("ratio", "size"), median_ratio=("ratio", "median"), min_ratio=("ratio", "min"),
-                    max_ratio=("ratio", "max"), trained_fraction=("trained_fraction", "mean")).reset_index())
-    return (head + f"Timed cells: {timed} of {total} finished.\n\n## Per method (over data sets and models)\n\n"
+        return head + timed_line + "\n"
+    summary = (table.groupby("method", sort=False)
+               .agg(blocks=("method", "size"), timed_blocks=("ratio", "count"), median_ratio=("ratio", "median"),
+                    min_ratio=("ratio", "min"), max_ratio=("ratio", "max"),
+                    trained_fraction=("trained_fraction", "mean")).reset_index())
+    return (head + timed_line + "\n\n## Per method (over data sets and models)\n\n"
             + to_markdown(summary, floatfmt=".3g") + "\n## Per data set and model\n\n"
             + to_markdown(table, floatfmt=".3g"))
 
