@@ -146,7 +146,7 @@ def test_a_resuming_grid_sets_the_pace_of_its_finished_cells_beside_the_estimate
     run_grid(first + [Cell("emotions", "c2ae", "random", fold=1, seed=0)], spec, n_jobs=1, progress=True)
     out = capsys.readouterr().out
     assert "(2 cells already finished)" in out
-    assert "; the 2 finished cells of these data sets and models took 500.00x their estimate here, which " \
+    assert "; the 2 finished cells of these data sets and models took 500.00x their estimate where they were trained, which " \
            "makes about" in out
     run_grid([Cell("emotions", "dela", "random", fold=0, seed=0)], spec, n_jobs=1, progress=True)
     assert "finished cells of these data sets" not in capsys.readouterr().out

@@ -121,7 +121,8 @@ def _duration(seconds: float) -> str:
 def describe_estimate(n_cells: int, n_warmups: int, n_done: int, seconds: float, slots: int,
                       executor: str, pace: tuple[int, float] | None = None) -> str:
     """One line: what will be trained and roughly how long it takes; with ``pace`` (finished
-    cells, measured / estimated), also how long at the pace those cells had here."""
+    cells, measured / estimated), also how long at the pace those cells had where they were
+    trained (their timing sidecars)."""
     where = (f"{slots} local slot{'s' if slots != 1 else ''}" if executor == "local"
              else "one slot (divide by the number of cells the Ray cluster runs at once)")
     line = (f"grid: {n_cells} cells and {n_warmups} warm-ups to train ({n_done} cell{'s' if n_done != 1 else ''} "
@@ -131,7 +132,7 @@ def describe_estimate(n_cells: int, n_warmups: int, n_done: int, seconds: float,
         return line
     n, ratio = pace
     return (f"{line}; the {n} finished cell{'s' if n != 1 else ''} of these data sets and models took "
-            f"{ratio:.2f}x their estimate here, which makes about {_duration(seconds * ratio)}")
+            f"{ratio:.2f}x their estimate where they were trained, which makes about {_duration(seconds * ratio)}")
 
 
 def describe_elapsed(n_cells: int, n_warmups: int, seconds: float, estimated: float) -> str:

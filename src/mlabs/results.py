@@ -7,10 +7,11 @@ It imports neither torch nor the models (the report reads results without them);
 
 A finished cell folder holds ``result.json`` and ``curves.tsv``, which depend only on what the
 cell computed, and the sidecar ``timing.json``: how long the cell took and where it was computed
-(:func:`machine_record`). The sidecar is excluded from DVC's hash of the run folders (``.dvcignore``)
-and from git (``artifacts/``), so a rerun that computes the same numbers on another machine, or at
-another speed, changes no tracked file; a fresh clone that restores the results with ``dvc pull``
-has no sidecars (:func:`load_timing` returns None there).
+(:func:`machine_record`). The sidecar is excluded from DVC's hash of the run folders (``.dvcignore``),
+so a rerun that computes the same numbers on another machine, or at another speed, changes no
+cached output. In the cell store (:mod:`mlabs.store`) it is committed with the cell and written
+once, when the cell is stored; results restored with ``dvc pull``, and cells stored without one,
+have none (:func:`load_timing` returns None there).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ._io import write_json_atomic
 __all__ = ["warmup_path", "cell_dir", "parse_cell_dir", "load_result", "is_done", "failed_result",
            "write_failed", "TIMING_FILE", "machine_record", "timing_record", "write_timing", "load_timing"]
 
-#: the uncached sidecar of a cell folder: timings and the machine record (see the module docstring)
+#: the sidecar of a cell folder, outside DVC's cache: timings and the machine record (see the module docstring)
 TIMING_FILE = "timing.json"
 
 _CELL_DIR = re.compile(r"^(?P<method>.+?)(?:-se(?P<se>[^-]+))?-b(?P<batch>\d+)$")
@@ -168,8 +169,8 @@ def load_timing(directory: str | os.PathLike) -> dict | None:
     """The timing sidecar of a cell folder (:func:`write_timing`), or None when there is none.
 
     None also when the sidecar is unreadable or belongs to another result than the folder's
-    ``result.json`` (a different fingerprint): timings are then unavailable, never wrong. A
-    fresh clone restored with ``dvc pull`` has no sidecars (they are not cached).
+    ``result.json`` (a different fingerprint): timings are then unavailable, never wrong. Results
+    restored with ``dvc pull`` have no sidecars (they are not cached).
     """
     path = Path(directory) / TIMING_FILE
     try:

@@ -8,7 +8,7 @@ a cell is written there, atomically, the moment it finishes, so a stage stopped 
 finished cells, a commit publishes them, and a fresh clone has them without training.
 
 Beside them a cell folder may hold the timing sidecar ``timing.json`` (:data:`mlabs.results.TIMING_FILE`),
-ignored by git: where and how fast the cell ran on this machine.
+also tracked in git: where and how fast the cell ran, written once, when the cell is stored.
 
 A pipeline stage does not output the cells (two profiles may share one, and DVC refuses an output
 in two stages); it outputs a small *manifest* (:func:`write_manifest`): the cells it reports, each

@@ -28,8 +28,8 @@ loses at most that much work; a finished cell writes
 ``result.json`` atomically and is skipped when run again.
 
 ``result.json`` and ``curves.tsv`` hold only what the cell computed; its timings and the machine
-it ran on go to the uncached sidecar ``timing.json`` (:func:`mlabs.results.write_timing`), so
-that a rerun computing the same numbers rewrites no cached output.
+it ran on go to the sidecar ``timing.json`` (:func:`mlabs.results.write_timing`), outside DVC's
+cache, so that a rerun computing the same numbers rewrites no cached output.
 """
 
 from __future__ import annotations
