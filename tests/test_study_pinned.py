@@ -1,12 +1,13 @@
 """Short real cells, the report of a fixed result tree and the cell fingerprints of every params
 profile are exactly those pinned in tests/data/study_pins.json (see tests/data/make_study_pins.py).
 
-The pins were generated from the code of the commit ``recorded_from`` of the pin file; a
-difference means a result, a report or the settings part of a fingerprint (which decides whether
-finished cells are re-run) changed. The fingerprints are pinned by their settings part only
-(:meth:`TrainConfig.cell_settings`): the whole fingerprint also covers the code that computes a
-cell, so it changes with every intended code change (``tests/test_code_digest.py`` tests that). The cells hold on machines whose floating-point kernels match those of the
-machine that recorded them (tests/data/kernel_probe.py); elsewhere that test skips, saying so.
+A difference means a result, a report or the settings part of a fingerprint (which decides
+whether finished cells are re-run) changed. The fingerprints are pinned by their settings part
+only (:meth:`TrainConfig.cell_settings`): the whole fingerprint also covers the code that computes
+a cell, so it changes with every intended code change (``tests/test_code_digest.py`` tests that).
+The short cells are pinned per kind of machine (the probe of its floating-point kernels,
+tests/data/kernel_probe.py), each entry with the commit whose code recorded it; on a machine with
+no entry that test skips, saying so.
 """
 
 import importlib.util
@@ -34,10 +35,9 @@ def test_report_of_a_fixed_result_tree_is_pinned():
 
 def test_short_real_cells_are_pinned():
     import torch
-    skip_unless_recorded_here(PINNED["kernels"], f"the short cells (code of {PINNED['recorded_from']})",
-                              "tests/data/make_study_pins.py")
+    probe = skip_unless_recorded_here(PINNED["cells"], "the short cells", "tests/data/make_study_pins.py --add-cells")
     threads = torch.get_num_threads()
     try:
-        assert pins_mod.cells() == PINNED["cells"]
+        assert pins_mod.cells() == PINNED["cells"][probe]["results"]
     finally:
         torch.set_num_threads(threads)

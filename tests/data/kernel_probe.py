@@ -3,10 +3,10 @@
 Short trainings are bit-identical on one machine, but not across machines: the vectorised math
 (exp, log, pow, ...), the reduction order of sums and the BLAS kernels differ with the CPU, and a
 training step uses all of them (an AVX-512 Xeon and the machine of the first pins gave different
-short cells with the same torch wheel and the same code). The study pin file records this probe;
-where it differs the pinned cells are not expected to match and the study pin test skips with
-that reason instead of failing, unless ``MLABS_PINS_STRICT=1`` (then it fails: set it on the
-machine the pins belong to). The samplers' draw plans need no probe: they use exactly rounded
+short cells with the same torch wheel and the same code). The study pin file keeps the short
+cells per probe, one entry for each kind of machine they were recorded on; where this machine's
+probe has none the study pin test skips with that reason instead of failing, unless
+``MLABS_PINS_STRICT=1`` (then it fails: set it on a machine the pins belong to). The samplers' draw plans need no probe: they use exactly rounded
 arithmetic only and hold on every machine (tests/test_selection_pinned.py).
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from typing import Iterable
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,17 +54,18 @@ def kernel_probe() -> str:
         torch.set_num_threads(threads)
 
 
-def skip_unless_recorded_here(recorded: str, what: str, generator: str) -> None:
-    """Skip the calling test when this machine's probe is not ``recorded`` (fail under
-    ``MLABS_PINS_STRICT=1``): ``what`` was recorded elsewhere; ``generator`` re-records it."""
+def skip_unless_recorded_here(recorded: str | Iterable[str], what: str, generator: str) -> str:
+    """This machine's probe when it is (one of) ``recorded``; else skip the calling test (fail
+    under ``MLABS_PINS_STRICT=1``): ``what`` was recorded elsewhere; ``generator`` records it here."""
     import pytest
 
+    recorded = [recorded] if isinstance(recorded, str) else sorted(recorded)
     probe = kernel_probe()
-    if probe == recorded:
-        return
-    message = (f"{what} were recorded on a machine whose floating-point kernels differ from this one's "
-               f"(probe {recorded}, here {probe}); to check a change here, run {generator} with the code "
-               "before the change and compare")
+    if probe in recorded:
+        return probe
+    message = (f"{what} were recorded on machines whose floating-point kernels differ from this one's "
+               f"(probes {', '.join(recorded) or 'none'}; here {probe}); to check a change here, run "
+               f"{generator} with the code before the change and compare")
     if os.environ.get("MLABS_PINS_STRICT") == "1":
         pytest.fail(message)
     pytest.skip(message)

@@ -15,9 +15,14 @@ change of the results is intended. Three kinds of pins:
   of a fingerprint (data, code, library versions) is not pinned: it changes with every intended
   change of the code (``tests/test_code_digest.py`` tests what it covers).
 
-The cells depend on the machine's floating-point kernels: ``kernels`` records
-:func:`kernel_probe.kernel_probe` of the machine that wrote them (see ``kernel_probe.py``),
-``recorded_from`` the commit whose code they come from.
+The cells depend on the machine's floating-point kernels, so they are kept per
+:func:`kernel_probe.kernel_probe` (see ``kernel_probe.py``): ``cells`` maps each probe to the
+``results`` recorded on such a machine and ``recorded_from``, the commit whose code they come from.
+A full run keeps only this machine's entry (an intended change of the results makes the others
+stale: re-record them on their machines). ``--add-cells`` records this machine's entry and leaves
+everything else as it is: for a kind of machine without one, with the cells' code unchanged since
+the other entries were recorded (``python scripts/retrain_impact.py --since <their commit>`` says
+0 cells).
 """
 
 from __future__ import annotations
@@ -115,15 +120,26 @@ def report() -> dict:
     return out
 
 
-def build() -> dict:
+def cells_here() -> dict:
+    """``{probe: {"recorded_from": commit, "results": cells()}}`` for this machine."""
     from kernel_probe import kernel_probe  # tests/data is on sys.path (the script's folder; conftest)
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    return {"fingerprints": fingerprints(), "report": report(), "cells": cells(), "kernels": kernel_probe(),
-            "recorded_from": commit}
+    return {kernel_probe(): {"recorded_from": commit, "results": cells()}}
+
+
+def build() -> dict:
+    return {"fingerprints": fingerprints(), "report": report(), "cells": cells_here()}
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT / "src"))
-    PINS.write_text(json.dumps(build(), indent=1, sort_keys=True) + "\n")
+    if sys.argv[1:] == ["--add-cells"]:
+        pins = json.loads(PINS.read_text())
+        pins["cells"].update(cells_here())
+    elif not sys.argv[1:]:
+        pins = build()
+    else:
+        sys.exit("usage: python tests/data/make_study_pins.py [--add-cells]")
+    PINS.write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n")
     print(f"wrote {PINS}")
