@@ -8,7 +8,7 @@ prints, per data set and model:
 - the epoch at which validation macro-AUC first reaches 95 % of its best (mean over folds),
 - seconds per epoch: the training pass (``epoch_seconds`` of the cell's timing sidecar) and the
   whole epoch including evaluation and checkpointing (the sidecar's ``train_seconds`` / epochs
-  trained in that run); NaN for cells without a sidecar (restored by ``dvc pull``),
+  trained in that run); NaN for cells without a sidecar,
 
 next to reference numbers measured with other code or published (``REFERENCES`` below, with
 their sources). Finished cells are kept under ``--out`` and reused when the settings have not

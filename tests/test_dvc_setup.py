@@ -68,7 +68,7 @@ def test_every_cached_output_is_in_the_shipped_remote():
 
 def test_the_cell_store_and_its_timing_sidecars_are_in_git():
     """A stored cell's result and curves are committed (a fresh clone has them without training),
-    and so is its timing sidecar: the store writes it once, when the cell is stored, so a clone
+    and so is its timing sidecar: the store adds it once and never replaces it, so a clone
     rebuilds the same timing tables; kept only on the machine, it was lost with the machine."""
     import subprocess
 

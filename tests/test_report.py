@@ -52,8 +52,8 @@ def value(metric: str, dataset: str, model: str, method: str, fold: int) -> floa
 
 def write_cell(root: Path, dataset, model, method, fold, *, seed=0, se=2.0, batch=16, status="ok",
                metric_value=value, timing: bool = True) -> Path:
-    """A cell folder as training writes it; ``timing`` False leaves out the uncached timing sidecar
-    (a cell restored by ``dvc pull``)."""
+    """A cell folder as training writes it; ``timing`` False leaves out the timing sidecar (a cell
+    stored without one)."""
     name = method if method == "random" else f"{method}-se{se:g}"
     out = root / dataset / model / f"{name}-b{batch}" / f"fold{fold}-seed{seed}"
     out.mkdir(parents=True, exist_ok=True)
@@ -132,7 +132,7 @@ def test_machines_json_names_where_each_cell_ran_and_survives_a_pull(tmp_path):
     assert by_cell[cells[0][0]] == other and all(by_cell[k] == MACHINE for k, _ in cells[1:])
     assert "seconds" not in first.decode()
 
-    # a fresh clone restores the results without their sidecars: the records stay
+    # the same results without their sidecars (stored without them): the records stay
     for f in folders:
         (f / "timing.json").unlink()
     write_machines(cells, path)

@@ -248,13 +248,13 @@ def test_timing_table_without_sidecars_says_so_and_keeps_the_trained_fraction(tm
     table, timed, total = timing_table(results, tmp_path / "runs", report.collect_curves(tmp_path / "runs"))
     assert (timed, total) == (0, 2)
     table = table.set_index("method")
-    assert list(table["cells"]) == [0, 0] and table[["epoch_seconds", "ratio"]].isna().all().all()
+    assert list(table["timed_cells"]) == [0, 0] and table[["epoch_seconds", "ratio"]].isna().all().all()
     assert table.loc["infobatch", "trained_fraction"] == pytest.approx(0.75)
     fake_figures(monkeypatch)
     report.write_report(tmp_path / "runs", tmp_path / "out")
     text = (tmp_path / "out/tables/timing.md").read_text()
-    assert "Timings not available (cells restored without their timing sidecars): 0 of 2" in text
-    assert "| infobatch | 1 | 0 |" in text and "0.75" in text   # blocks, timed blocks, ..., trained fraction
+    assert "Timings not available (cells stored without their timing sidecars): 0 of 2" in text
+    assert "| infobatch | 1 | 0 | — | — | — | 0.75 |" in text   # blocks, timed blocks, ratios, trained fraction
 
 
 def test_timing_table_takes_the_median_over_the_timed_cells_only(tmp_path):
@@ -267,7 +267,7 @@ def test_timing_table_takes_the_median_over_the_timed_cells_only(tmp_path):
     table, timed, total = timing_table(report.collect_results(tmp_path), tmp_path)
     assert (timed, total) == (4, 6)
     table = table.set_index("method")
-    assert list(table.loc[["random", "adaptive"], "cells"]) == [2, 2]
+    assert list(table.loc[["random", "adaptive"], "timed_cells"]) == [2, 2]
     assert table.loc["random", "epoch_seconds"] == pytest.approx(0.15) and table.loc["adaptive", "ratio"] == pytest.approx(2.0)
     assert "Timed cells: 4 of 6" in timing_markdown(table.reset_index(), timed, total)
 
@@ -278,7 +278,7 @@ def test_only_the_timing_file_changes_when_the_sidecars_are_gone(tmp_path, monke
     out = tmp_path / "out"
     report.write_report(root, out)
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    for sidecar in root.rglob("timing.json"):   # a fresh clone restored with `dvc pull`
+    for sidecar in root.rglob("timing.json"):   # cells stored without their sidecars
         sidecar.unlink()
     report.write_report(root, out)
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}

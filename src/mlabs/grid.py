@@ -330,7 +330,8 @@ def _pace(done: Sequence[Cell], pairs: set[tuple[str, str]], spec: GridSpec,
           shapes: dict[str, tuple[int, int]]) -> tuple[int, float] | None:
     """How the finished cells of the (data set, model) ``pairs`` compare with their estimate, from
     their timing sidecars: (timed cells, measured / estimated seconds), None without any. A grid
-    that resumes on a busy or slower machine thus says how long it will really take."""
+    that resumes thus says how long the rest takes at the pace of its finished cells, which is
+    this machine's when they were trained here (the sidecars travel with the cells)."""
     cfg = spec.config
     measured = estimated = 0.0
     timed = 0

@@ -7,11 +7,10 @@ It imports neither torch nor the models (the report reads results without them);
 
 A finished cell folder holds ``result.json`` and ``curves.tsv``, which depend only on what the
 cell computed, and the sidecar ``timing.json``: how long the cell took and where it was computed
-(:func:`machine_record`). The sidecar is excluded from DVC's hash of the run folders (``.dvcignore``),
-so a rerun that computes the same numbers on another machine, or at another speed, changes no
-cached output. In the cell store (:mod:`mlabs.store`) it is committed with the cell and written
-once, when the cell is stored; results restored with ``dvc pull``, and cells stored without one,
-have none (:func:`load_timing` returns None there).
+(:func:`machine_record`). The first two are what the cell's key and the report's inputs are made
+of, so a rerun that computes the same numbers on another machine, or at another speed, changes
+neither. In the cell store (:mod:`mlabs.store`) the sidecar is committed with the cell, added once
+and never replaced; a cell stored without one has none (:func:`load_timing` returns None there).
 """
 
 from __future__ import annotations
@@ -169,8 +168,7 @@ def load_timing(directory: str | os.PathLike) -> dict | None:
     """The timing sidecar of a cell folder (:func:`write_timing`), or None when there is none.
 
     None also when the sidecar is unreadable or belongs to another result than the folder's
-    ``result.json`` (a different fingerprint): timings are then unavailable, never wrong. Results
-    restored with ``dvc pull`` have no sidecars (they are not cached).
+    ``result.json`` (a different fingerprint): timings are then unavailable, never wrong.
     """
     path = Path(directory) / TIMING_FILE
     try:

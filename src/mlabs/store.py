@@ -8,7 +8,10 @@ a cell is written there, atomically, the moment it finishes, so a stage stopped 
 finished cells, a commit publishes them, and a fresh clone has them without training.
 
 Beside them a cell folder may hold the timing sidecar ``timing.json`` (:data:`mlabs.results.TIMING_FILE`),
-also tracked in git: where and how fast the cell ran, written once, when the cell is stored.
+also tracked in git: where and how fast the cell ran, added once (with the cell, or later to a
+cell stored without one) and never replaced. The manifests leave it out of their digests, so a
+sidecar added later does not make a report stage stale: its timing tables pick it up when the
+stage next runs.
 
 A pipeline stage does not output the cells (two profiles may share one, and DVC refuses an output
 in two stages); it outputs a small *manifest* (:func:`write_manifest`): the cells it reports, each
@@ -136,7 +139,7 @@ def read_manifest(path: str | os.PathLike) -> list[dict]:
 def materialize(manifests: Iterable[str | os.PathLike], store: CellStore, out: str | os.PathLike) -> Path:
     """Lay out the cells of ``manifests`` as a result tree under ``out`` (emptied first).
 
-    A finished cell's files (and its timing sidecar, where this machine has one) are copied from
+    A finished cell's files (and its timing sidecar, where the store has one) are copied from
     the store; a failed cell gets its failure record as ``result.json``. A manifest that does not
     exist contributes no cell (a stage that has not run, as an absent result folder did); a
     finished cell missing from the store (a manifest committed without its cells) raises

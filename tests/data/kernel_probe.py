@@ -6,8 +6,9 @@ training step uses all of them (an AVX-512 Xeon and the machine of the first pin
 short cells with the same torch wheel and the same code). The study pin file keeps the short
 cells per probe, one entry for each kind of machine they were recorded on; where this machine's
 probe has none the study pin test skips with that reason instead of failing, unless
-``MLABS_PINS_STRICT=1`` (then it fails: set it on a machine the pins belong to). The samplers' draw plans need no probe: they use exactly rounded
-arithmetic only and hold on every machine (tests/test_selection_pinned.py).
+``MLABS_PINS_STRICT=1`` (then it fails: set it on a machine the pins belong to). The samplers'
+draw plans need no probe: they use exactly rounded arithmetic only and hold on every machine
+(tests/test_selection_pinned.py).
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ A full run keeps only this machine's entry (an intended change of the results ma
 stale: re-record them on their machines). ``--add-cells`` records this machine's entry and leaves
 everything else as it is: for a kind of machine without one, with the cells' code unchanged since
 the other entries were recorded (``python scripts/retrain_impact.py --since <their commit>`` says
-0 cells).
+0 cells). ``--report`` re-records the report and fingerprint pins only, keeping every cell entry:
+for an intended change of the report or of the params layout that computes no cell differently.
 """
 
 from __future__ import annotations
@@ -137,9 +138,11 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--add-cells"]:
         pins = json.loads(PINS.read_text())
         pins["cells"].update(cells_here())
+    elif sys.argv[1:] == ["--report"]:
+        pins = {**json.loads(PINS.read_text()), "fingerprints": fingerprints(), "report": report()}
     elif not sys.argv[1:]:
         pins = build()
     else:
-        sys.exit("usage: python tests/data/make_study_pins.py [--add-cells]")
+        sys.exit("usage: python tests/data/make_study_pins.py [--add-cells | --report]")
     PINS.write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n")
     print(f"wrote {PINS}")

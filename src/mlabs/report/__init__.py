@@ -218,7 +218,8 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         # only the raw data): stop before writing anything
         lacking = unprepared(prepared_dir, datasets or [])
         if lacking or not Path(prepared_dir).is_dir():
-            missing = ", ".join(str(prepared_file(prepared_dir, ds)) for ds in lacking) or str(prepared_dir)
+            missing = (str(prepared_dir) if not Path(prepared_dir).is_dir()
+                       else ", ".join(str(prepared_file(prepared_dir, ds)) for ds in lacking))
             raise FileNotFoundError(f"prepared data not found: {missing}; restore it with `make pull` (or run the "
                                     "pipeline), or pass prepared_dir=None for a report without label "
                                     "correlation and imbalance weights")

@@ -60,7 +60,7 @@ _VS_REWEIGHT = ("hard_only", "imbalance_only", "adaptive", "exact_rank", "imbala
 #: share of distinct samples derived here from ``distinct_drawn``
 STRENGTH_COLUMNS = ("p_ratio", "kl_uniform", "distinct_share", "drawn_fraction")
 #: the text of the timing table when no reported cell has a timing sidecar
-TIMING_UNAVAILABLE = "timings not available (cells restored without their timing sidecars)"
+TIMING_UNAVAILABLE = "timings not available (cells stored without their timing sidecars)"
 #: what the data-set table's imbalance-weight columns hold: prefix -> ``normalise`` of imbalance_weights
 _WEIGHT_KINDS = {"imb_w": True, "imb_w_raw": False}
 
@@ -280,7 +280,7 @@ def timing_table(results: pd.DataFrame, results_root: str | Path,
 
     Per cell, the mean of ``epoch_seconds`` (:func:`mlabs.results.load_timing`) over the selection
     epochs (after the warm-up); per (data set, model, method) the median over its cells that have a
-    sidecar (``cells`` counts them; NaN where none has); ``ratio`` = that median / random's of the
+    sidecar (``timed_cells`` counts them; NaN where none has); ``ratio`` = that median / random's of the
     same data set and model. ``trained_fraction`` is the mean over the block's selection epochs of
     ``drawn_fraction`` from the curves (samples trained on per epoch / N; InfoBatch's saving), which
     does not depend on the machine and is there whether or not the cells were timed.
@@ -288,12 +288,12 @@ def timing_table(results: pd.DataFrame, results_root: str | Path,
     Returns
     -------
     table : pandas.DataFrame
-        ``dataset, model, method, cells, epoch_seconds, ratio, trained_fraction``, one row per block
+        ``dataset, model, method, timed_cells, epoch_seconds, ratio, trained_fraction``, one row per block
         with finished cells; empty when there is none.
     timed, total : int
         Finished cells with a usable sidecar, and finished cells.
     """
-    columns = ["dataset", "model", "method", "cells", "epoch_seconds", "ratio", "trained_fraction"]
+    columns = ["dataset", "model", "method", "timed_cells", "epoch_seconds", "ratio", "trained_fraction"]
     ok = finished_cells(results)
     if ok.empty:
         return pd.DataFrame(columns=columns), 0, 0
@@ -306,7 +306,7 @@ def timing_table(results: pd.DataFrame, results_root: str | Path,
                      "seconds": float(np.mean(seconds)) if seconds else np.nan})
     cells = pd.DataFrame(rows)
     # "count" and "median" skip the cells without a sidecar
-    table = cells.groupby(["dataset", "model", "method"]).agg(cells=("seconds", "count"),
+    table = cells.groupby(["dataset", "model", "method"]).agg(timed_cells=("seconds", "count"),
                                                               epoch_seconds=("seconds", "median")).reset_index()
     base = table[table["method"] == BASELINE].set_index(["dataset", "model"])["epoch_seconds"]
     table["ratio"] = table["epoch_seconds"].to_numpy() / base.reindex(
@@ -330,16 +330,17 @@ def timing_markdown(table: pd.DataFrame, timed: int, total: int) -> str:
             "these numbers depend on the machine and its load, differ between machines, and are absent for "
             "cells without a sidecar (docs/statistics.md). Per cell the mean wall time of a selection "
             "epoch (training pass only: after the warm-up, without evaluation); per data set and model the "
-            "median over its timed cells (`cells`); `ratio` = that / random's. `trained_fraction` = samples "
+            "median over its timed cells (`timed_cells`); `ratio` = that / random's. `trained_fraction` = samples "
             "trained on per selection epoch / N (from the curves, not machine-dependent: below 1 where "
             "InfoBatch prunes).\n\n")
+    fractions = not table.empty and table["trained_fraction"].notna().any()
     timed_line = (f"Timed cells: {timed} of {total} finished." if timed else
                   f"{TIMING_UNAVAILABLE[0].upper()}{TIMING_UNAVAILABLE[1:]}: 0 of {total} finished cells have one"
-                  + ("; the trained fractions below come from the curves." if total else "."))
+                  + ("; the trained fractions below come from the curves." if fractions else "."))
     if table.empty:
         return head + timed_line + "\n"
     summary = (table.groupby("method", sort=False)
-               .agg(blocks=("method", "size"), timed_blocks=("ratio", "count"), median_ratio=("ratio", "median"),
+               .agg(blocks=("method", "size"), timed_blocks=("epoch_seconds", "count"), median_ratio=("ratio", "median"),
                     min_ratio=("ratio", "min"), max_ratio=("ratio", "max"),
                     trained_fraction=("trained_fraction", "mean")).reset_index())
     return (head + timed_line + "\n\n## Per method (over data sets and models)\n\n"

@@ -1,15 +1,15 @@
 """Where the reported cells were computed: the committed summary of their timing sidecars.
 
 Each cell's machine record lives in its timing sidecar (:func:`mlabs.results.load_timing`), which
-is neither cached by DVC nor committed, so that a rerun on another machine changes no tracked
-file. ``reports/machines.json`` is the part of it that may be committed: every distinct machine
+is not cached by DVC (in the cell store it is committed with the cell, :mod:`mlabs.store`).
+``reports/machines.json`` is the part of it the report commits: every distinct machine
 record once (CPU model, torch CPU capability, threads, Python, torch and numpy versions, device;
 no host name, no time), named by a digest of its content, and per cell the record that computed
 it and a digest of the cell's ``result.json``. The same results computed on machines of the
 same kind therefore give the same file, and ``scripts/compare_runs.py`` can say whether two
 committed runs came from the same kind of machine.
 
-A cell without a sidecar (restored by ``dvc pull`` and not retrained) keeps the record that the
+A cell without a sidecar (stored without one, or restored by ``dvc pull``) keeps the record that the
 previous summary gave the same result (same digest), and is ``null`` (unknown) otherwise.
 """
 
@@ -39,7 +39,7 @@ def machine_summary(cells: Iterable[tuple[str, str | os.PathLike]], previous: di
     cells : iterable of (str, path)
         Each cell's key (its folder as the project names it, e.g.
         ``artifacts/runs/emotions/dela/random-b64/fold0-seed0``) and its folder on disk, which
-        holds ``result.json`` and, if it was trained here, the timing sidecar.
+        holds ``result.json`` and, where the cell has one, the timing sidecar.
     previous : dict, optional
         The summary written before, whose records are kept for cells that have no sidecar now
         but the same ``result.json``.

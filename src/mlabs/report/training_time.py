@@ -12,7 +12,7 @@ validation and checkpoints): the sidecar's ``train_seconds``, which covers the c
 A cell resumed after an interruption is scaled from that run to all its selection epochs by their
 training-pass seconds (``epoch_seconds``, kept across resumes): the time of an uninterrupted run,
 without the work an interruption lost. Like every timing, these numbers depend on the machine and
-its load and are absent for cells restored by ``dvc pull``.
+its load and are absent for cells stored without a timing sidecar.
 """
 
 from __future__ import annotations
