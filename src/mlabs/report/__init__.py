@@ -216,11 +216,10 @@ def write_report(results_root: str | Path, out_dir: str | Path, *, sensitivity_r
         # without the prepared folds the data-set table and the characteristics lose columns but
         # the report would still look complete (a notebook run after `make lab`, which restores
         # only the raw data): stop before writing anything
-        lacking = unprepared(prepared_dir, datasets or [])
-        if lacking or not Path(prepared_dir).is_dir():
-            missing = (str(prepared_dir) if not Path(prepared_dir).is_dir()
-                       else ", ".join(str(prepared_file(prepared_dir, ds)) for ds in lacking))
-            raise FileNotFoundError(f"prepared data not found: {missing}; restore it with `make pull` (or run the "
+        missing = ([str(prepared_dir)] if not Path(prepared_dir).is_dir() else
+                   [str(prepared_file(prepared_dir, ds)) for ds in unprepared(prepared_dir, datasets or [])])
+        if missing:
+            raise FileNotFoundError(f"prepared data not found: {', '.join(missing)}; restore it with `make pull` (or run the "
                                     "pipeline), or pass prepared_dir=None for a report without label "
                                     "correlation and imbalance weights")
     out = Path(out_dir)

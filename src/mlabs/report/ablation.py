@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..results import load_timing
-from .collect import CELL_COLUMNS, finished_cells, prepared_file, unprepared
+from .collect import CELL_COLUMNS, finished_cells, prepared_file
 from .conventions import BASELINE, method_order, tie_margin
 from .statistics import POOLED, dataset_means, format_p, verdict_table
 
@@ -60,7 +60,7 @@ _VS_REWEIGHT = ("hard_only", "imbalance_only", "adaptive", "exact_rank", "imbala
 #: share of distinct samples derived here from ``distinct_drawn``
 STRENGTH_COLUMNS = ("p_ratio", "kl_uniform", "distinct_share", "drawn_fraction")
 #: the text of the timing table when no reported cell has a timing sidecar
-TIMING_UNAVAILABLE = "timings not available (cells stored without their timing sidecars)"
+TIMING_UNAVAILABLE = "Timings not available (cells stored without their timing sidecars)"
 #: what the data-set table's imbalance-weight columns hold: prefix -> ``normalise`` of imbalance_weights
 _WEIGHT_KINDS = {"imb_w": True, "imb_w_raw": False}
 
@@ -110,9 +110,11 @@ def imbalance_weight_table(prepared_dir: str | Path, datasets: Sequence[str], k_
 
     columns = [f"{prefix}_{stat}" for prefix in _WEIGHT_KINDS for stat in ("share_above_1", "mean", "p90", "max")]
     rows = {}
-    lacking = unprepared(prepared_dir, datasets)
-    for name in (ds for ds in datasets if ds not in lacking):
-        split = fold_split(load_prepared(prepared_file(prepared_dir, name)), fold)
+    for name in datasets:
+        path = prepared_file(prepared_dir, name)
+        if not path.is_file():  # left out, as the docstring says
+            continue
+        split = fold_split(load_prepared(path), fold)
         row = {}
         for prefix, normalise in _WEIGHT_KINDS.items():
             w = imbalance_weights(split.X_train, split.Y_train, k=k_neighbors, normalise=normalise)
@@ -335,7 +337,7 @@ def timing_markdown(table: pd.DataFrame, timed: int, total: int) -> str:
             "InfoBatch prunes).\n\n")
     fractions = not table.empty and table["trained_fraction"].notna().any()
     timed_line = (f"Timed cells: {timed} of {total} finished." if timed else
-                  f"{TIMING_UNAVAILABLE[0].upper()}{TIMING_UNAVAILABLE[1:]}: 0 of {total} finished cells have one"
+                  f"{TIMING_UNAVAILABLE}: 0 of {total} finished cells have one"
                   + ("; the trained fractions below come from the curves." if fractions else "."))
     if table.empty:
         return head + timed_line + "\n"
