@@ -22,8 +22,6 @@ import pandas as pd
 
 from mlabs.report.tables import _best_mask, to_markdown
 
-MODELS = {"c2ae": "C2AE", "clif": "CLIF", "dela": "DELA", "mpvae": "MPVAE", "paca": "PACA"}
-
 
 def overview(reports: list[Path], metric: str = "macro_auc") -> pd.DataFrame:
     """Data set x (model, method) table of mean strings, bold where best within its model."""
@@ -44,7 +42,8 @@ def overview(reports: list[Path], metric: str = "macro_auc") -> pd.DataFrame:
         best = _best_mask(means, metric)
         for method in means.columns:
             text = [f"**{v:.4f}**" if b else f"{v:.4f}" for v, b in zip(means[method], best[method])]
-            out[f"{MODELS.get(model, model)} {method}"] = pd.Series(text, index=means.index)
+            # the registry names upper-cased are the paper's model names (c2ae -> C2AE)
+            out[f"{model.upper()} {method}"] = pd.Series(text, index=means.index)
     return out.fillna("training").rename_axis("data set").reset_index()
 
 
