@@ -152,6 +152,26 @@ def test_a_resuming_grid_sets_the_pace_of_its_finished_cells_beside_the_estimate
     assert "finished cells of these data sets" not in capsys.readouterr().out
 
 
+def test_the_estimate_counts_only_the_epochs_a_resuming_cell_has_left(tmp_path, prepared_dir, interrupt_training):
+    """A cell stopped at epoch 5 of 6 (1 warm-up) keeps epochs 2-4 in its checkpoint: 2 of its 5
+    selection epochs are left, and the estimate and its line say so; an unreadable checkpoint
+    counts as none (training then reports it)."""
+    config = TrainConfig(epochs=6, warmup_epochs=1, lr=1e-3, checkpoint_seconds=0)
+    spec = GridSpec(str(prepared_dir), str(tmp_path / "warmup"), str(tmp_path / "runs"), config)
+    cut, fresh = (Cell("emotions", "c2ae", "random", fold=f, seed=0) for f in (0, 1))
+    interrupt_training(cut, grid_mod._split(spec.prepared_path("emotions"), 0), config, spec.warmup_root,
+                       spec.out_root, epoch=5)
+    broken = cell_dir(spec.out_root, fresh) / "resume.pt"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not a checkpoint")
+    assert grid_mod._checkpoint_epoch(cut, spec) == 4 and grid_mod._checkpoint_epoch(fresh, spec) == 0
+    _, whole = grid_mod._estimate([fresh], [], [], spec, "local", 1)
+    line, left = grid_mod._estimate([cut], [], [], spec, "local", 1)
+    assert left == pytest.approx(whole * 2 / 5)
+    assert "grid: 1 cells (1 resuming from a checkpoint) and 0 warm-ups to train" in line
+    assert "resuming" not in grid_mod._estimate([fresh], [], [], spec, "local", 1)[0]
+
+
 def test_grid_prints_what_it_trains_and_a_time_estimate_before_starting():
     from mlabs.cost import describe_elapsed, describe_estimate, epoch_seconds, estimate_seconds
 

@@ -183,8 +183,8 @@ def test_a_train_stage_killed_midway_keeps_its_cells_and_its_rerun_trains_only_t
     proc = train(tmp_path / "second.log")
     _, err = proc.communicate(timeout=170)
     assert proc.returncode == 0, err.decode()[-2000:]
-    note = re.search(r"grid: (\d+) cells and \d+ warm-ups to train \((\d+) cells? already finished\)",
-                     (tmp_path / "second.log").read_text())
+    note = re.search(r"grid: (\d+) cells(?: \(\d+ resuming from a checkpoint\))? and \d+ warm-ups to train "
+                     r"\((\d+) cells? already finished\)", (tmp_path / "second.log").read_text())
     assert note and (int(note[1]), int(note[2])) == (3 - kept, kept)
     entries = read_manifest(tmp_path / "reports/cells/emotions-dela.json")
     assert len(entries) == 3 and all(CellStore(store).has(e["key"]) for e in entries) and stored() == 3

@@ -119,14 +119,16 @@ def _duration(seconds: float) -> str:
 
 
 def describe_estimate(n_cells: int, n_warmups: int, n_done: int, seconds: float, slots: int,
-                      executor: str, pace: tuple[int, float] | None = None) -> str:
+                      executor: str, pace: tuple[int, float] | None = None, n_resuming: int = 0) -> str:
     """One line: what will be trained and roughly how long it takes; with ``pace`` (finished
     cells, measured / estimated), also how long at the pace those cells had where they were
-    trained (their timing sidecars)."""
+    trained (their timing sidecars); ``n_resuming`` of the cells resume from a checkpoint (the
+    estimate counts only the epochs they have left)."""
     where = (f"{slots} local slot{'s' if slots != 1 else ''}" if executor == "local"
              else "one slot (divide by the number of cells the Ray cluster runs at once)")
-    line = (f"grid: {n_cells} cells and {n_warmups} warm-ups to train ({n_done} cell{'s' if n_done != 1 else ''} "
-            f"already finished); "
+    resuming = f" ({n_resuming} resuming from a checkpoint)" if n_resuming else ""
+    line = (f"grid: {n_cells} cells{resuming} and {n_warmups} warm-ups to train "
+            f"({n_done} cell{'s' if n_done != 1 else ''} already finished); "
             f"roughly {_duration(seconds)} on {where} (mlabs.cost; a CPU estimate, for planning)")
     if pace is None:
         return line

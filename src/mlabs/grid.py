@@ -317,13 +317,33 @@ def _estimate(cell_todo: list[Cell], warm_todo: list[Cell], done: Sequence[Cell]
             shapes[ds] = training_shape(len(prepared.Y), prepared.n_folds, prepared.Y.shape[1])
         except Exception:  # noqa: BLE001 - a missing file is reported by the cell itself
             shapes[ds] = (1000, 10)
-    tasks = [(c.dataset, c.model, max(cfg.epochs - cfg.warmup_epochs, 1), *shapes[c.dataset]) for c in cell_todo]
+    # a cell that resumes from its checkpoint trains only the epochs after it
+    trained = {c: max(cfg.epochs - max(cfg.warmup_epochs, _checkpoint_epoch(c, spec)), 1) for c in cell_todo}
+    tasks = [(c.dataset, c.model, trained[c], *shapes[c.dataset]) for c in cell_todo]
     tasks += [(c.dataset, c.model, cfg.warmup_epochs, *shapes[c.dataset]) for c in warm_todo]
     slots = (n_jobs or os.cpu_count() or 1) if executor == "local" else 1
     slots = max(min(slots, len(tasks)), 1)     # a slot without a task neither helps nor is used
     seconds = estimate_seconds(tasks, slots)
     pace = _pace(done, {(c.dataset, c.model) for c in cell_todo}, spec, shapes)
-    return describe_estimate(len(cell_todo), len(warm_todo), len(done), seconds, slots, executor, pace), seconds
+    resuming = sum(n < cfg.epochs - cfg.warmup_epochs for n in trained.values())
+    return describe_estimate(len(cell_todo), len(warm_todo), len(done), seconds, slots, executor, pace,
+                             resuming), seconds
+
+
+def _checkpoint_epoch(cell: Cell, spec: GridSpec) -> int:
+    """The last epoch in the resume checkpoint of ``cell`` (``resume.pt`` in its folder under the
+    output root, where :func:`mlabs.training.train_cell` keeps it), 0 without one. For the
+    estimate only: a checkpoint that cannot be read counts as none, and training then says what
+    is wrong with it."""
+    path = cell_dir(spec.out_root, cell, getattr(spec.config, "selection", None)) / "resume.pt"
+    if not path.is_file():
+        return 0
+    import torch   # loaded already where cells train; mmap reads the epoch without the weights
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["epoch"])
+    except Exception:  # noqa: BLE001 - see above
+        return 0
 
 
 def _pace(done: Sequence[Cell], pairs: set[tuple[str, str]], spec: GridSpec,
