@@ -191,7 +191,7 @@ def test_grid_prints_what_it_trains_and_a_time_estimate_before_starting():
     assert "h on" in describe_estimate(1, 0, 0, 7200, 1, "local")
     # the line names the slots that get a task, not every core
     three = [Cell("emotions", "dela", "random", fold=f) for f in range(3)]
-    config = type("Config", (), {"epochs": 10, "warmup_epochs": 3})()
+    config = type("Config", (), {"epochs": 10, "warmup_epochs": 3, "selection": None})()
     line, _ = grid_mod._estimate(three, [], [], GridSpec("no-such-dir", "w", "r", config), "local", 16)
     assert "on 3 local slots" in line
     assert describe_elapsed(10, 2, 300, 600) == \

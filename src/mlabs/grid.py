@@ -335,7 +335,7 @@ def _checkpoint_epoch(cell: Cell, spec: GridSpec) -> int:
     output root, where :func:`mlabs.training.train_cell` keeps it), 0 without one. For the
     estimate only: a checkpoint that cannot be read counts as none, and training then says what
     is wrong with it."""
-    path = cell_dir(spec.out_root, cell, getattr(spec.config, "selection", None)) / "resume.pt"
+    path = cell_dir(spec.out_root, cell, spec.config.selection) / "resume.pt"
     if not path.is_file():
         return 0
     import torch   # loaded already where cells train; mmap reads the epoch without the weights
