@@ -131,16 +131,22 @@ def _is_done(cell: Cell, spec: GridSpec, warmup_only: bool) -> bool:
         return meta.get("config") == spec.config.warmup_fingerprint(cell.model, digest)
     if spec.store is not None:
         return spec.cell_store.has(CellStore.key(cell, _fingerprint(cell, spec)))
-    result = load_result(cell_dir(spec.out_root, cell, spec.config.selection))
+    result = load_result(_work_dir(cell, spec))
     if result is None or result.get("status") != "ok":
         return False
     return is_done(result, _fingerprint(cell, spec))
 
 
+def _work_dir(cell: Cell, spec: GridSpec) -> Path:
+    """The folder of ``cell`` under the output root: its resume checkpoint, and its result when
+    there is no store."""
+    return cell_dir(spec.out_root, cell, spec.config.selection)
+
+
 def _result_dir(cell: Cell, spec: GridSpec) -> Path:
     """Where a finished cell's result lies: its folder in the store, or in the output root."""
     if spec.store is None:
-        return cell_dir(spec.out_root, cell, spec.config.selection)
+        return _work_dir(cell, spec)
     return spec.cell_store.path(CellStore.key(cell, _fingerprint(cell, spec)))
 
 
@@ -335,13 +341,13 @@ def _checkpoint_epoch(cell: Cell, spec: GridSpec) -> int:
     output root, where :func:`mlabs.training.train_cell` keeps it), 0 without one. For the
     estimate only: a checkpoint that cannot be read counts as none, and training then says what
     is wrong with it."""
-    path = cell_dir(spec.out_root, cell, spec.config.selection) / "resume.pt"
+    path = _work_dir(cell, spec) / "resume.pt"
     if not path.is_file():
         return 0
     import torch   # loaded already where cells train; mmap reads the epoch without the weights
 
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["epoch"])
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"])
     except Exception:  # noqa: BLE001 - see above
         return 0
 
